@@ -1,0 +1,29 @@
+"""nngsec: end-to-end, per-message security for NNG (pynng) messaging.
+
+Declare who may talk to whom in a YAML policy, attach it to ordinary pynng sockets, and
+validate whole deployments offline. See ``docs/`` for the wire format and threat model.
+"""
+
+from ._errors import KeystoreError, NngsecError, PolicyError, Problem, Rejected
+from ._keys._identity import IdentityKey, PublicIdentity
+from ._keys._keystore import Keystore
+from ._node import Node
+from ._policy._load import load_policy
+from ._policy._policy import Policy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "IdentityKey",
+    "Keystore",
+    "KeystoreError",
+    "NngsecError",
+    "Node",
+    "Policy",
+    "PolicyError",
+    "Problem",
+    "PublicIdentity",
+    "Rejected",
+    "__version__",
+    "load_policy",
+]

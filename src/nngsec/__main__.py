@@ -1,0 +1,5 @@
+import sys
+
+from nngsec._cli import main
+
+sys.exit(main())

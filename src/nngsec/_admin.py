@@ -1,0 +1,211 @@
+"""Administrative operations behind ``nngsec sign``, ``rotate`` and ``revoke``.
+
+Each is a function with explicit inputs (time and randomness injectable) returning what
+it did, so the command line stays a thin layer and tests can drive the same code.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._atomic import write_atomic
+from ._errors import PolicyError, Problem
+from ._keys._channel_keys import ChannelKeyFile, Kind
+from ._keys._files import read_secret_file
+from ._policy._edit import add_revoked
+from ._policy._load import load_policy, parse_policy
+from ._policy._policy import Policy, channel_keys_path, signature_path
+from ._policy._signing import sign_files
+
+__all__ = ["RevokeResult", "RotateResult", "revoke", "rotate", "sign"]
+
+DEFAULT_GRACE = 3600.0
+
+
+@dataclass(frozen=True)
+class RotateResult:
+    keys_path: Path
+    rotated: dict[str, int] = field(default_factory=dict)  # channel -> new epoch
+    sealed_to: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    signature_stale: bool = False
+
+
+@dataclass(frozen=True)
+class RevokeResult:
+    identity: str
+    version: int
+    rotation: RotateResult
+    not_rotatable: tuple[str, ...]  # channels it could read whose keys are not channel keys
+
+
+def _channels_needing_keys(policy: Policy) -> dict[str, Kind]:
+    kinds: dict[str, Kind] = {}
+    for channel in policy.channels:
+        kind = policy.channel_key_kind(channel)
+        if kind is not None:
+            kinds[channel] = kind
+    return kinds
+
+
+def rotate(
+    policy_path: str | Path,
+    channels: Iterable[str] = (),
+    *,
+    grace: float = DEFAULT_GRACE,
+    now: float | None = None,
+    random: Callable[[int], bytes] = os.urandom,
+    _policy: Policy | None = None,
+) -> RotateResult:
+    """Start a new key epoch for ``channels`` (every channel that needs keys when empty).
+
+    The new epoch is sealed to every entitled identity that is not revoked; the previous
+    epoch stays readable for ``grace`` seconds. The file is written atomically.
+    """
+    policy_path = Path(policy_path)
+    policy = _policy or load_policy(policy_path)
+    kinds = _channels_needing_keys(policy)
+    wanted = list(dict.fromkeys(channels))
+    for channel in wanted:
+        if channel not in policy.channels:
+            raise PolicyError(
+                Problem(
+                    f"no channel {channel!r} in the policy",
+                    str(policy_path),
+                    hint=f"channels are: {', '.join(policy.channels) or 'none'}",
+                )
+            )
+        if channel not in kinds:
+            raise PolicyError(
+                Problem(
+                    f"channel {channel!r} needs no channel keys "
+                    "(its keys come from identity keys, or it has no secret)",
+                    str(policy_path),
+                    field=f"channels.{channel}",
+                    hint="to cut someone off such a channel, revoke or remove the identity",
+                )
+            )
+    targets = wanted or list(kinds)
+    keys_path = channel_keys_path(policy_path)
+    existing = ChannelKeyFile.load(keys_path)
+    if existing is not None and existing.model.policy != policy.name:
+        raise PolicyError(
+            Problem(
+                f"the channel-key file belongs to policy {existing.model.policy!r}, "
+                f"not {policy.name!r}",
+                str(keys_path),
+                hint="move the file away, or rename the policy back",
+            )
+        )
+    holders = {
+        channel: [
+            (name, policy.identities[name].box_key)
+            for name in sorted(policy.key_holders(channel))
+            if not policy.is_revoked(name)
+        ]
+        for channel in targets
+    }
+    new = ChannelKeyFile.rotate(
+        existing,
+        policy_name=policy.name,
+        path=keys_path,
+        kinds=kinds,
+        holders=holders,
+        rotate=targets,
+        now=time.time() if now is None else now,
+        grace=grace,
+        random=random,
+    )
+    changed = existing is None or new.raw != existing.raw
+    if changed and (targets or existing is not None):
+        new.save()
+    return RotateResult(
+        keys_path=keys_path,
+        rotated={c: new.model.channels[c].epochs[0].epoch for c in targets},
+        sealed_to={c: tuple(n for n, _ in holders[c]) for c in targets},
+        signature_stale=changed and signature_path(policy_path).exists(),
+    )
+
+
+def revoke(
+    policy_path: str | Path,
+    identity: str,
+    *,
+    grace: float = DEFAULT_GRACE,
+    now: float | None = None,
+    random: Callable[[int], bytes] = os.urandom,
+) -> RevokeResult:
+    """List ``identity`` as revoked (raising ``version``) and rotate what it could read.
+
+    The channel keys are rotated first and the policy written second: a crash in between
+    leaves new keys the revoked identity cannot open and the old policy, never a policy
+    that claims revocation while the keys still reach the revoked identity.
+    """
+    policy_path = Path(policy_path)
+    policy = load_policy(policy_path)
+    if identity not in policy.identities:
+        raise PolicyError(
+            Problem(
+                f"no identity {identity!r} in the policy",
+                str(policy_path),
+                field="identities",
+                hint=f"identities are: {', '.join(policy.identities) or 'none'}",
+            )
+        )
+    if policy.is_revoked(identity):
+        raise PolicyError(
+            Problem(
+                f"{identity!r} is already revoked",
+                str(policy_path),
+                field="revoked",
+                hint=f"to cut it off again, rotate: nngsec rotate {policy_path}",
+            )
+        )
+    text = policy.source.decode("utf-8")
+    edited_text = add_revoked(text, str(policy_path), identity)
+    edited = parse_policy(edited_text, str(policy_path), file=policy_path)
+    readable = policy.readable_by(identity)
+    to_rotate = [c for c in readable if identity in edited.key_holders(c)]
+    rotation = (
+        rotate(policy_path, to_rotate, grace=grace, now=now, random=random, _policy=edited)
+        if to_rotate
+        else RotateResult(keys_path=channel_keys_path(policy_path))
+    )
+    write_atomic(policy_path, edited_text.encode("utf-8"), mode=_mode_of(policy_path))
+    return RevokeResult(
+        identity=identity,
+        version=edited.version,
+        rotation=rotation,
+        not_rotatable=tuple(c for c in readable if c not in to_rotate),
+    )
+
+
+def _mode_of(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def sign(policy_path: str | Path, key_file: str | Path) -> tuple[Path, str]:
+    """Sign the policy and its channel-key file; returns (signature path, signer key id)."""
+    policy_path = Path(policy_path)
+    policy = load_policy(policy_path)  # never sign a policy that does not load
+    key = read_secret_file(Path(key_file))
+    keys_path = channel_keys_path(policy_path)
+    keys_bytes = keys_path.read_bytes() if keys_path.exists() else None
+    if keys_bytes is not None:
+        ChannelKeyFile.parse(keys_bytes.decode("utf-8", "replace"), keys_path)
+    target = signature_path(policy_path)
+    sign_files(
+        target,
+        policy_bytes=policy.source,
+        keys_bytes=keys_bytes,
+        key=key,
+        comment=(
+            f"policy: {policy.name} (version {policy.version}); channel keys: "
+            f"{keys_path.name if keys_bytes is not None else 'none'}\n"
+            f"signer key id: {key.key_id.hex()}"
+        ),
+    )
+    return target, key.key_id.hex()

@@ -1,0 +1,121 @@
+"""Turning pydantic validation errors into positioned, readable problems.
+
+Shared by every file format nngsec reads (policies, channel-key files, topologies): each
+error becomes a :class:`Problem` at the ``file:line:column`` of the field, saying what was
+found, what was expected, and a hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import ErrorDetails
+
+from ._errors import Problem
+from ._yaml import Loc, YamlDocument
+
+__all__ = ["NAME_RULE", "pydantic_problems"]
+
+NAME_RULE = "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
+
+_TYPE_NAMES = {
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def short(value: Any) -> str:
+    """``repr`` of a value, cut to fit in a one-line message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _clean_loc(raw: tuple[int | str, ...], union_tags: frozenset[str]) -> tuple[Loc, bool]:
+    """Drop pydantic's union tags from a loc; say whether it points at a mapping key."""
+    loc: list[str | int] = []
+    is_key = False
+    for part in raw:
+        if part == "[key]":
+            is_key = True
+        elif isinstance(part, str) and part in union_tags:
+            continue
+        else:
+            loc.append(part)
+    return tuple(loc), is_key
+
+
+def pydantic_problems(
+    doc: YamlDocument,
+    errors: list[ErrorDetails],
+    model: type[BaseModel],
+    *,
+    union_tags: frozenset[str] = frozenset(),
+    allowed_fields: Callable[[Loc], list[str]] | None = None,
+    name_max: int = 64,
+) -> Iterator[tuple[Problem, str]]:
+    """Each error as a positioned problem, with pydantic's error type (for callers' hints).
+
+    ``union_tags`` are discriminator values pydantic puts into locs (removed);
+    ``allowed_fields(loc)`` lists the fields of the mapping at ``loc`` for "did you mean".
+    """
+    for error in errors:
+        loc, is_key = _clean_loc(error["loc"], union_tags)
+        kind = error["type"]
+        value = error.get("input")
+        ctx: dict[str, Any] = dict(error.get("ctx") or {})
+        field = str(loc[-1]) if loc else ""
+        hint = ""
+        at_key = is_key
+        if kind == "extra_forbidden":
+            allowed = allowed_fields(loc[:-1]) if allowed_fields else []
+            if not allowed and not loc[:-1]:
+                allowed = list(model.model_fields)
+            message = f"unknown field {field!r}"
+            close = difflib.get_close_matches(field, allowed, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?" if close else "remove it; unknown fields are errors"
+            )
+            at_key = True
+        elif kind == "missing":
+            message = f"missing required field {field!r}"
+            hint = "add it"
+            at_key = True
+        elif kind in ("union_tag_not_found", "union_tag_invalid"):
+            discriminator = str(ctx.get("discriminator", "")).strip("'")
+            expected = str(ctx.get("expected_tags", "")).replace("'", "")
+            if kind == "union_tag_not_found":
+                message = f"missing required field {discriminator!r}"
+                hint = f"add {discriminator}: one of {expected}" if expected else "add it"
+            else:
+                got = ctx.get("tag", value)
+                message = f"unknown {discriminator} {got!r}, expected one of {expected}"
+                close = difflib.get_close_matches(str(got), expected.split(", "), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else ""
+            loc = (*loc, discriminator)
+        elif kind == "literal_error":
+            message = f"got {short(value)}, expected {ctx.get('expected', '')}"
+        elif kind == "string_pattern_mismatch" or (
+            kind == "string_too_long" and ctx.get("max_length") == name_max
+        ):
+            message = f"invalid name {short(value)}, expected {NAME_RULE} (at most {name_max})"
+            hint = "names are case-sensitive and lowercase, e.g. sensor-1"
+        elif kind == "value_error":
+            message = str(ctx.get("error", error["msg"]))
+        elif kind in _TYPE_NAMES:
+            message = f"got {short(value)}, expected {_TYPE_NAMES[kind]}"
+            if kind == "int_type" and isinstance(value, str):
+                hint = "write the number without quotes"
+        else:
+            message = f"{error['msg']} (got {short(value)})"
+        yield doc.problem(loc, message, hint, key=at_key), kind

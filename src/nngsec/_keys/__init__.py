@@ -1,0 +1,1 @@
+"""Identity keys, keystores and per-epoch channel keys."""

@@ -1,0 +1,181 @@
+"""A node's keystore directory.
+
+::
+
+    keys/
+      sensor-1.key              private identity key (0600), loaded on demand
+      sensor-1.pub              its public half
+      trusted/admin.pub         pinned policy signers (``nngsec trust``)
+      accepted-versions.json    highest policy version accepted per policy name
+
+The version file is what makes anti-rollback survive restarts: a node refuses a policy
+whose ``version`` is lower than one this keystore has accepted before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+from .._atomic import write_atomic
+from .._errors import KeystoreError, Problem
+from ._files import read_public_file, read_secret_file, render_public_file, write_identity_files
+from ._identity import IdentityKey, PublicIdentity
+
+__all__ = ["Keystore"]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise KeystoreError(
+            Problem(
+                f"invalid identity name {name!r}",
+                field="name",
+                hint="names are lowercase letters, digits, '.', '_' and '-', starting with a "
+                "letter or digit (at most 64)",
+            )
+        )
+    return name
+
+
+class Keystore:
+    """Private identity keys and pinned policy signers of one node, in one directory."""
+
+    TRUSTED_DIR = "trusted"
+    VERSIONS_FILE = "accepted-versions.json"
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self._identities: dict[str, IdentityKey] = {}
+
+    def __repr__(self) -> str:
+        return f"Keystore({str(self.directory)!r})"
+
+    # -- identities ---------------------------------------------------------------------
+    def key_path(self, name: str) -> Path:
+        return self.directory / f"{_check_name(name)}.key"
+
+    def has_identity(self, name: str) -> bool:
+        return self.key_path(name).exists()
+
+    def identity(self, name: str) -> IdentityKey:
+        """The private key of ``name`` (checked: mode 0600, well-formed)."""
+        if name not in self._identities:
+            path = self.key_path(name)
+            if not path.exists():
+                raise KeystoreError(
+                    Problem(
+                        f"no private key for identity {name!r} in this keystore",
+                        str(path),
+                        hint=f"create it with: nngsec keygen {name} --keystore {self.directory}",
+                    )
+                )
+            self._identities[name] = read_secret_file(path)
+        return self._identities[name]
+
+    def generate(
+        self, name: str, *, random: Callable[[int], bytes] = os.urandom
+    ) -> tuple[IdentityKey, Path, Path]:
+        """Create a new identity; writes ``NAME.key`` (0600, never overwritten) and ``NAME.pub``."""
+        _check_name(name)
+        self._ensure_directory()
+        key = IdentityKey.generate(random)
+        secret_path, public_path = write_identity_files(self.directory, name, key)
+        return key, secret_path, public_path
+
+    # -- pinned signers -----------------------------------------------------------------
+    def trusted_signers(self) -> dict[str, PublicIdentity]:
+        """Pinned signer name -> public key."""
+        folder = self.directory / self.TRUSTED_DIR
+        if not folder.is_dir():
+            return {}
+        signers = {}
+        for path in sorted(folder.glob("*.pub")):
+            name, public = read_public_file(path)
+            signers[name] = public
+        return signers
+
+    def trust(self, public_file: str | Path) -> tuple[str, PublicIdentity, bool]:
+        """Pin the signer in ``public_file``; returns (name, key, newly pinned)."""
+        name, public = read_public_file(Path(public_file))
+        _check_name(name)
+        existing = self.trusted_signers().get(name)
+        if existing is not None:
+            if existing == public:
+                return name, public, False
+            raise KeystoreError(
+                Problem(
+                    f"this keystore already trusts a different key named {name!r}",
+                    str(public_file),
+                    hint="remove the old one from the trusted/ folder first if it was replaced",
+                )
+            )
+        self._ensure_directory()
+        folder = self.directory / self.TRUSTED_DIR
+        folder.mkdir(mode=0o700, exist_ok=True)
+        write_atomic(folder / f"{name}.pub", render_public_file(name, public))
+        return name, public, True
+
+    # -- anti-rollback ------------------------------------------------------------------
+    def accepted_versions(self) -> Mapping[str, int]:
+        path = self.directory / self.VERSIONS_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:
+            raise KeystoreError(
+                Problem(
+                    f"cannot read the accepted-versions record: {error}",
+                    str(path),
+                    hint="restore it from a backup; deleting it disables rollback protection "
+                    "until the next accepted policy",
+                )
+            ) from None
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+            for k, v in data.items()
+        ):
+            raise KeystoreError(
+                Problem(
+                    "the accepted-versions record is not a mapping of policy name to version",
+                    str(path),
+                )
+            )
+        return data
+
+    def accept_version(self, policy_name: str, version: int) -> int:
+        """Record ``version`` as accepted unless a higher one is; returns the highest before.
+
+        Read-modify-write under an exclusive lock, so two nodes sharing a keystore never lose
+        each other's record.
+        """
+        self._ensure_directory()
+        with self._locked():
+            versions = dict(self.accepted_versions())
+            before = versions.get(policy_name, 0)
+            if version > before:
+                versions[policy_name] = version
+                data = json.dumps(versions, indent=2, sort_keys=True) + "\n"
+                write_atomic(self.directory / self.VERSIONS_FILE, data.encode(), mode=0o600)
+            return before
+
+    # -- helpers ------------------------------------------------------------------------
+    def _ensure_directory(self) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)

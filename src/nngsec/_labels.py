@@ -1,0 +1,30 @@
+"""Domain-separation labels: every hash, key derivation and signature in nngsec is keyed
+or prefixed by exactly one of these, so no value computed for one purpose can ever be
+mistaken for a value of another purpose (a policy signature for a frame signature, a
+pair key for a bus key, a request for a reply).
+
+They are part of the wire format (``docs/spec/wire-format.md``); changing one is a new
+format version.
+"""
+
+from __future__ import annotations
+
+# Identity keys: one 32-byte secret seed, two derived key pairs.
+IDENTITY_SIGN_SEED = b"nngsec/v1/identity/ed25519"
+IDENTITY_BOX_SECRET = b"nngsec/v1/identity/x25519"
+KEY_ID = b"nngsec/v1/key-id"
+TEXT_CHECKSUM = b"nngsec/v1/text-checksum"
+
+# Policy signatures and channel-key entries.
+POLICY_SIGNATURE = b"nngsec/v1/policy-signature"
+CHANNEL_KEY_ENTRY = b"nngsec/v1/channel-key"
+
+# Per-message schemes.
+PAIR_KEY = b"nngsec/v1/pair-key"
+BUS_FRAME = b"nngsec/v1/bus"
+SECRETBOX_FRAME = b"nngsec/v1/secretbox"
+SEALED_WRAP = b"nngsec/v1/sealed/wrap"
+SEALED_FRAME = b"nngsec/v1/sealed"
+PEER_KEY = b"nngsec/v1/peer-key"
+PEERBOX_FRAME = b"nngsec/v1/peerbox"
+SIGNED_FRAME = b"nngsec/v1/signed"

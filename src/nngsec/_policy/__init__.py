@@ -1,0 +1,1 @@
+"""Policy files: model, loading with positions, cross-checks, signing and edits."""

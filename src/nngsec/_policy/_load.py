@@ -1,0 +1,127 @@
+"""Loading a policy file: YAML with positions -> model -> cross-checks -> :class:`Policy`.
+
+Every problem becomes a :class:`Problem` at ``file:line:column`` with the field path, what
+was found, what was expected and a hint. All problems of a file are reported together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from .._diagnostics import pydantic_problems
+from .._errors import PolicyError, Problem
+from .._keys._identity import PUBLIC_PREFIX
+from .._yaml import Loc, YamlDocument, parse_yaml, read_text
+from ._checks import cross_check
+from ._model import CHANNEL_MODELS, NAME_MAX, PATTERNS, ROLES, PolicyModel
+from ._policy import Policy
+
+__all__ = ["load_policy", "parse_policy"]
+
+FORMAT_VERSION = 1
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and validate a policy file.
+
+    Raises :class:`nngsec.PolicyError` listing every problem with its place.
+    """
+    path = Path(path)
+    text = read_text(path, what="policy")
+    return parse_policy(text, str(path), file=path)
+
+
+def parse_policy(text: str, display_path: str = "<policy>", *, file: Path | None = None) -> Policy:
+    """Validate policy ``text``; ``display_path`` is used in messages, ``file`` is where it
+    lives (for its channel-key and signature files)."""
+    doc = parse_yaml(text, display_path, what="policy")
+    _check_format_version(doc)
+    problems: list[Problem] = []
+    model: PolicyModel | None = None
+    try:
+        model = PolicyModel.model_validate(doc.data)
+    except ValidationError as error:
+        problems.extend(_model_problems(doc, error.errors()))
+    problems.extend(cross_check(doc))
+    if problems:
+        raise PolicyError(_sorted_unique(problems))
+    assert model is not None
+    return Policy(model, path=file, source=text.encode("utf-8"), document=doc)
+
+
+def _check_format_version(doc: YamlDocument) -> None:
+    if "nngsec" not in doc.data:
+        raise PolicyError(
+            doc.problem(
+                (), "missing the format version field 'nngsec'", "start the file with 'nngsec: 1'"
+            )
+        )
+    version = doc.data["nngsec"]
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise PolicyError(
+            doc.problem(
+                ("nngsec",),
+                f"unsupported format version {version!r}, this nngsec reads version "
+                f"{FORMAT_VERSION}",
+                "write 'nngsec: 1', or upgrade nngsec to read newer formats",
+            )
+        )
+
+
+def _sorted_unique(problems: Iterable[Problem]) -> list[Problem]:
+    unique = dict.fromkeys(problems)
+    return sorted(unique, key=lambda p: (p.line or 0, p.column or 0, p.field))
+
+
+def _channel_fields(doc: YamlDocument, loc: Loc) -> list[str]:
+    if len(loc) == 2 and loc[0] == "channels":
+        channel = doc.data.get("channels", {}).get(loc[1])
+        pattern = channel.get("pattern") if isinstance(channel, dict) else None
+        if pattern in CHANNEL_MODELS:
+            return list(CHANNEL_MODELS[pattern].model_fields)
+    return []
+
+
+def _model_problems(doc: YamlDocument, errors: list[ErrorDetails]) -> Iterator[Problem]:
+    """Generic translations, made specific where the policy knows better."""
+    for problem, kind in pydantic_problems(
+        doc,
+        errors,
+        PolicyModel,
+        union_tags=frozenset(PATTERNS),
+        allowed_fields=lambda loc: _channel_fields(doc, loc),
+        name_max=NAME_MAX,
+    ):
+        field = problem.field
+        in_channel = field.startswith("channels.") and field.count(".") == 2
+        if kind == "extra_forbidden" and in_channel:
+            pattern = doc.data["channels"][field.split(".")[1]].get("pattern")
+            roles = ", ".join(r for r, _ in ROLES[pattern])
+            problem = replace(
+                problem,
+                message=f"{problem.message} for a {pattern} channel (its roles are {roles})",
+            )
+        elif kind == "missing" and in_channel and not field.endswith(".pattern"):
+            problem = replace(
+                problem, hint=f"this pattern needs the role field {field.rsplit('.', 1)[1]!r}"
+            )
+        elif kind == "value_error" and field.startswith("identities."):
+            if "PRIVATE key" in problem.message:
+                problem = replace(
+                    problem,
+                    message="this is a private key, not a public key",
+                    hint=f"paste the '{PUBLIC_PREFIX}...' line from NAME.pub instead, and treat "
+                    "this private key as exposed: replace it with a new one (nngsec keygen)",
+                )
+            else:
+                problem = replace(
+                    problem,
+                    message=f"invalid public key: {problem.message}",
+                    hint="copy the line printed by `nngsec keygen NAME` (also in NAME.pub)",
+                )
+        yield problem

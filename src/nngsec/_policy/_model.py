@@ -1,0 +1,226 @@
+"""The policy file as pydantic models (shape only; cross-references are in ``_checks.py``).
+
+Every model forbids unknown fields (a typo must not silently weaken security) and is
+immutable. ``scheme: auto`` is resolved here, per pattern, from :data:`DEFAULT_SCHEME`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
+
+from .._keys._identity import PUBLIC_PREFIX, PublicIdentity
+from .._units import parse_duration, parse_size
+
+__all__ = [
+    "DEFAULT_SCHEME",
+    "NAME_PATTERN",
+    "PATTERNS",
+    "ROLES",
+    "SCHEMES",
+    "Channel",
+    "ChannelBase",
+    "Pattern",
+    "PolicyModel",
+    "Scheme",
+]
+
+Pattern = Literal["pair", "bus", "pubsub", "pipeline", "reqrep", "survey"]
+Scheme = Literal["secretbox", "sealed", "peerbox", "signed", "plaintext"]
+PATTERNS: tuple[Pattern, ...] = ("pair", "bus", "pubsub", "pipeline", "reqrep", "survey")
+SCHEMES: tuple[Scheme, ...] = ("secretbox", "sealed", "peerbox", "signed", "plaintext")
+
+# Role fields of each pattern as (policy field, singular role name used in topologies).
+ROLES: dict[Pattern, tuple[tuple[str, str], ...]] = {
+    "pair": (("members", "member"),),
+    "bus": (("members", "member"),),
+    "pubsub": (("publishers", "publisher"), ("subscribers", "subscriber")),
+    "pipeline": (("pushers", "pusher"), ("pullers", "puller")),
+    "reqrep": (("clients", "client"), ("servers", "server")),
+    "survey": (("surveyors", "surveyor"), ("respondents", "respondent")),
+}
+
+# Section 3 of the design brief. The survey's responses are peerbox frames; its scheme
+# names how the survey itself travels.
+DEFAULT_SCHEME: dict[Pattern, Scheme] = {
+    "pair": "secretbox",
+    "bus": "secretbox",
+    "pubsub": "sealed",
+    "pipeline": "sealed",
+    "reqrep": "peerbox",
+    "survey": "sealed",
+}
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+NAME_MAX = 64
+
+Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN, max_length=NAME_MAX)]
+
+
+def _duration(value: object) -> float:
+    seconds = parse_duration(value)
+    if not 0.001 <= seconds <= 7 * 86400:
+        raise ValueError(f"got {value!r}, expected a duration between 1ms and 7d")
+    return seconds
+
+
+def _size(value: object) -> int:
+    size = parse_size(value)
+    if not 1 <= size <= 1 << 30:
+        raise ValueError(f"got {value!r}, expected a size between 1B and 1GiB")
+    return size
+
+
+def _topic(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"got {value!r}, expected a topic prefix as a string")
+    if "\x00" in value:
+        raise ValueError("a topic cannot contain the NUL character (it ends the topic on the wire)")
+    if len(value.encode()) > 255:
+        raise ValueError("a topic prefix is at most 255 bytes of UTF-8")
+    return value
+
+
+def _public_identity(value: object) -> PublicIdentity:
+    if isinstance(value, PublicIdentity):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"got {value!r}, expected a public key string '{PUBLIC_PREFIX}...'")
+    return PublicIdentity.from_text(value.strip())
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d)$"}),
+]
+Size = Annotated[
+    int,
+    BeforeValidator(_size),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(B|KiB|MiB|GiB|KB|MB|GB)$"}),
+]
+Topic = Annotated[str, BeforeValidator(_topic)]
+PublicKey = Annotated[
+    PublicIdentity,
+    BeforeValidator(_public_identity),
+    WithJsonSchema({"type": "string", "pattern": f"^{PUBLIC_PREFIX}[A-Za-z0-9_-]{{91}}$"}),
+]
+NameList = tuple[Name, ...]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class ChannelBase(_Model):
+    """Settings every channel has, whatever its pattern."""
+
+    description: StrictStr | None = None
+    scheme: Literal["auto", "secretbox", "sealed", "peerbox", "signed", "plaintext"] = "auto"
+    max_age: Duration = Field(default=30.0, description="oldest acceptable frame, e.g. 30s")
+    replay_window: StrictInt = Field(default=4096, ge=64, le=1 << 20)
+    max_message_size: Size = Field(default=1 << 20, description="largest payload, e.g. 1MiB")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_auto(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("scheme", "auto") == "auto":
+            pattern = data.get("pattern")
+            if pattern in DEFAULT_SCHEME:
+                data = {**data, "scheme": DEFAULT_SCHEME[pattern]}
+        return data
+
+    @property
+    def pattern_name(self) -> Pattern:
+        return self.pattern  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def resolved_scheme(self) -> Scheme:
+        """The scheme in force (``auto`` is resolved at load time, so this is ``scheme``)."""
+        assert self.scheme != "auto"
+        return self.scheme
+
+    def role_members(self, role_field: str) -> tuple[str, ...]:
+        """Names listed under a role field (``publishers`` ...), groups not yet expanded."""
+        return getattr(self, role_field)  # type: ignore[no-any-return]
+
+
+class PairChannel(ChannelBase):
+    pattern: Literal["pair"]
+    members: NameList
+
+
+class BusChannel(ChannelBase):
+    pattern: Literal["bus"]
+    members: NameList
+    origin: Literal["signed", "group"] = Field(
+        default="signed",
+        description="signed: each frame carries its sender's signature; group: any member "
+        "can pose as any other (reported by the checker)",
+    )
+
+
+class PubSubChannel(ChannelBase):
+    pattern: Literal["pubsub"]
+    publishers: NameList
+    subscribers: NameList
+    topics: tuple[Topic, ...] | None = Field(
+        default=None, description="allowed topic prefixes; any topic when absent"
+    )
+
+
+class PipelineChannel(ChannelBase):
+    pattern: Literal["pipeline"]
+    pushers: NameList
+    pullers: NameList
+
+
+class ReqRepChannel(ChannelBase):
+    pattern: Literal["reqrep"]
+    clients: NameList
+    servers: NameList
+
+
+class SurveyChannel(ChannelBase):
+    pattern: Literal["survey"]
+    surveyors: NameList
+    respondents: NameList
+
+
+Channel = Annotated[
+    PairChannel | BusChannel | PubSubChannel | PipelineChannel | ReqRepChannel | SurveyChannel,
+    Field(discriminator="pattern"),
+]
+
+CHANNEL_MODELS: dict[Pattern, type[ChannelBase]] = {
+    "pair": PairChannel,
+    "bus": BusChannel,
+    "pubsub": PubSubChannel,
+    "pipeline": PipelineChannel,
+    "reqrep": ReqRepChannel,
+    "survey": SurveyChannel,
+}
+
+
+class PolicyModel(_Model):
+    """The fields of a policy file (format version 1)."""
+
+    nngsec: Literal[1] = Field(description="policy format version")
+    name: Name
+    version: StrictInt = Field(default=1, ge=1, description="serial number for anti-rollback")
+    description: StrictStr | None = None
+    identities: dict[Name, PublicKey] = Field(default_factory=dict)
+    groups: dict[Name, NameList] = Field(default_factory=dict)
+    channels: dict[Name, Channel] = Field(default_factory=dict)
+    revoked: NameList = ()

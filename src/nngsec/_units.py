@@ -1,0 +1,88 @@
+"""Durations (``30s``, ``5m``, ``1h``) and sizes (``512KiB``, ``1MiB``) as written in policies.
+
+A number without a unit is refused: ``max_age: 30`` could mean seconds or milliseconds,
+and a security setting must not be a guess.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE_UNITS = {
+    "B": 1,
+    "KiB": 1 << 10,
+    "MiB": 1 << 20,
+    "GiB": 1 << 30,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+}
+_QUANTITY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*")
+
+
+def _split(text: str) -> tuple[float, str] | None:
+    match = _QUANTITY.fullmatch(text)
+    if match is None:
+        return None
+    return float(match.group(1)), match.group(2)
+
+
+def parse_duration(value: object) -> float:
+    """Seconds in a duration such as ``30s``, ``1.5m``, ``250ms``, ``2h`` or ``1d``.
+
+    Raises ``ValueError`` with a message naming what was found and what is expected.
+    """
+    expected = "a duration with a unit, like 30s, 5m, 1h (units: ms, s, m, h, d)"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"got {value!r}, expected {expected}")
+    if not isinstance(value, str):
+        raise ValueError(f"got {value!r} (no unit), expected {expected}")
+    split = _split(value)
+    if split is None:
+        raise ValueError(f"got {value!r}, expected {expected}")
+    number, unit = split
+    if unit not in _DURATION_UNITS:
+        raise ValueError(f"unknown unit {unit!r} in {value!r}, expected {expected}")
+    return number * _DURATION_UNITS[unit]
+
+
+def parse_size(value: object) -> int:
+    """Bytes in a size such as ``512KiB``, ``1MiB``, ``64B`` or ``2MB`` (decimal).
+
+    Raises ``ValueError`` with a message naming what was found and what is expected.
+    """
+    expected = "a size with a unit, like 512KiB or 1MiB (units: B, KiB, MiB, GiB, KB, MB, GB)"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"got {value!r}, expected {expected}")
+    if not isinstance(value, str):
+        raise ValueError(f"got {value!r} (no unit), expected {expected}")
+    split = _split(value)
+    if split is None:
+        raise ValueError(f"got {value!r}, expected {expected}")
+    number, unit = split
+    if unit not in _SIZE_UNITS:
+        raise ValueError(f"unknown unit {unit!r} in {value!r}, expected {expected}")
+    size = number * _SIZE_UNITS[unit]
+    if size != int(size):
+        raise ValueError(f"got {value!r}, which is not a whole number of bytes")
+    return int(size)
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact spelling of a duration, e.g. ``90.0 -> '90s'``, ``3600 -> '1h'``."""
+    for unit in ("d", "h", "m", "s"):
+        count = seconds / _DURATION_UNITS[unit]
+        if count >= 1 and count == int(count):
+            return f"{int(count)}{unit}"
+    return f"{round(seconds * 1000)}ms"
+
+
+def format_size(size: int) -> str:
+    """The shortest exact binary spelling of a size, e.g. ``1048576 -> '1MiB'``."""
+    for unit in ("GiB", "MiB", "KiB"):
+        if size >= _SIZE_UNITS[unit] and size % _SIZE_UNITS[unit] == 0:
+            return f"{size // _SIZE_UNITS[unit]}{unit}"
+    return f"{size}B"

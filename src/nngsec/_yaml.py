@@ -1,0 +1,308 @@
+"""YAML loading that remembers where every value came from.
+
+Policies and topologies are read with libyaml (through PyYAML's C parser when present) into
+a node tree, which is then turned into plain Python data while recording the position of
+every key and value. Errors found later (by pydantic or by cross-checks) are reported at the
+exact ``file:line:column`` of the offending field.
+
+Scalars are resolved with the YAML 1.2 core schema, not PyYAML's YAML 1.1 default: in a
+security policy, ``revoked: [no]`` must mean the identity named "no", not ``False``, and
+``1:30`` must not become the number 90.
+
+Refused with a positioned :class:`PolicyError`: syntax errors, duplicate mapping keys (a
+second ``publishers:`` must not silently replace the first), tabs in indentation, an empty
+document, several documents in one file, and a file that is not UTF-8.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+
+from ._errors import PolicyError, Problem
+
+__all__ = ["Loc", "Span", "YamlDocument", "format_loc", "load_yaml_file", "parse_yaml"]
+
+Loc = tuple[str | int, ...]
+"""A path into a document: mapping keys and sequence indexes."""
+
+
+class Span(NamedTuple):
+    """Where a node is: 1-based line and column, and 0-based character offsets."""
+
+    line: int
+    column: int
+    start: int
+    end: int
+
+
+def format_loc(loc: Loc) -> str:
+    """``('channels', 'telemetry', 'publishers', 1)`` -> ``channels.telemetry.publishers[1]``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+# libyaml's parser and composer when PyYAML was built with it (much faster), else pure Python.
+if hasattr(yaml, "CBaseLoader"):
+
+    class _Loader(yaml.CBaseLoader):
+        """Parser + composer + YAML 1.2 core resolver; values are built by :class:`_Builder`."""
+
+else:  # pragma: no cover - PyYAML built without libyaml
+
+    class _Loader(yaml.BaseLoader):  # type: ignore[no-redef]
+        """Parser + composer + YAML 1.2 core resolver; values are built by :class:`_Builder`."""
+
+
+_Loader.yaml_implicit_resolvers = {}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class YamlDocument:
+    """A parsed YAML file: plain data plus the place of each key and value."""
+
+    path: str
+    text: str
+    data: Any
+    values: dict[Loc, Span] = field(repr=False)
+    keys: dict[Loc, Span] = field(repr=False)
+
+    def place(self, loc: Loc, *, key: bool = False) -> tuple[int | None, int | None]:
+        """(line, column) of ``loc``, or of its nearest ancestor that exists.
+
+        With ``key=True`` the mapping key is preferred (useful for "unknown field").
+        """
+        for depth in range(len(loc), -1, -1):
+            sub = loc[:depth]
+            span = (self.keys.get(sub) if key else None) or self.values.get(sub)
+            if span is not None:
+                return span.line, span.column
+        return None, None
+
+    def problem(self, loc: Loc, message: str, hint: str = "", *, key: bool = False) -> Problem:
+        """A :class:`Problem` placed at ``loc``."""
+        line, column = self.place(loc, key=key)
+        return Problem(message, self.path, line, column, format_loc(loc), hint)
+
+
+def _span(node: yaml.Node) -> Span:
+    start, end = node.start_mark, node.end_mark
+    return Span(start.line + 1, start.column + 1, start.index, end.index)
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    value: str = node.value
+    tag = node.tag
+    if tag == "tag:yaml.org,2002:str":
+        return value
+    if tag == "tag:yaml.org,2002:int":
+        if value.startswith("0o"):
+            return int(value[2:], 8)
+        return int(value, 0) if value.startswith("0x") else int(value)
+    if tag == "tag:yaml.org,2002:float":
+        return float(value.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf"))
+    if tag == "tag:yaml.org,2002:bool":
+        return value.lower() == "true"
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    # Any other explicit tag (!!binary, !custom, ...) is kept as its text; the models
+    # then refuse it with a type error at this position.
+    return value
+
+
+class _Builder:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.values: dict[Loc, Span] = {}
+        self.keys: dict[Loc, Span] = {}
+        self.problems: list[Problem] = []
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.values[loc] = _span(node)
+        if isinstance(node, yaml.ScalarNode):
+            return _scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                span = _span(key_node)
+                self.problems.append(
+                    Problem(
+                        "a mapping key must be a plain name, got a collection",
+                        self.path,
+                        span.line,
+                        span.column,
+                        format_loc(loc),
+                    )
+                )
+                continue
+            key = _scalar(key_node)
+            if not isinstance(key, str):
+                key = key_node.value  # `1: x` or `true: y` keys are kept as written
+            span = _span(key_node)
+            if key in result:
+                first = self.keys[(*loc, key)]
+                self.problems.append(
+                    Problem(
+                        f"duplicate key {key!r} (first defined at line {first.line})",
+                        self.path,
+                        span.line,
+                        span.column,
+                        format_loc((*loc, key)),
+                        "remove or merge one of the two entries; YAML would keep only the last",
+                    )
+                )
+                continue
+            self.keys[(*loc, key)] = span
+            result[key] = self.build(value_node, (*loc, key))
+        return result
+
+
+def _tab_problems(text: str, path: str) -> Iterator[Problem]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = len(line) - len(line.lstrip(" \t"))
+        column = line.find("\t", 0, indent)
+        if column >= 0:
+            yield Problem(
+                "tab character in indentation",
+                path,
+                number,
+                column + 1,
+                hint="YAML indentation must use spaces; replace the tab with spaces",
+            )
+
+
+def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
+    """Parse ``text`` (read from ``path``) into a :class:`YamlDocument`.
+
+    The root must be a mapping; ``what`` names the kind of file in messages.
+    """
+    tabs = list(_tab_problems(text, path))
+    if tabs:
+        raise PolicyError(tabs)
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        problem = error.problem or error.context or "invalid YAML"
+        context = f" ({error.context})" if error.context and error.problem else ""
+        raise PolicyError(
+            Problem(
+                f"invalid YAML: {problem}{context}",
+                path,
+                mark.line + 1 if mark else None,
+                mark.column + 1 if mark else None,
+                hint="check indentation, quotes and brackets around this place",
+            )
+        ) from None
+    except yaml.YAMLError as error:
+        raise PolicyError(Problem(f"invalid YAML: {error}", path)) from None
+    if not nodes:
+        raise PolicyError(
+            Problem(
+                f"the {what} file is empty",
+                path,
+                1,
+                1,
+                hint=f"a {what} starts with 'nngsec: 1'",
+            )
+        )
+    if len(nodes) > 1:
+        span = _span(nodes[1])
+        raise PolicyError(
+            Problem(
+                f"a {what} file holds one YAML document, found {len(nodes)}",
+                path,
+                span.line,
+                span.column,
+                hint="remove the '---' separator and the documents after it",
+            )
+        )
+    root = nodes[0]
+    if not isinstance(root, yaml.MappingNode):
+        span = _span(root)
+        kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
+        raise PolicyError(
+            Problem(
+                f"the {what} must be a mapping of fields, got {kind}",
+                path,
+                span.line,
+                span.column,
+                hint=f"a {what} starts with 'nngsec: 1' followed by its fields",
+            )
+        )
+    builder = _Builder(path)
+    data = builder.build(root, ())
+    if builder.problems:
+        raise PolicyError(builder.problems)
+    return YamlDocument(path, text, data, builder.values, builder.keys)
+
+
+def read_text(path: Path, *, what: str) -> str:
+    """The file's text, or a positioned :class:`PolicyError` (missing, unreadable, not UTF-8)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PolicyError(
+            Problem(f"{what} file not found", str(path), hint="check the path")
+        ) from None
+    except IsADirectoryError:
+        raise PolicyError(
+            Problem(f"expected a {what} file, found a directory", str(path))
+        ) from None
+    except OSError as error:
+        raise PolicyError(
+            Problem(f"cannot read {what} file: {error.strerror}", str(path))
+        ) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise PolicyError(
+            Problem(
+                f"the {what} is not valid UTF-8 (byte 0x{raw[error.start]:02x})",
+                str(path),
+                line,
+                column,
+                hint="save the file as UTF-8",
+            )
+        ) from None
+
+
+def load_yaml_file(path: str | Path, *, what: str = "policy") -> YamlDocument:
+    """Read and parse a YAML file; every failure is a positioned :class:`PolicyError`."""
+    path = Path(path)
+    return parse_yaml(read_text(path, what=what), str(path), what=what)
