@@ -1,0 +1,20 @@
+from nngsec._admin import rotate
+
+
+def test_world_builds_and_node_opens_its_keys(world_factory):
+    world = world_factory(
+        """
+channels:
+  telemetry:
+    pattern: pubsub
+    publishers: [sensor]
+    subscribers: [dashboard]
+""",
+        ["sensor", "dashboard"],
+    )
+    node = world.node("dashboard")
+    assert node.channel_keys["telemetry"].current.secret is not None
+    sender = world.node("sensor")
+    assert sender.channel_keys["telemetry"].current.secret is None
+    assert sender.channel_keys["telemetry"].current.public is not None
+    assert rotate(world.policy_path).rotated == {"telemetry": 2}
