@@ -4,6 +4,7 @@ Declare who may talk to whom in a YAML policy, attach it to ordinary pynng socke
 validate whole deployments offline. See ``docs/`` for the wire format and threat model.
 """
 
+from ._codec import Received
 from ._errors import KeystoreError, NngsecError, PolicyError, Problem, Rejected
 from ._keys._identity import IdentityKey, PublicIdentity
 from ._keys._keystore import Keystore
@@ -23,6 +24,7 @@ __all__ = [
     "PolicyError",
     "Problem",
     "PublicIdentity",
+    "Received",
     "Rejected",
     "__version__",
     "load_policy",

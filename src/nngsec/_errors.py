@@ -59,7 +59,7 @@ class Problem:
         return ":".join(parts)
 
     def __str__(self) -> str:
-        text = f"{self.place}: "
+        text = f"{self.place}: " if self.path is not None or self.line is not None else ""
         if self.field:
             text += f"{self.field}: "
         text += self.message

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ._codec import Accept, ChannelCodec, Received, Receiver, Sender, Topic
 from ._errors import PolicyError, Problem
 from ._keys._channel_keys import OpenedChannelKeys
 from ._keys._identity import IdentityKey
@@ -59,6 +60,9 @@ class Node:
             opened = keys_file.open_channel(channel, identity, self._key)
             if opened is not None:
                 self._channel_keys[channel] = opened
+        self._codecs: dict[str, ChannelCodec] = {}
+        self._senders: dict[str, Sender] = {}
+        self._receivers: dict[str, Receiver] = {}
 
     @property
     def key(self) -> IdentityKey:
@@ -81,6 +85,64 @@ class Node:
                 )
             )
         return name
+
+    def codec(self, channel: str) -> ChannelCodec:
+        """The codec of ``channel`` for this identity (refuses channels it has no role on)."""
+        codec = self._codecs.get(channel)
+        if codec is None:
+            self.channel(channel)
+            if not self.policy.roles_of(self.identity, channel):
+                raise PolicyError(
+                    Problem(
+                        f"identity {self.identity!r} has no role on channel {channel!r}",
+                        str(self.policy.path) if self.policy.path else None,
+                        field=f"channels.{channel}",
+                        hint="list it in one of the channel's roles in the policy",
+                    )
+                )
+            codec = ChannelCodec(
+                self.policy,
+                channel,
+                identity=self.identity,
+                key=self._key,
+                keys=self._channel_keys.get(channel),
+                clock=self.clock,
+                random=self.random,
+                clock_skew=self.clock_skew,
+            )
+            self._codecs[channel] = codec
+        return codec
+
+    def sender(self, channel: str) -> Sender:
+        """A new sending session on ``channel`` (each socket uses its own)."""
+        return self.codec(channel).sender()
+
+    def receiver(self, channel: str, accept: Accept = "any") -> Receiver:
+        """A new receiver on ``channel`` with its own replay windows (one per socket)."""
+        return self.codec(channel).receiver(accept)
+
+    # -- the socket-free codec ------------------------------------------------------------
+    def seal(self, channel: str, payload: bytes, *, topic: Topic | None = None) -> bytes:
+        """A frame carrying ``payload`` on ``channel``, usable over any transport."""
+        sender = self._senders.get(channel)
+        if sender is None:
+            sender = self._senders[channel] = self.sender(channel)
+        return sender.seal(payload, topic)
+
+    def reply(self, request: Received, payload: bytes) -> bytes:
+        """A frame answering ``request`` (a reqrep request or a survey) with ``payload``."""
+        key = f"{request.channel}\x00reply"
+        sender = self._senders.get(key)
+        if sender is None:
+            sender = self._senders[key] = self.sender(request.channel)
+        return sender.reply(request, payload)
+
+    def open(self, channel: str, frame: bytes) -> Received:
+        """The message in ``frame``; raises :class:`nngsec.Rejected` with the reason."""
+        receiver = self._receivers.get(channel)
+        if receiver is None:
+            receiver = self._receivers[channel] = self.receiver(channel)
+        return receiver.open(frame)
 
     def __repr__(self) -> str:
         return f"<Node {self.identity!r} policy={self.policy.name!r} v{self.policy.version}>"

@@ -149,10 +149,11 @@ class OpenedChannelKeys:
     def current(self) -> EpochKeys:
         return self.epochs[0]
 
-    def get(self, epoch: int, now: float) -> EpochKeys | None:
+    def get(self, epoch: int, now: float | None) -> EpochKeys | None:
+        """Keys of ``epoch`` unless retired at ``now`` (``None``: do not check retirement)."""
         for keys in self.epochs:
             if keys.epoch == epoch:
-                if keys.retire_at is not None and now > keys.retire_at:
+                if keys.retire_at is not None and now is not None and now > keys.retire_at:
                     return None
                 return keys
         return None

@@ -1,0 +1,362 @@
+"""Sealing and opening frames of one channel, for one identity.
+
+:class:`ChannelCodec` holds what a node knows about a channel (roles, limits, schemes);
+:class:`Sender` is one sending session (what a socket sends with); :class:`Receiver` has
+the replay windows of one receiving socket and performs the receive checks in the order
+the spec prescribes (``docs/spec/wire-format.md``, "Receiving: checks in order"): parse
+and bounds, channel and kind, sender and role, time, replay, key, signature, decryption.
+Only a frame that passed everything updates the replay window.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from ._errors import PolicyError, Problem, Rejected
+from ._keys._channel_keys import OpenedChannelKeys
+from ._keys._identity import IdentityKey
+from ._policy._policy import Policy
+from ._replay import ReplayGuard
+from ._schemes._base import ChannelContext, SchemeCodec, SendState
+from ._schemes._peerbox import Reply, Request, SurveyResponse
+from ._schemes._plaintext import Plaintext
+from ._schemes._sealed import Sealed
+from ._schemes._secretbox import BusBox, PairBox
+from ._schemes._signed import Signed
+from ._wire import MAX_HEADER, SESSION_SIZE, FrameRef, Header, Kind, encode_header, parse_frame
+
+__all__ = ["Accept", "ChannelCodec", "Received", "Receiver", "Sender", "Topic"]
+
+Topic = str | bytes
+Accept = Literal["forward", "reply", "any"]
+_SLACK = MAX_HEADER + 256  # bound on header + scheme overhead, for the first size check
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An accepted message.
+
+    ``sender`` is the authenticated identity (a claim only on ``plaintext`` channels,
+    where ``authenticated`` is false). ``topic`` is the clear pubsub topic (UTF-8; bytes
+    that are not UTF-8 are kept losslessly as surrogate escapes). ``sent_at`` is the
+    sender's clock, seconds since the epoch. ``ref`` names this frame and ``reply_to``
+    the request a reply answers.
+    """
+
+    payload: bytes
+    sender: str
+    channel: str
+    topic: str | None
+    sent_at: float
+    ref: FrameRef
+    epoch: int
+    reply_to: FrameRef | None = None
+    authenticated: bool = True
+
+    @property
+    def is_reply(self) -> bool:
+        return self.reply_to is not None
+
+    def __repr__(self) -> str:  # payloads stay out of logs and tracebacks
+        return (
+            f"Received(sender={self.sender!r}, channel={self.channel!r}, topic={self.topic!r}, "
+            f"{len(self.payload)} bytes)"
+        )
+
+
+def topic_bytes(topic: Topic | None) -> bytes:
+    if topic is None:
+        return b""
+    raw = topic.encode("utf-8", "surrogateescape") if isinstance(topic, str) else bytes(topic)
+    if b"\x00" in raw or len(raw) > 255:
+        raise ValueError("a topic is at most 255 bytes and cannot contain NUL")
+    return raw
+
+
+class ChannelCodec:
+    """One identity's codec for one channel: roles, limits and the schemes in use."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        channel: str,
+        *,
+        identity: str,
+        key: IdentityKey,
+        keys: OpenedChannelKeys | None,
+        clock: Callable[[], float],
+        random: Callable[[int], bytes],
+        clock_skew: float,
+    ) -> None:
+        spec = policy.channels[channel]
+        self.policy = policy
+        self.channel = channel
+        self.identity = identity
+        self.key = key
+        self.pattern = spec.pattern_name
+        self.scheme = spec.resolved_scheme
+        self.clock = clock
+        self.random = random
+        self.clock_skew = clock_skew
+        self.max_age = spec.max_age
+        self.window = spec.replay_window
+        self.max_size = spec.max_message_size
+        self.has_topic = self.pattern == "pubsub"
+        topics = getattr(spec, "topics", None)
+        self.topics: tuple[bytes, ...] | None = (
+            tuple(t.encode() for t in topics) if topics is not None else None
+        )
+        self.forward_senders = policy.senders(channel)
+        self.receivers = policy.receivers(channel)
+        self.has_replies = self.pattern in ("reqrep", "survey")
+        self.revoked = policy.revoked
+        self.by_key_id = policy.by_key_id
+        self.sign_keys = {name: key.sign_key for name, key in policy.identities.items()}
+        members = sorted(self.receivers - {identity}) if self.pattern == "pair" else []
+        ctx = ChannelContext(
+            policy_name=policy.name,
+            channel=channel,
+            pattern=self.pattern,
+            scheme=self.scheme,
+            identity=identity,
+            key=key,
+            identities=policy.identities,
+            keys=keys,
+            random=random,
+            servers=policy.members(channel, "servers") if self.pattern == "reqrep" else frozenset(),
+            origin=getattr(spec, "origin", "signed"),
+            peer=members[0] if len(members) == 1 else None,
+        )
+        self.forward, self.reply = self._schemes(ctx)
+
+    def _schemes(self, ctx: ChannelContext) -> tuple[SchemeCodec | None, SchemeCodec | None]:
+        forward: SchemeCodec | None
+        reply: SchemeCodec | None = None
+        scheme = self.scheme
+        if scheme == "plaintext":
+            forward = Plaintext(ctx, Kind.PLAINTEXT)
+            reply = Plaintext(ctx, Kind.PLAINTEXT | Kind.REPLY) if self.has_replies else None
+        elif scheme == "signed":
+            forward = Signed(ctx, Kind.SIGNED)
+            reply = Signed(ctx, Kind.SIGNED | Kind.REPLY) if self.has_replies else None
+        elif scheme == "secretbox" and self.pattern == "pair":
+            # Only the two members can derive the pair key; others get no codec at all.
+            forward = PairBox(ctx) if ctx.peer is not None else None
+        elif scheme == "secretbox":
+            forward = BusBox(ctx)
+        elif scheme == "sealed":
+            forward = Sealed(ctx, Kind.SEALED)
+            if self.pattern == "survey":
+                reply = SurveyResponse(ctx, Kind.PEERBOX | Kind.REPLY)
+        else:  # peerbox
+            forward = Request(ctx, Kind.PEERBOX)
+            reply = Reply(ctx, Kind.PEERBOX | Kind.REPLY)
+        return forward, reply
+
+    # -- roles --------------------------------------------------------------------------
+    @property
+    def sends_forward(self) -> bool:
+        return self.identity in self.forward_senders and self.forward is not None
+
+    @property
+    def sends_replies(self) -> bool:
+        return self.has_replies and self.identity in self.receivers
+
+    def _role_error(self, what: str) -> PolicyError:
+        roles = ", ".join(self.policy.roles_of(self.identity, self.channel)) or "none"
+        return PolicyError(
+            Problem(
+                f"identity {self.identity!r} may not {what} on channel {self.channel!r} "
+                f"(its roles there: {roles})",
+                str(self.policy.path) if self.policy.path else None,
+                field=f"channels.{self.channel}",
+                hint="list the identity in the channel's sending role in the policy",
+            )
+        )
+
+    def sender(self) -> Sender:
+        return Sender(self, SendState(self.random(SESSION_SIZE)))
+
+    def receiver(self, accept: Accept = "any") -> Receiver:
+        return Receiver(self, accept)
+
+
+class Sender:
+    """One sending session of a channel: random session id, sequence counter, and the
+    per-session material of the scheme (e.g. a sealed frame's wrapped content key)."""
+
+    def __init__(self, codec: ChannelCodec, state: SendState) -> None:
+        self.codec = codec
+        self.state = state
+
+    def _check_payload(self, payload: bytes) -> bytes:
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
+        payload = bytes(payload)
+        if len(payload) > self.codec.max_size:
+            raise PolicyError(
+                Problem(
+                    f"payload of {len(payload)} bytes exceeds max_message_size "
+                    f"({self.codec.max_size}) of channel {self.codec.channel!r}",
+                    field=f"channels.{self.codec.channel}.max_message_size",
+                    hint="send less, or raise max_message_size in the policy",
+                )
+            )
+        return payload
+
+    def _topic(self, topic: Topic | None) -> bytes | None:
+        codec = self.codec
+        if not codec.has_topic:
+            if topic is not None:
+                raise ValueError(
+                    f"channel {codec.channel!r} is {codec.pattern}; only pubsub has topics"
+                )
+            return None
+        raw = topic_bytes(topic)
+        if codec.topics is not None and not any(raw.startswith(p) for p in codec.topics):
+            allowed = ", ".join(repr(t.decode()) for t in codec.topics)
+            raise PolicyError(
+                Problem(
+                    f"topic {raw.decode('utf-8', 'replace')!r} is not allowed on channel "
+                    f"{codec.channel!r} (allowed prefixes: {allowed})",
+                    field=f"channels.{codec.channel}.topics",
+                    hint="publish under an allowed prefix, or add one to topics: in the policy",
+                )
+            )
+        return raw
+
+    def _frame(
+        self,
+        scheme: SchemeCodec,
+        payload: bytes,
+        topic: bytes | None,
+        peer: str | None,
+        reply_to: FrameRef | None,
+        reply_epoch: int | None,
+    ) -> bytes:
+        codec = self.codec
+        header = Header(
+            kind=scheme.kind,
+            channel=codec.channel,
+            key_id=codec.key.key_id,
+            epoch=scheme.send_epoch(peer, reply_epoch),
+            session=self.state.session,
+            seq=self.state.take_seq(),
+            time_ms=int(codec.clock() * 1000),
+            topic=topic,
+            reply_to=reply_to,
+        )
+        hdr = encode_header(header)
+        return hdr + scheme.seal(self.state, header, hdr, payload, peer)
+
+    def seal(self, payload: bytes, topic: Topic | None = None) -> bytes:
+        """A frame carrying ``payload`` from this identity to the channel's receivers."""
+        codec = self.codec
+        if not codec.sends_forward or codec.forward is None:
+            raise codec._role_error("send")
+        payload = self._check_payload(payload)
+        return self._frame(codec.forward, payload, self._topic(topic), None, None, None)
+
+    def reply(self, request: Received, payload: bytes) -> bytes:
+        """A reply (reqrep) or response (survey) to ``request``, bound to it."""
+        codec = self.codec
+        if codec.reply is None or not codec.sends_replies:
+            raise codec._role_error("reply")
+        if request.channel != codec.channel or request.is_reply:
+            raise ValueError("can only reply to a request or survey received on this channel")
+        payload = self._check_payload(payload)
+        return self._frame(codec.reply, payload, None, request.sender, request.ref, request.epoch)
+
+
+class Receiver:
+    """Opens frames for one receiving socket; owns that socket's replay windows."""
+
+    def __init__(self, codec: ChannelCodec, accept: Accept) -> None:
+        self.codec = codec
+        self.guard = ReplayGuard(codec.window, codec.max_age)
+        self._lock = threading.Lock()
+        # Every kind the channel uses, and whether this receiver may open it. A genuine
+        # frame of the channel that this identity is not a recipient of (a pusher reading
+        # another pusher's job) passes the cheap checks and is refused as no-key; a kind
+        # the channel never uses (plaintext on a sealed channel) is refused as forged.
+        self.schemes: dict[int, tuple[SchemeCodec, bool]] = {}
+        if codec.forward is not None:
+            self.schemes[codec.forward.kind] = (
+                codec.forward,
+                accept in ("forward", "any") and codec.identity in codec.receivers,
+            )
+        if codec.reply is not None:
+            self.schemes[codec.reply.kind] = (
+                codec.reply,
+                accept in ("reply", "any") and codec.identity in codec.forward_senders,
+            )
+
+    def open(self, frame: bytes) -> Received:
+        """The message in ``frame``, or :class:`Rejected` with the first failed check."""
+        codec = self.codec
+        if len(frame) > codec.max_size + _SLACK:
+            raise Rejected(Rejected.TOO_LARGE, f"{len(frame)}-byte frame")
+        frame = bytes(frame)
+        header, start = parse_frame(frame, has_topic=codec.has_topic)
+        if header.channel != codec.channel:
+            raise Rejected(Rejected.WRONG_CHANNEL, f"frame for channel {header.channel!r}")
+        entry = self.schemes.get(header.kind)
+        if entry is None:
+            raise Rejected(Rejected.FORGED, f"frame kind 0x{header.kind:02x} not used here")
+        scheme, recipient = entry
+        body = len(frame) - start
+        if body < scheme.overhead:
+            raise Rejected(Rejected.MALFORMED, "body shorter than the scheme's overhead")
+        if body - scheme.overhead > codec.max_size:
+            raise Rejected(Rejected.TOO_LARGE, f"{body - scheme.overhead}-byte payload")
+
+        sender = codec.by_key_id.get(header.key_id)
+        if sender is None:
+            raise Rejected(Rejected.UNKNOWN_SENDER, f"key id {header.key_id.hex()}")
+        if sender in codec.revoked:
+            raise Rejected(Rejected.REVOKED, sender)
+        allowed = codec.receivers if header.is_reply else codec.forward_senders
+        if sender not in allowed:
+            raise Rejected(Rejected.UNAUTHORIZED, f"{sender} holds no sending role for this frame")
+        if codec.pattern == "pair" and sender == codec.identity:
+            raise Rejected(Rejected.UNAUTHORIZED, "a pair frame from this node itself (reflected)")
+        topic = header.topic
+        if (
+            topic is not None
+            and codec.topics is not None
+            and not any(topic.startswith(p) for p in codec.topics)
+        ):
+            raise Rejected(Rejected.UNAUTHORIZED, "topic outside the channel's topics")
+
+        now = codec.clock()
+        sent_at = header.time_ms / 1000
+        if now - sent_at > codec.max_age:
+            raise Rejected(Rejected.STALE, f"sent {now - sent_at:.3f}s ago")
+        if sent_at - now > codec.clock_skew:
+            raise Rejected(Rejected.STALE, f"stamped {sent_at - now:.3f}s in the future")
+        if self.guard.seen(header.key_id, header.session, header.seq):
+            raise Rejected(Rejected.REPLAY, f"{sender} seq {header.seq}")
+
+        if not recipient:
+            raise Rejected(Rejected.NO_KEY, f"{codec.identity} is not a recipient of this frame")
+        key = scheme.open_key(header, sender, now)
+        payload = scheme.open(key, header, frame, start, sender)
+
+        with self._lock:  # check again: another thread may have accepted it meanwhile
+            if self.guard.seen(header.key_id, header.session, header.seq):
+                raise Rejected(Rejected.REPLAY, f"{sender} seq {header.seq}")
+            self.guard.record(header.key_id, header.session, header.seq, sent_at, now)
+        return Received(
+            payload=payload,
+            sender=sender,
+            channel=codec.channel,
+            topic=topic.decode("utf-8", "surrogateescape") if topic is not None else None,
+            sent_at=sent_at,
+            ref=header.ref,
+            epoch=header.epoch,
+            reply_to=header.reply_to,
+            authenticated=codec.scheme != "plaintext",
+        )

@@ -1,0 +1,1 @@
+"""The per-message schemes, one module each, behind :class:`SchemeCodec` (``_base.py``)."""

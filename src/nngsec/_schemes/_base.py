@@ -1,0 +1,127 @@
+"""What every scheme implements, and what it may know about its channel."""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import PolicyError, Problem, Rejected
+from .._keys._channel_keys import EpochKeys, OpenedChannelKeys
+from .._keys._identity import IdentityKey, PublicIdentity
+from .._wire import Header
+
+__all__ = ["ChannelContext", "SchemeCodec", "SendState", "forged", "no_key", "nonce_of"]
+
+
+def nonce_of(header: Header) -> bytes:
+    """``key_id || session || seq``: unique per key (see the spec's nonce section)."""
+    return header.key_id + header.session + struct.pack(">Q", header.seq)
+
+
+def forged(detail: str) -> Rejected:
+    return Rejected(Rejected.FORGED, detail)
+
+
+def no_key(detail: str) -> Rejected:
+    return Rejected(Rejected.NO_KEY, detail)
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """One node's view of one channel: who it is, who the others are, which keys it holds."""
+
+    policy_name: str
+    channel: str
+    pattern: str
+    scheme: str
+    identity: str
+    key: IdentityKey
+    identities: Mapping[str, PublicIdentity]
+    keys: OpenedChannelKeys | None
+    random: Callable[[int], bytes] = os.urandom
+    servers: frozenset[str] = frozenset()
+    origin: str = "signed"
+    peer: str | None = None  # the other member of a pair channel
+
+    @property
+    def binding(self) -> bytes:
+        """``policy || 0x00 || channel || 0x00``: what every derived key is bound to."""
+        return self.policy_name.encode() + b"\x00" + self.channel.encode() + b"\x00"
+
+    def epoch_for_sending(self) -> EpochKeys:
+        """The current channel-key epoch, or a :class:`PolicyError` explaining its absence."""
+        if self.keys is None:
+            raise PolicyError(
+                Problem(
+                    f"channel {self.channel!r} has no channel keys for this node yet",
+                    field=f"channels.{self.channel}",
+                    hint="run `nngsec rotate POLICY` and distribute the channel-key file",
+                )
+            )
+        return self.keys.current
+
+    def epoch_for_receiving(self, epoch: int, now: float | None) -> EpochKeys:
+        """The keys of ``epoch`` if this node holds its secret, else ``Rejected('no-key')``."""
+        keys = self.keys.get(epoch, now) if self.keys is not None else None
+        if keys is None:
+            raise no_key(f"epoch {epoch} unknown or past its grace period")
+        if keys.secret is None:
+            raise no_key(f"not a holder of epoch {epoch}")
+        return keys
+
+
+@dataclass
+class SendState:
+    """One sending session: its random id, its counter, and per-scheme cached material."""
+
+    session: bytes
+    next_seq: int = 0
+    cache: dict[Any, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_seq(self) -> int:
+        with self.lock:
+            seq = self.next_seq
+            if seq >= 1 << 64:
+                raise OverflowError("sequence numbers of this session are exhausted")
+            self.next_seq = seq + 1
+            return seq
+
+
+class SchemeCodec(ABC):
+    """Seal and open the body of one frame kind on one channel.
+
+    The channel codec does parsing and every cheap check; a scheme only says which epoch
+    it sends under, whether the receiver holds the key (``open_key``: ``no-key``), and
+    does the cryptography (``open``: ``forged``).
+    """
+
+    kind: int
+    overhead: int  # body bytes that are not payload
+
+    def __init__(self, ctx: ChannelContext, kind: int) -> None:
+        self.ctx = ctx
+        self.kind = kind
+
+    def send_epoch(self, peer: str | None, reply_epoch: int | None) -> int:
+        """Epoch to stamp on a frame sent to ``peer`` (replies reuse the request's)."""
+        return 0
+
+    @abstractmethod
+    def seal(
+        self, state: SendState, header: Header, hdr: bytes, payload: bytes, peer: str | None
+    ) -> bytes:
+        """The body of a frame whose header bytes are ``hdr``."""
+
+    @abstractmethod
+    def open_key(self, header: Header, sender: str, now: float) -> Any:
+        """The key material to open this frame, or ``Rejected('no-key')``."""
+
+    @abstractmethod
+    def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
+        """The payload, or ``Rejected('forged')``; never returns unauthenticated bytes."""

@@ -1,0 +1,108 @@
+"""secretbox: AEAD under a key both ends hold.
+
+- pair: the key is derived from the two members' X25519 keys (no channel keys needed).
+  Only two identities can compute it, so the sender is implicit: it is the other member.
+- bus: the key is the epoch's group key, sealed to every member by ``nngsec rotate``.
+  Every member can compute a valid AEAD, so with ``origin: signed`` (the default) each
+  frame also carries its sender's Ed25519 signature over the header and ciphertext,
+  verified before decryption; a member cannot pose as another. ``origin: group`` drops
+  the signature, deliberately trading origin authenticity for speed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import PolicyError, Problem
+from .._labels import BUS_FRAME, PAIR_KEY, SECRETBOX_FRAME
+from .._wire import Header, Kind
+from ._base import ChannelContext, SchemeCodec, SendState, forged, no_key, nonce_of
+from ._crypto import AEAD_TAG, SIGNATURE, aead_open, aead_seal, kdf, verify, x25519
+
+
+class PairBox(SchemeCodec):
+    overhead = AEAD_TAG
+
+    def __init__(self, ctx: ChannelContext, kind: int = Kind.SECRETBOX) -> None:
+        super().__init__(ctx, kind)
+        assert ctx.peer is not None
+        own = ctx.key.public.box_key
+        other = ctx.identities[ctx.peer].box_key
+        shared = x25519(ctx.key.box_secret, other)
+        if shared is None:
+            raise PolicyError(
+                Problem(
+                    f"the public key of {ctx.peer!r} is not usable for key agreement",
+                    field=f"identities.{ctx.peer}",
+                    hint="replace it with a key made by nngsec keygen",
+                )
+            )
+        low, high = sorted((own, other))
+        self._key = kdf(shared, PAIR_KEY, ctx.binding, low, high)
+
+    def seal(
+        self, state: SendState, header: Header, hdr: bytes, payload: bytes, peer: str | None
+    ) -> bytes:
+        return aead_seal(self._key, nonce_of(header), payload, SECRETBOX_FRAME + b"\x00" + hdr)
+
+    def open_key(self, header: Header, sender: str, now: float) -> Any:
+        if header.epoch != 0:
+            raise no_key(f"pair channels have no epoch {header.epoch}")
+        return self._key
+
+    def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
+        ad = SECRETBOX_FRAME + b"\x00" + bytes(frame[:start])
+        payload = aead_open(key, nonce_of(header), bytes(frame[start:]), ad)
+        if payload is None:
+            raise forged("AEAD does not open")
+        return payload
+
+
+class BusBox(SchemeCodec):
+    def __init__(self, ctx: ChannelContext, kind: int = Kind.SECRETBOX) -> None:
+        super().__init__(ctx, kind)
+        self.signed = ctx.origin == "signed"
+        self.overhead = AEAD_TAG + (SIGNATURE if self.signed else 0)
+
+    def send_epoch(self, peer: str | None, reply_epoch: int | None) -> int:
+        return self.ctx.epoch_for_sending().epoch
+
+    def seal(
+        self, state: SendState, header: Header, hdr: bytes, payload: bytes, peer: str | None
+    ) -> bytes:
+        keys = self.ctx.epoch_for_sending()
+        if keys.secret is None:
+            raise PolicyError(
+                Problem(
+                    f"this identity holds no group key of channel {self.ctx.channel!r} "
+                    f"(epoch {keys.epoch})",
+                    hint="rotate the channel's keys so that every member gets an entry",
+                )
+            )
+        ad = BUS_FRAME + b"\x00" + hdr
+        ciphertext = aead_seal(keys.secret, nonce_of(header), payload, ad)
+        if not self.signed:
+            return ciphertext
+        return ciphertext + self.ctx.key.sign(ad + ciphertext)
+
+    def open_key(self, header: Header, sender: str, now: float) -> Any:
+        return self.ctx.epoch_for_receiving(header.epoch, now).secret
+
+    def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
+        ad = BUS_FRAME + b"\x00" + bytes(frame[:start])
+        end = len(frame)
+        if self.signed:
+            end -= SIGNATURE
+            ciphertext = bytes(frame[start:end])
+            # Origin first: a member holding the group key could build a valid AEAD in
+            # anyone's name; only the signature says who sent it.
+            if not verify(
+                self.ctx.identities[sender].sign_key, ad + ciphertext, bytes(frame[end:])
+            ):
+                raise forged("bad signature")
+        else:
+            ciphertext = bytes(frame[start:end])
+        payload = aead_open(key, nonce_of(header), ciphertext, ad)
+        if payload is None:
+            raise forged("AEAD does not open")
+        return payload

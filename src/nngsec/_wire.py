@@ -1,0 +1,154 @@
+"""Wire format v1: pure encoding and decoding of frame headers (no keys, no I/O).
+
+See ``docs/spec/wire-format.md``. Everything here is bytes in, bytes or a
+:class:`Header` out; a frame that does not parse raises ``Rejected("malformed")``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ._errors import Rejected
+
+__all__ = [
+    "KEY_ID_SIZE",
+    "MAX_HEADER",
+    "MAX_TOPIC",
+    "SESSION_SIZE",
+    "VERSION",
+    "FrameRef",
+    "Header",
+    "Kind",
+    "encode_header",
+    "parse_frame",
+]
+
+VERSION = 1
+KEY_ID_SIZE = 8
+SESSION_SIZE = 8
+MAX_TOPIC = 255
+MAX_CHANNEL = 64
+REPLY_BIT = 0x80
+
+# version, kind, flags, channel length
+_PREFIX = struct.Struct(">BBBB")
+# key_id, epoch, session, seq, time (ms)
+_FIXED = struct.Struct(">8sI8sQQ")
+# reply_to: key_id, session, seq
+_REPLY_TO = struct.Struct(">8s8sQ")
+MAX_HEADER = MAX_TOPIC + 1 + _PREFIX.size + MAX_CHANNEL + _FIXED.size + _REPLY_TO.size
+
+
+class Kind:
+    """Kind byte values: direction bit | scheme id."""
+
+    PLAINTEXT = 0x01
+    SIGNED = 0x02
+    SECRETBOX = 0x03
+    SEALED = 0x04
+    PEERBOX = 0x05
+    REPLY = REPLY_BIT
+
+    KNOWN = frozenset({0x01, 0x02, 0x03, 0x04, 0x05, 0x81, 0x82, 0x85})
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRef:
+    """Names one frame: its sender's key id, session and sequence number."""
+
+    key_id: bytes
+    session: bytes
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    kind: int
+    channel: str
+    key_id: bytes
+    epoch: int
+    session: bytes
+    seq: int
+    time_ms: int
+    topic: bytes | None = None
+    reply_to: FrameRef | None = None
+
+    @property
+    def is_reply(self) -> bool:
+        return bool(self.kind & REPLY_BIT)
+
+    @property
+    def ref(self) -> FrameRef:
+        return FrameRef(self.key_id, self.session, self.seq)
+
+
+def encode_header(header: Header) -> bytes:
+    """The bytes of ``header`` (including the pubsub topic prefix when it has a topic)."""
+    channel = header.channel.encode("ascii")
+    if not 1 <= len(channel) <= MAX_CHANNEL:
+        raise ValueError("channel name must be 1..64 ASCII bytes")
+    parts = []
+    if header.topic is not None:
+        if len(header.topic) > MAX_TOPIC or b"\x00" in header.topic:
+            raise ValueError("topic must be at most 255 bytes without NUL")
+        parts += [header.topic, b"\x00"]
+    parts += [
+        _PREFIX.pack(VERSION, header.kind, 0, len(channel)),
+        channel,
+        _FIXED.pack(header.key_id, header.epoch, header.session, header.seq, header.time_ms),
+    ]
+    if header.kind & REPLY_BIT:
+        if header.reply_to is None:
+            raise ValueError("a reply header needs reply_to")
+        ref = header.reply_to
+        parts.append(_REPLY_TO.pack(ref.key_id, ref.session, ref.seq))
+    return b"".join(parts)
+
+
+def _malformed(detail: str) -> Rejected:
+    return Rejected(Rejected.MALFORMED, detail)
+
+
+def parse_frame(frame: bytes, *, has_topic: bool) -> tuple[Header, int]:
+    """Parse the header of ``frame``; return it and the offset where the body starts.
+
+    ``has_topic`` is true on pubsub channels, whose frames start with ``topic || 0x00``.
+    """
+    offset = 0
+    topic = None
+    if has_topic:
+        end = frame.find(b"\x00", 0, MAX_TOPIC + 1)
+        if end < 0:
+            raise _malformed("no topic terminator")
+        topic = bytes(frame[:end])
+        offset = end + 1
+    if len(frame) < offset + _PREFIX.size:
+        raise _malformed("frame shorter than a header")
+    version, kind, flags, channel_len = _PREFIX.unpack_from(frame, offset)
+    if version != VERSION:
+        raise _malformed(f"unsupported version {version}")
+    if kind not in Kind.KNOWN:
+        raise _malformed(f"unknown kind 0x{kind:02x}")
+    if flags:
+        raise _malformed("reserved flags set")
+    if not 1 <= channel_len <= MAX_CHANNEL:
+        raise _malformed("bad channel length")
+    offset += _PREFIX.size
+    fixed_end = offset + channel_len + _FIXED.size
+    reply = bool(kind & REPLY_BIT)
+    header_end = fixed_end + (_REPLY_TO.size if reply else 0)
+    if len(frame) < header_end:
+        raise _malformed("truncated header")
+    try:
+        channel = bytes(frame[offset : offset + channel_len]).decode("ascii")
+    except UnicodeDecodeError:
+        raise _malformed("channel name is not ASCII") from None
+    key_id, epoch, session, seq, time_ms = _FIXED.unpack_from(frame, offset + channel_len)
+    reply_to = None
+    if reply:
+        reply_to = FrameRef(*_REPLY_TO.unpack_from(frame, fixed_end))
+    return (
+        Header(kind, channel, key_id, epoch, session, seq, time_ms, topic, reply_to),
+        header_end,
+    )
