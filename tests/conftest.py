@@ -64,3 +64,22 @@ def world_factory(tmp_path: Path) -> Callable[..., World]:
         return build_world(root, body, names, **options)  # type: ignore[arg-type]
 
     return make
+
+
+@dataclass
+class CodecWorld:
+    """Every pattern and scheme, with one Node per identity on a shared fake clock."""
+
+    world: World
+    clock: object
+    nodes: dict[str, Node]
+
+
+@pytest.fixture(scope="module")
+def codec_world(tmp_path_factory: pytest.TempPathFactory) -> CodecWorld:
+    from tests.support import ALL_CHANNELS, NAMES, FakeClock
+
+    clock = FakeClock()
+    world = build_world(tmp_path_factory.mktemp("codec"), ALL_CHANNELS, NAMES)
+    nodes = {name: world.node(name, clock=clock) for name in NAMES}
+    return CodecWorld(world, clock, nodes)
