@@ -101,7 +101,7 @@ def test_replies_are_bound_to_their_request_and_their_client(codec_world):
     # The request reflected to its own client is not a reply.
     assert reason(nodes["alice"].receiver(channel, "reply").open, request) == "no-key"
     # Rebinding the reply to another request (rewriting reply_to) breaks authentication.
-    header, start = parse_frame(reply, has_topic=False)
+    _, start = parse_frame(reply, has_topic=False)
     rebound = bytearray(reply)
     rebound[start - 1] ^= 1  # last byte of reply_to.seq
     assert reason(nodes["alice"].open, channel, bytes(rebound)) == "forged"
