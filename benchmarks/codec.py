@@ -12,8 +12,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from nacl.bindings import (
     crypto_aead_xchacha20poly1305_ietf_decrypt,
@@ -72,12 +74,16 @@ CASES = [
 ]
 
 
+def _open_next(opener: Any, frames: Iterator[bytes]) -> object:
+    return opener.open(next(frames))
+
+
 def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import logging
+
     from tests.conftest import build_world
     from tests.support import ALL_CHANNELS, NAMES
-
-    import logging
 
     logging.getLogger("nngsec").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as root:
@@ -94,7 +100,7 @@ def main() -> int:
             for size in SIZES:
                 payload = os.urandom(size)
                 count = 1500
-                seal = per_call(lambda: nodes[sender].seal(channel, payload, topic=topic), count)
+                seal = per_call(partial(nodes[sender].seal, channel, payload, topic=topic), count)
                 frames = iter(
                     [
                         nodes[sender].seal(channel, payload, topic=topic)
@@ -102,7 +108,7 @@ def main() -> int:
                     ]
                 )
                 opener = nodes[receiver].receiver(channel)
-                open_ = per_call(lambda: opener.open(next(frames)), count)
+                open_ = per_call(partial(_open_next, opener, frames), count)
                 print(
                     f"{label:32} {size:>6} {seal:>9.1f} {open_:>9.1f}   {seal_calls} / {open_calls}"
                 )
