@@ -11,6 +11,7 @@ from ._keys._keystore import Keystore
 from ._node import Node
 from ._policy._load import load_policy
 from ._policy._policy import Policy
+from ._sockets import SecureContext, SecureSocket, SocketStats
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,9 @@ __all__ = [
     "PublicIdentity",
     "Received",
     "Rejected",
+    "SecureContext",
+    "SecureSocket",
+    "SocketStats",
     "__version__",
     "load_policy",
 ]

@@ -177,6 +177,12 @@ class ChannelCodec:
             )
         )
 
+    @property
+    def max_frame_size(self) -> int:
+        """The largest frame a valid message of this channel can take on the wire."""
+        overheads = [s.overhead for s in (self.forward, self.reply) if s is not None]
+        return self.max_size + MAX_HEADER + max(overheads, default=0)
+
     def sender(self) -> Sender:
         return Sender(self, SendState(self.random(SESSION_SIZE)))
 
@@ -191,6 +197,7 @@ class Sender:
     def __init__(self, codec: ChannelCodec, state: SendState) -> None:
         self.codec = codec
         self.state = state
+        self.last_ref: FrameRef | None = None
 
     def _check_payload(self, payload: bytes) -> bytes:
         if not isinstance(payload, (bytes, bytearray, memoryview)):
@@ -250,10 +257,14 @@ class Sender:
             reply_to=reply_to,
         )
         hdr = encode_header(header)
+        self.last_ref = header.ref
         return hdr + scheme.seal(self.state, header, hdr, payload, peer)
 
     def seal(self, payload: bytes, topic: Topic | None = None) -> bytes:
-        """A frame carrying ``payload`` from this identity to the channel's receivers."""
+        """A frame carrying ``payload`` from this identity to the channel's receivers.
+
+        ``last_ref`` then names it (what a reply to it will carry in ``reply_to``).
+        """
         codec = self.codec
         if not codec.sends_forward or codec.forward is None:
             raise codec._role_error("send")

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import pynng
+
 from ._codec import Accept, ChannelCodec, Received, Receiver, Sender, Topic
 from ._errors import PolicyError, Problem
 from ._keys._channel_keys import OpenedChannelKeys
@@ -14,6 +16,7 @@ from ._keys._identity import IdentityKey
 from ._keys._keystore import Keystore
 from ._policy._load import load_policy
 from ._policy._policy import Policy
+from ._sockets import DEFAULT_BUFFER, OnReject, SecureSocket
 from ._trust import accept_policy, load_identity
 
 __all__ = ["DEFAULT_CLOCK_SKEW", "Node"]
@@ -120,6 +123,25 @@ class Node:
     def receiver(self, channel: str, accept: Accept = "any") -> Receiver:
         """A new receiver on ``channel`` with its own replay windows (one per socket)."""
         return self.codec(channel).receiver(accept)
+
+    # -- sockets ------------------------------------------------------------------------
+    def attach(
+        self,
+        socket: pynng.Socket,
+        channel: str,
+        *,
+        on_reject: OnReject = "drop",
+        buffers: int | None = DEFAULT_BUFFER,
+    ) -> SecureSocket:
+        """Secure ``socket`` on ``channel``: every frame sent is sealed, every frame received
+        is checked and opened. Refuses a socket whose protocol does not fit the channel's
+        pattern, a role this identity does not hold, and raw sockets (``PolicyError``).
+
+        ``on_reject="raise"`` makes ``recv`` raise :class:`nngsec.Rejected` instead of
+        dropping and counting; ``buffers`` raises nng's send/receive buffers to at least
+        that many messages (``None`` leaves them).
+        """
+        return SecureSocket(self, socket, channel, on_reject=on_reject, buffers=buffers)
 
     # -- the socket-free codec ------------------------------------------------------------
     def seal(self, channel: str, payload: bytes, *, topic: Topic | None = None) -> bytes:
