@@ -217,12 +217,16 @@ class _Endpoint:
         self._shared.stats.sent += 1
 
     # -- receiving ----------------------------------------------------------------------
+    def _receiver(self) -> Receiver:
+        receiver = self._shared.receiver
+        if receiver is None:
+            raise self._shared.codec._role_error(f"receive (this is a {self._shared.role} socket)")
+        return receiver
+
     def _accept(self, frame: bytes) -> Received | None:
         """The message, or ``None`` when the frame was dropped (counted and logged)."""
         shared = self._shared
-        receiver = shared.receiver
-        if receiver is None:
-            raise shared.codec._role_error(f"receive (this is a {shared.role} socket)")
+        receiver = self._receiver()
         try:
             message = receiver.open(frame)
             self._check_context(message)
@@ -270,6 +274,7 @@ class _Endpoint:
 
     def recv(self) -> Received:
         """The next accepted message (rejected frames are dropped and counted)."""
+        self._receiver()
         while True:
             message = self._accept(self._io.recv())
             if message is not None:
@@ -277,6 +282,7 @@ class _Endpoint:
 
     async def arecv(self) -> Received:
         """The asynchronous :meth:`recv` (asyncio or trio)."""
+        self._receiver()
         while True:
             message = self._accept(await self._raw_arecv())
             if message is not None:
