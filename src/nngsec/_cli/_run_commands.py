@@ -1,0 +1,75 @@
+"""bench (and, with the relay and demo, the commands that run things)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .. import _bench
+
+
+def _csv(kind: type, choices: tuple[Any, ...] | None = None) -> Any:
+    def parse(text: str) -> tuple[Any, ...]:
+        try:
+            values = tuple(kind(part) for part in text.split(",") if part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list, got {text!r}"
+            ) from None
+        if choices is not None:
+            wrong = [v for v in values if v not in choices]
+            if wrong:
+                known = ", ".join(map(str, choices))
+                raise argparse.ArgumentTypeError(
+                    f"unknown {', '.join(map(str, wrong))}; choose from {known}"
+                )
+        return values
+
+    return parse
+
+
+def register(commands: Any) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="secured vs plain pynng, throughput and latency",
+        description="Run the same traffic over plain pynng sockets and over secured ones, in "
+        "the same run with the same buffers, and report msgs/s, MB/s, latency p50/p99 and the "
+        "ratio secured/plain (medians of repeats).",
+    )
+    bench.add_argument("--patterns", type=_csv(str, _bench.PATTERNS), default=_bench.PATTERNS)
+    bench.add_argument("--sizes", type=_csv(int), default=(64, 1024, 65536), help="payload bytes")
+    bench.add_argument(
+        "--modes", type=_csv(str, ("threads", "processes")), default=("threads", "processes")
+    )
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--transport", choices=("inproc", "ipc", "tcp"), default="ipc")
+    bench.add_argument("--quick", action="store_true", help="fewer messages (a smoke run)")
+    bench.add_argument("--format", choices=("text", "json"), default="text")
+    bench.set_defaults(run=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    if args.repeats < 1:
+        print("nngsec: error: --repeats must be at least 1", file=sys.stderr)
+        return 2
+    if args.transport == "inproc" and "processes" in args.modes:
+        print(
+            "nngsec: error: inproc cannot cross processes (hint: --transport ipc)", file=sys.stderr
+        )
+        return 2
+    text = args.format == "text"
+    if text:
+        print(_bench.HEADER, flush=True)
+    results = _bench.run_bench(
+        patterns=args.patterns,
+        sizes=args.sizes,
+        modes=args.modes,
+        repeats=args.repeats,
+        transport=args.transport,
+        quick=args.quick,
+        progress=(lambda row: print(row, flush=True)) if text else None,
+    )
+    if not text:
+        print(_bench.to_json(results))
+    return 0
