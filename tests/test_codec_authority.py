@@ -78,11 +78,12 @@ def test_topic_outside_the_allowed_prefixes(codec_world):
     assert reason(nodes["carol"].open, "pubsub-signed", frame) == "unauthorized"
 
 
-def test_a_pair_frame_reflected_to_its_sender_is_refused(codec_world):
+@pytest.mark.parametrize("channel", ["pair-secretbox", "pair-signed", "bus-secretbox", "bus-group"])
+def test_a_frame_reflected_to_its_sender_is_refused(codec_world, channel):
     nodes = codec_world.nodes
-    frame = nodes["alice"].seal("pair-secretbox", b"hello bob")
-    assert reason(nodes["alice"].open, "pair-secretbox", frame) == "unauthorized"
-    assert nodes["bob"].open("pair-secretbox", frame).payload == b"hello bob"
+    frame = nodes["alice"].seal(channel, b"hello bob")
+    assert reason(nodes["alice"].open, channel, frame) == "unauthorized"
+    assert nodes["bob"].open(channel, frame).payload == b"hello bob"
 
 
 def test_only_pair_members_can_use_a_pair_channel(codec_world):

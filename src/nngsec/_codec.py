@@ -332,8 +332,11 @@ class Receiver:
         allowed = codec.receivers if header.is_reply else codec.forward_senders
         if sender not in allowed:
             raise Rejected(Rejected.UNAUTHORIZED, f"{sender} holds no sending role for this frame")
-        if codec.pattern == "pair" and sender == codec.identity:
-            raise Rejected(Rejected.UNAUTHORIZED, "a pair frame from this node itself (reflected)")
+        if codec.pattern in ("pair", "bus") and sender == codec.identity:
+            # nng never delivers a pair or bus peer's own message back to it: such a frame
+            # was reflected by someone on the wire. (A pubsub node may subscribe to what it
+            # publishes, so this is not refused there.)
+            raise Rejected(Rejected.UNAUTHORIZED, f"a {codec.pattern} frame from this node itself")
         topic = header.topic
         if (
             topic is not None
