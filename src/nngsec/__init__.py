@@ -10,10 +10,13 @@ from ._keys._keystore import Keystore
 from ._node import Node
 from ._policy._load import load_policy
 from ._policy._policy import Policy
+from ._topology._check import check
+from ._topology._findings import Finding
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Finding",
     "IdentityKey",
     "Keystore",
     "KeystoreError",
@@ -25,5 +28,6 @@ __all__ = [
     "PublicIdentity",
     "Rejected",
     "__version__",
+    "check",
     "load_policy",
 ]
