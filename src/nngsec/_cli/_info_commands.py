@@ -22,7 +22,9 @@ def register(commands: Any) -> None:
         description="Print the JSON Schema of the policy format (or of the topology or "
         "channel-key format), for editors that complete and check YAML.",
     )
-    schema.add_argument("format", nargs="?", default="policy", choices=["policy", "topology", "channel-keys"])
+    schema.add_argument(
+        "format", nargs="?", default="policy", choices=["policy", "topology", "channel-keys"]
+    )
     schema.set_defaults(run=_schema)
 
 

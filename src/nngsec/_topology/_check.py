@@ -6,9 +6,11 @@ command line); everything else the checker has to say is a :class:`Finding`.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,12 +118,35 @@ def check(
     return list(run_check([Path(policy), *(Path(t) for t in topologies)], options).findings)
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while large inputs are loaded.
+
+    Loading a 10,000-node topology allocates a few million small objects (YAML nodes,
+    positions, models), which triggers full collections again and again: with collection
+    paused, a check of that size takes a third of the time. The loaded data holds no
+    reference cycles, so nothing accumulates; the previous state is restored on exit.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def run_check(paths: Sequence[Path], options: CheckOptions | None = None) -> CheckResult:
     """Check ``POLICY [TOPOLOGY...]`` or ``TOPOLOGY...`` (each naming its policy)."""
     options = options or CheckOptions()
     options.validate()
     if not paths:
         raise NngsecError(Problem("nothing to check", hint="nngsec check POLICY [TOPOLOGY...]"))
+    with _collector_paused():
+        return _run(paths, options)
+
+
+def _run(paths: Sequence[Path], options: CheckOptions) -> CheckResult:
     policy_path, topologies = _resolve_inputs(paths)
     policy = load_policy_for_check(policy_path)
     keystore = _keystore(options.keystore)

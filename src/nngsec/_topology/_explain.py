@@ -73,7 +73,6 @@ def _channel(policy: Policy, facts: PolicyFacts, identity: str, channel: str) ->
     roles = policy.roles_of(identity, channel)
     senders, receivers = facts.senders(channel), facts.receivers(channel)
     is_sender, is_receiver = identity in senders, identity in receivers
-    listed = frozenset().union(*(facts.members(channel, f) for f in roles)) | senders | receivers
     impersonates: tuple[str, ...] = ()
     reads: Reads = "none"
     sends_detail = "cannot send on it (not a sender): peers reject its frames"
@@ -84,7 +83,7 @@ def _channel(policy: Policy, facts: PolicyFacts, identity: str, channel: str) ->
             "public",
             "everything: the channel is plaintext, anyone on the path reads it",
         )
-        impersonates = _others(listed, identity)
+        impersonates = _others(senders, identity)
         sends_detail = "anything as anyone: plaintext frames are not authenticated"
         sends_as_itself = False
     elif scheme == "signed":
