@@ -295,7 +295,7 @@ def test_explain_text(run_cli):
     result = run_cli("explain", POLICY, "controller-a")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "control (reqrep, peerbox) as servers" in out
+    assert "control (reqrep, peerbox) as server" in out
     assert "every request to the service, from every client" in out
     assert "poses as:     dashboard" in out
     assert f"Contain it: nngsec revoke {POLICY} controller-a" in out

@@ -533,3 +533,27 @@ def test_every_rule_is_tested_here() -> None:
     source = Path(__file__).read_text()
     untested = [rule for rule in RULES if f'"{rule}"' not in source]
     assert not untested
+
+
+def test_duplicate_listen_across_scopes(deployment):
+    body = Template("""
+    nodes:
+      scheduler:
+        host: ops
+        sockets:
+          - {channel: jobs, role: pusher, listen: "tcp://*:5560"}
+      dashboard:
+        host: ops
+        sockets:
+          - {channel: health, role: surveyor, listen: "$listen"}  # <-
+      sensor-1:
+        sockets:
+          - {channel: health, role: respondent, dial: "tcp://ops:5561"}
+      worker:
+        sockets:
+          - {channel: jobs, role: puller, dial: "tcp://ops:5560"}
+    """)
+    for listen in ("tcp://ops:5560", "tls+tcp://localhost:5560"):
+        bad = body.substitute(listen=listen)
+        assert_finds(deployment.check(bad), "duplicate-listen", "error", deployment.line(bad))
+    assert_clean(deployment.check(body.substitute(listen="tcp://ops:5561")), "duplicate-listen")

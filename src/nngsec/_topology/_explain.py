@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from .._errors import PolicyError
+from .._policy._model import ROLES
 from .._policy._policy import Policy
 from ._facts import PolicyFacts
 
@@ -70,13 +71,15 @@ def _others(names: frozenset[str], identity: str) -> tuple[str, ...]:
 def _channel(policy: Policy, facts: PolicyFacts, identity: str, channel: str) -> ChannelExposure:
     spec = policy.channels[channel]
     pattern, scheme = spec.pattern_name, spec.resolved_scheme
-    roles = policy.roles_of(identity, channel)
+    singular = dict(ROLES[pattern])
+    roles = tuple(singular[field] for field in policy.roles_of(identity, channel))
     senders, receivers = facts.senders(channel), facts.receivers(channel)
     is_sender, is_receiver = identity in senders, identity in receivers
     impersonates: tuple[str, ...] = ()
     reads: Reads = "none"
     sends_detail = "cannot send on it (not a sender): peers reject its frames"
-    sends_as_itself = is_sender
+    # Servers reply and respondents respond: they send too, though not first.
+    sends_as_itself = is_sender or (is_receiver and pattern in ("reqrep", "survey"))
 
     if scheme == "plaintext":
         reads, read_detail = (

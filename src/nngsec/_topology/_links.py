@@ -324,7 +324,19 @@ def _connect(graph: Graph) -> None:
         if port.mode == "listen":
             key = listen_key(port.address, host=port.end.host, node=port.end.node)
             listens[key].append(port)
-    graph.duplicates = [ports for ports in listens.values() if len(ports) > 1]
+    # Two listens conflict when they bind the same thing, whatever the scope they were
+    # written with: tcp://*:P, tcp://localhost:P and tcp://HOST:P on host HOST all take
+    # TCP port P there (tls+tcp too; ws and wss share a port between paths).
+    binds: dict[tuple[object, ...], list[Port]] = defaultdict(list)
+    for key, ports in listens.items():
+        transport, _scope, where, number, path = key
+        if transport in ("tcp", "tls+tcp"):
+            binds[("tcp", where, number)].extend(ports)
+        elif transport in ("ws", "wss"):
+            binds[("ws", where, number, path)].extend(ports)
+        else:
+            binds[key].extend(ports)
+    graph.duplicates = [ports for ports in binds.values() if len(ports) > 1]
     dialed: set[int] = set()
     hints = _Hints(graph, listens)
     for port in graph.ports:

@@ -100,7 +100,7 @@ def _sarif_rule(rule: Rule) -> dict[str, Any]:
         "id": rule.id,
         "name": "".join(part.title() for part in rule.id.split("-")),
         "shortDescription": {"text": rule.summary},
-        "fullDescription": {"text": rule.doc.split("\n\n", 1)[0].replace("\n", " ")},
+        "fullDescription": {"text": rule.doc},
         "help": {"text": rule.doc, "markdown": rule.doc},
         "defaultConfiguration": {"level": rule.severity},
         "properties": {"scope": rule.scope},
