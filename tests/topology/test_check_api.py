@@ -44,6 +44,13 @@ def test_unknown_names_do_not_hide_other_policy_errors(deployment):
     assert any("unknown pattern 'pipelin'" in m for m in messages)
 
 
+def test_a_malformed_pattern_is_an_input_error_not_a_crash(deployment):
+    deployment.edit_policy("pattern: survey", "pattern: []")
+    deployment.edit_policy("subscribers: [dashboard]", "subscribers: [dashbaord]")
+    with pytest.raises(nngsec.PolicyError, match=r"channels\.health\.pattern"):
+        load_policy_for_check(deployment.policy_path)
+
+
 def test_explain_origin_group_bus_and_plaintext(deployment):
     deployment.edit_policy(
         "members: [cell-1, cell-2, cell-3]", "members: [cell-1, cell-2, cell-3]\n    origin: group"

@@ -286,7 +286,7 @@ def test_no_receivers_in_the_topology(deployment) -> None:
     bad = body.substitute(channel="jobz")
     findings = deployment.check(bad)
     hit = assert_finds(findings, "no-receivers", "warning", deployment.line(bad))
-    assert "1 pushers socket(s) in the topology but no puller socket" in hit.message
+    assert "1 pusher socket(s) in the topology but no puller socket" in hit.message
     assert_clean(deployment.check(body.substitute(channel="jobs")), "no-receivers")
 
 

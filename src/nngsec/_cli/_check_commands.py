@@ -51,6 +51,9 @@ def register(commands: Any) -> None:
     check = commands.add_parser(
         "check",
         help="validate a policy and a deployment offline",
+        usage="nngsec check [options] POLICY [TOPOLOGY ...]\n"
+        "       nngsec check [options] TOPOLOGY ...   (each naming its policy)\n"
+        "       nngsec check --list-rules [--format json]",
         description="Validate a deployment before anything runs: the policy, its channel keys "
         "and signature, and the topology files describing which node runs which identity "
         "with which sockets and relays. Give the policy first (nngsec check POLICY "

@@ -216,18 +216,15 @@ def _resolve_inputs(paths: Sequence[Path]) -> tuple[Path, tuple[Topology, ...]]:
     text = read_text(first, what="policy")
     problems: list[Problem] = []
     topologies: list[Topology] = []
-    if _TOPOLOGY_KEYS.search(text):
+    policy_path: Path | None = first
+    if _TOPOLOGY_KEYS.search(text):  # `check TOPOLOGY...`: the topologies name the policy
+        policy_path = None
         doc = parse_yaml(text, str(first), what="topology")
-        rest = paths[1:]
         try:
             topologies.append(topology_from_document(doc, first))
         except PolicyError as error:
             problems.extend(error.problems)
-        policy_path: Path | None = None
-    else:
-        rest = paths[1:]
-        policy_path = first
-    for path in rest:
+    for path in paths[1:]:
         try:
             topologies.append(_load_topology_argument(path))
         except PolicyError as error:

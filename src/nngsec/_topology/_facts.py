@@ -42,9 +42,10 @@ def unknown_names(data: Any) -> Iterator[tuple[Loc, str, str]]:
         yield from scan(("groups", group), members, f"group {group!r}")
     channels = data.get("channels")
     for channel, spec in (channels if isinstance(channels, dict) else {}).items():
-        if not isinstance(spec, dict) or spec.get("pattern") not in ROLES:
-            continue
-        for role, _ in ROLES[spec["pattern"]]:
+        pattern = spec.get("pattern") if isinstance(spec, dict) else None
+        if not isinstance(pattern, str) or pattern not in ROLES:
+            continue  # the model reports a missing or malformed pattern
+        for role, _ in ROLES[pattern]:
             yield from scan(
                 ("channels", channel, role), spec.get(role), f"{role} of channel {channel!r}"
             )

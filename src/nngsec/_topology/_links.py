@@ -198,7 +198,9 @@ class Graph:
         token = (relay, side)
         if token in cache:
             return cache[token]
-        if token in visiting:  # a loop of relays: frames circulate, nothing new is reached
+        if token in visiting:
+            # A loop of bus relays (a broadcast storm in practice): stop here. What is cached
+            # inside the loop may then miss members, so at worst a warning too many.
             return frozenset()
         visiting.add(token)
         reached: set[str] = set()

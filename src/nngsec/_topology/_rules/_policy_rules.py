@@ -14,7 +14,7 @@ from ..._policy._policy import RECEIVER_ROLES, signature_path
 from ..._policy._signing import SIGNATURE_PREFIX, verify_signature
 from .._facts import unknown_names
 from .._findings import Issue, Place
-from .._links import INITIATOR, RECEIVER, SYMMETRIC, End, node_key, plural
+from .._links import INITIATOR, RECEIVER, SYMMETRIC, End, node_key
 from ._base import Context, rule
 
 
@@ -297,7 +297,7 @@ def no_receivers(ctx: Context) -> Iterator[Issue]:
         else:
             assert kind is not None
             message = (
-                f"channel {channel!r} has {len(ends)} {plural(INITIATOR[kind])} socket(s) "
+                f"channel {channel!r} has {len(ends)} {INITIATOR[kind]} socket(s) "
                 f"in the topology but no {RECEIVER[kind]} socket"
             )
         yield Issue(
