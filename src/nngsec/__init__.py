@@ -12,10 +12,13 @@ from ._node import Node
 from ._policy._load import load_policy
 from ._policy._policy import Policy
 from ._sockets import SecureContext, SecureSocket, SocketStats
+from ._topology._check import check
+from ._topology._findings import Finding
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Finding",
     "IdentityKey",
     "Keystore",
     "KeystoreError",
@@ -31,5 +34,6 @@ __all__ = [
     "SecureSocket",
     "SocketStats",
     "__version__",
+    "check",
     "load_policy",
 ]

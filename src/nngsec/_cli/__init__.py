@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from .._errors import NngsecError
-from . import _admin_commands, _info_commands, _run_commands
+from . import _admin_commands, _check_commands, _info_commands, _run_commands
 
 __all__ = ["main"]
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     _admin_commands.register(commands)
+    _check_commands.register(commands)
     _info_commands.register(commands)
     _run_commands.register(commands)
     return parser

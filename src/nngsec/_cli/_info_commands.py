@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from .._keys._channel_keys import ChannelKeyFileModel
 from .._policy._model import PolicyModel
+from .._topology._model import TopologyModel
 
 SCHEMA_ID = "https://nngsec.dev/schema/v1"
 
@@ -18,16 +19,19 @@ def register(commands: Any) -> None:
     schema = commands.add_parser(
         "schema",
         help="print the JSON Schema of a file format",
-        description="Print the JSON Schema of the policy format (or another format), for "
-        "editors that complete and check YAML.",
+        description="Print the JSON Schema of the policy format (or of the topology or "
+        "channel-key format), for editors that complete and check YAML.",
     )
-    schema.add_argument("format", nargs="?", default="policy", choices=["policy", "channel-keys"])
+    schema.add_argument(
+        "format", nargs="?", default="policy", choices=["policy", "topology", "channel-keys"]
+    )
     schema.set_defaults(run=_schema)
 
 
 def json_schema(kind: str) -> dict[str, Any]:
     models: dict[str, type[BaseModel]] = {
         "policy": PolicyModel,
+        "topology": TopologyModel,
         "channel-keys": ChannelKeyFileModel,
     }
     model = models[kind]

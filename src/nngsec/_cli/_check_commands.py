@@ -1,0 +1,204 @@
+"""check and explain: offline validation of a deployment, and the blast radius of an identity."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._policy._load import load_policy
+from .._topology._check import CheckOptions, run_check
+from .._topology._explain import explain, render_explain_json, render_explain_text
+from .._topology._findings import SEVERITIES, Severity
+from .._topology._graph import GRAPH_SUFFIXES, write_graph
+from .._topology._report import render_json, render_sarif, render_text
+from .._topology._rules import DEFAULT_WIDE_SECRET, ordered_rules
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+
+
+def _rule_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _severity_override(text: str) -> tuple[str, Severity]:
+    rule_id, equals, level = text.partition("=")
+    if not equals or level not in SEVERITIES:
+        raise argparse.ArgumentTypeError(f"expected RULE=error or RULE=warning, got {text!r}")
+    return rule_id.strip(), level
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _graph_path(text: str) -> Path:
+    path = Path(text)
+    if path.suffix.lower() not in GRAPH_SUFFIXES:
+        raise argparse.ArgumentTypeError(
+            f"expected a file ending in {', '.join(GRAPH_SUFFIXES)}, got {text!r}"
+        )
+    return path
+
+
+def register(commands: Any) -> None:
+    check = commands.add_parser(
+        "check",
+        help="validate a policy and a deployment offline",
+        usage="nngsec check [options] POLICY [TOPOLOGY ...]\n"
+        "       nngsec check [options] TOPOLOGY ...   (each naming its policy)\n"
+        "       nngsec check --list-rules [--format json]",
+        description="Validate a deployment before anything runs: the policy, its channel keys "
+        "and signature, and the topology files describing which node runs which identity "
+        "with which sockets and relays. Give the policy first (nngsec check POLICY "
+        "[TOPOLOGY...]), or topology files that name their policy (nngsec check TOPOLOGY). "
+        "Rules are listed by --list-rules and documented in docs/rules.md.",
+        epilog="exit status: 0 no error-severity finding, 1 error findings, 2 an input cannot "
+        "be read or parsed (one line per problem: file:line:column: field: message)",
+    )
+    check.add_argument(
+        "inputs",
+        metavar="FILE",
+        nargs="*",
+        type=Path,
+        help="the policy, then topology files; or topology files naming their policy",
+    )
+    check.add_argument(
+        "--keystore",
+        metavar="DIR",
+        type=Path,
+        help="also check the nodes' private keys in DIR (presence, mode 0600, match) and "
+        "the policy signature against the signers DIR pins",
+    )
+    check.add_argument(
+        "--trust",
+        metavar="PUBFILE",
+        type=Path,
+        action="append",
+        default=[],
+        help="verify the policy signature against this signer's public key (repeatable)",
+    )
+    check.add_argument(
+        "--format", choices=["text", "json", "sarif"], default="text", help="default: text"
+    )
+    check.add_argument(
+        "--graph",
+        metavar="FILE",
+        type=_graph_path,
+        action="append",
+        default=[],
+        help="also draw the deployment: FILE.dot (Graphviz), FILE.mmd (Mermaid), or "
+        "FILE.svg / FILE.png (needs Graphviz installed); repeatable",
+    )
+    check.add_argument(
+        "--ignore",
+        metavar="RULE",
+        type=_rule_list,
+        action="append",
+        default=[],
+        help="skip a rule (repeatable, or comma-separated)",
+    )
+    check.add_argument(
+        "--severity",
+        metavar="RULE=LEVEL",
+        type=_severity_override,
+        action="append",
+        default=[],
+        help="change a rule's severity to error or warning (repeatable)",
+    )
+    check.add_argument(
+        "--warn-as-error",
+        action="store_true",
+        help="report every warning as an error (exit 1 on any finding)",
+    )
+    check.add_argument(
+        "--wide-secret-threshold",
+        metavar="N",
+        type=_positive,
+        default=DEFAULT_WIDE_SECRET,
+        help="wide-secret: most identities a channel secret may have "
+        f"(default {DEFAULT_WIDE_SECRET})",
+    )
+    check.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour the text report (auto: on a terminal, unless NO_COLOR is set)",
+    )
+    check.add_argument(
+        "--list-rules", action="store_true", help="list the rules (text or --format json) and exit"
+    )
+    check.set_defaults(run=_check, parser=check)
+
+    explain_parser = commands.add_parser(
+        "explain",
+        help="blast radius of a compromised identity",
+        description="What an attacker holding IDENTITY's private key (and the channel keys "
+        "sealed to it) can read, whom it can pose as, what it can only send as itself, and "
+        "which command contains it.",
+    )
+    explain_parser.add_argument("policy", metavar="POLICY", type=Path)
+    explain_parser.add_argument("identity", metavar="IDENTITY")
+    explain_parser.add_argument("--format", choices=["text", "json"], default="text")
+    explain_parser.set_defaults(run=_explain)
+
+
+def _colour(choice: str) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _list_rules(args: argparse.Namespace) -> int:
+    rules = ordered_rules()
+    if args.format == "json":
+        data = [
+            {"rule": r.id, "severity": r.severity, "scope": r.scope, "summary": r.summary}
+            for r in rules
+        ]
+        print(json.dumps({"rules": data}, indent=2))
+        return EXIT_CLEAN
+    width = max(len(r.id) for r in rules)
+    for r in rules:
+        print(f"{r.id:<{width}}  {r.severity:<7}  {r.scope:<8}  {r.summary}")
+    return EXIT_CLEAN
+
+
+def _check(args: argparse.Namespace) -> int:
+    if args.list_rules:
+        return _list_rules(args)
+    if not args.inputs:
+        args.parser.error("give a policy (and topologies), or topology files")
+    options = CheckOptions(
+        keystore=args.keystore,
+        trusted=tuple(args.trust),
+        ignore=frozenset(rule for group in args.ignore for rule in group),
+        severities=dict(args.severity),
+        warn_as_error=args.warn_as_error,
+        wide_secret_threshold=args.wide_secret_threshold,
+    )
+    result = run_check(args.inputs, options)
+    for path in args.graph:
+        write_graph(result, path)
+    if args.format == "json":
+        sys.stdout.write(render_json(result))
+    elif args.format == "sarif":
+        sys.stdout.write(render_sarif(result))
+    else:
+        sys.stdout.write(render_text(result, colour=_colour(args.color)))
+    return EXIT_FINDINGS if result.errors else EXIT_CLEAN
+
+
+def _explain(args: argparse.Namespace) -> int:
+    exposure = explain(load_policy(args.policy), args.identity)
+    if args.format == "json":
+        sys.stdout.write(render_explain_json(exposure))
+    else:
+        sys.stdout.write(render_explain_text(exposure))
+    return EXIT_CLEAN

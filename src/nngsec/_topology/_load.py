@@ -1,0 +1,158 @@
+"""Loading topology files with the same positioned errors as policies."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from .._diagnostics import pydantic_problems
+from .._errors import PolicyError, Problem
+from .._policy._model import NAME_MAX
+from .._yaml import Loc, YamlDocument, format_loc, parse_yaml, read_text
+from ._model import ROLE_NAMES, NodeModel, RelayModel, RelaySide, SocketModel, TopologyModel
+
+__all__ = ["FORMAT_VERSION", "Topology", "is_topology_document", "load_topology"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Topology:
+    """A validated topology file: its model and the document it came from (for positions)."""
+
+    path: Path
+    document: YamlDocument
+    model: TopologyModel
+
+    @property
+    def display(self) -> str:
+        """The path as the user gave it, used in every finding."""
+        return self.document.path
+
+    @cached_property
+    def policy_path(self) -> Path | None:
+        """The policy this topology names, resolved relative to the topology file."""
+        if self.model.policy is None:
+            return None
+        return self.path.parent / self.model.policy
+
+    def identity_of(self, node: str) -> str | None:
+        """The identity whose keys ``node`` holds: explicit, else its name if it has sockets."""
+        spec = self.model.nodes[node]
+        if spec.identity is not None:
+            return spec.identity
+        return node if spec.sockets else None
+
+    def host_of(self, node: str) -> str:
+        spec = self.model.nodes[node]
+        return spec.host if spec.host is not None else node.lower()
+
+    def identity_loc(self, node: str) -> tuple[Loc, bool]:
+        """Where the node's identity is written (or the node's key when it is implied)."""
+        if self.model.nodes[node].identity is not None:
+            return ("nodes", node, "identity"), False
+        return ("nodes", node), True
+
+
+def is_topology_document(doc: YamlDocument) -> bool:
+    """Whether a parsed file is a topology rather than a policy (for ``check FILE``)."""
+    data = doc.data
+    return isinstance(data, dict) and ("nodes" in data or "policy" in data)
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Load and validate a topology file; every problem is positioned in a PolicyError."""
+    path = Path(path)
+    doc = parse_yaml(read_text(path, what="topology"), str(path), what="topology")
+    return topology_from_document(doc, path)
+
+
+def topology_from_document(doc: YamlDocument, path: Path) -> Topology:
+    _check_format_version(doc)
+    try:
+        model = TopologyModel.model_validate(doc.data)
+    except ValidationError as error:
+        problems = dict.fromkeys(_problems(doc, error.errors()))
+        raise PolicyError(
+            sorted(problems, key=lambda p: (p.line or 0, p.column or 0, p.field))
+        ) from None
+    return Topology(path, doc, model)
+
+
+def _check_format_version(doc: YamlDocument) -> None:
+    version = doc.data.get("nngsec")
+    if "nngsec" not in doc.data:
+        raise PolicyError(
+            doc.problem(
+                (), "missing the format version field 'nngsec'", "start the file with 'nngsec: 1'"
+            )
+        )
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise PolicyError(
+            doc.problem(
+                ("nngsec",),
+                f"unsupported topology format version {version!r}, this nngsec reads version "
+                f"{FORMAT_VERSION}",
+                "write 'nngsec: 1', or upgrade nngsec to read newer formats",
+            )
+        )
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The model of the mapping at ``loc`` (for "unknown field, did you mean")."""
+    shape = tuple("*" if isinstance(p, int) else p for p in loc)
+    if len(shape) >= 2 and shape[0] == "nodes":
+        shape = ("nodes", "<node>", *shape[2:])
+    models: dict[tuple[str, ...], type[BaseModel]] = {
+        (): TopologyModel,
+        ("nodes", "<node>"): NodeModel,
+        ("nodes", "<node>", "sockets", "*"): SocketModel,
+        ("nodes", "<node>", "relays", "*"): RelayModel,
+        ("nodes", "<node>", "relays", "*", "front"): RelaySide,
+        ("nodes", "<node>", "relays", "*", "back"): RelaySide,
+    }
+    return models.get(shape)
+
+
+def _allowed_fields(loc: Loc) -> list[str]:
+    model = _model_at(loc)
+    return list(model.model_fields) if model else []
+
+
+def _problems(doc: YamlDocument, errors: list[ErrorDetails]) -> Iterator[Problem]:
+    translated = pydantic_problems(
+        doc, errors, TopologyModel, allowed_fields=_allowed_fields, name_max=NAME_MAX
+    )
+    # pydantic_problems yields exactly one problem per error, in order.
+    for error, (problem, kind) in zip(errors, translated, strict=True):
+        if kind == "literal_error" and error["loc"][-1:] == ("role",):
+            got = error.get("input")
+            close = difflib.get_close_matches(str(got), ROLE_NAMES, n=1)
+            problem = replace(
+                problem,
+                message=f"unknown role {got!r}, expected one of {', '.join(ROLE_NAMES)}",
+                hint=f"did you mean {close[0]!r}?" if close else "",
+            )
+        loc = tuple(error["loc"])
+        if loc and isinstance(loc[-1], int) and not isinstance(_data_at(doc, loc[:-1]), list):
+            # `dial: URL` is read as a one-item list; name the field as the user wrote it.
+            problem = replace(problem, field=format_loc(loc[:-1]))
+        yield problem
+
+
+def _data_at(doc: YamlDocument, loc: Loc) -> object:
+    node: object = doc.data
+    for part in loc:
+        if not isinstance(node, dict | list):
+            return None
+        try:
+            node = node[part]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node

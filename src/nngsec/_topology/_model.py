@@ -1,0 +1,206 @@
+"""The topology file as pydantic models (shape only; cross-references are rules).
+
+A topology says which node runs which identity, which sockets it opens on which channel in
+which role, where they listen or dial, and which key-less relays sit in between::
+
+    nngsec: 1
+    policy: factory.yaml            # relative to this file
+    nodes:
+      sensor-1:
+        identity: sensor-1          # default: the node's name (a relay-only node needs none)
+        host: edge-a                # default: the node's name; used to match addresses
+        sockets:
+          - {channel: telemetry, role: publisher, dial: "tcp://hub:5555", topics: [temp.]}
+      hub:
+        relays:
+          - pattern: pubsub
+            channel: telemetry
+            front: {listen: "tcp://*:5555"}     # faces publishers, pushers, clients, surveyors
+            back: {listen: "tcp://*:5556"}      # faces the receiving side
+
+Like policies, every model forbids unknown fields and is immutable. Addresses are parsed
+here so that a malformed one is an input error with its position, not a finding.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+    WithJsonSchema,
+    model_validator,
+)
+
+from .._policy._model import Name, Pattern, Topic
+from ._addresses import parse_address
+
+__all__ = [
+    "ROLE_NAMES",
+    "NodeModel",
+    "RelayModel",
+    "RelaySide",
+    "Role",
+    "SocketModel",
+    "TopologyModel",
+]
+
+Role = Literal[
+    "publisher",
+    "subscriber",
+    "pusher",
+    "puller",
+    "client",
+    "server",
+    "surveyor",
+    "respondent",
+    "member",
+]
+ROLE_NAMES: tuple[Role, ...] = (
+    "publisher",
+    "subscriber",
+    "pusher",
+    "puller",
+    "client",
+    "server",
+    "surveyor",
+    "respondent",
+    "member",
+)
+
+_HOST = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.:-]{0,252})$")
+_URL_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^(tcp|tcp4|tcp6|tls\+tcp|tls\+tcp4|tls\+tcp6|ws|wss|ipc|inproc)://.+$",
+}
+
+
+def _listen_url(value: str) -> str:
+    parse_address(value, listen=True)
+    return value
+
+
+def _dial_url(value: str) -> str:
+    parse_address(value, listen=False)
+    return value
+
+
+def _one_or_many(value: object) -> object:
+    # `dial: tcp://a:1` and `dial: [tcp://a:1, tcp://b:1]` both mean a tuple of addresses.
+    return (value,) if isinstance(value, str) else value
+
+
+def _host(value: str) -> str:
+    if not _HOST.match(value):
+        raise ValueError(f"invalid host {value!r}, expected a host name or IP address")
+    return value.lower()
+
+
+ListenUrl = Annotated[StrictStr, AfterValidator(_listen_url), WithJsonSchema(_URL_SCHEMA)]
+DialUrl = Annotated[StrictStr, AfterValidator(_dial_url), WithJsonSchema(_URL_SCHEMA)]
+ListenUrls = Annotated[
+    tuple[ListenUrl, ...],
+    BeforeValidator(_one_or_many),
+    WithJsonSchema({"anyOf": [_URL_SCHEMA, {"type": "array", "items": _URL_SCHEMA}]}),
+]
+DialUrls = Annotated[
+    tuple[DialUrl, ...],
+    BeforeValidator(_one_or_many),
+    WithJsonSchema({"anyOf": [_URL_SCHEMA, {"type": "array", "items": _URL_SCHEMA}]}),
+]
+Host = Annotated[StrictStr, AfterValidator(_host)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SocketModel(_Model):
+    """One secured socket of a node: a channel, a role, and where it listens or dials."""
+
+    channel: Name
+    role: Role
+    listen: ListenUrls = Field(default=(), description="address(es) this socket listens on")
+    dial: DialUrls = Field(default=(), description="address(es) this socket dials")
+    topics: tuple[Topic, ...] | None = Field(
+        default=None, description="pubsub: topics published, or prefixes subscribed to"
+    )
+    description: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _has_an_address(self) -> SocketModel:
+        if not self.listen and not self.dial:
+            raise ValueError("a socket needs listen: or dial: (an address such as tcp://host:5555)")
+        return self
+
+
+class RelaySide(_Model):
+    """One side of a relay: it either listens or dials, at one address."""
+
+    listen: ListenUrl | None = None
+    dial: DialUrl | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RelaySide:
+        if (self.listen is None) == (self.dial is None):
+            raise ValueError(
+                "a relay side has exactly one of listen: or dial:, e.g. {listen: tcp://*:5555}"
+            )
+        return self
+
+    @property
+    def mode(self) -> Literal["listen", "dial"]:
+        return "listen" if self.listen is not None else "dial"
+
+    @property
+    def url(self) -> str:
+        url = self.listen if self.listen is not None else self.dial
+        assert url is not None
+        return url
+
+
+class RelayModel(_Model):
+    """A key-less device forwarding one channel's frames untouched (``nngsec relay``).
+
+    ``front`` faces the initiating side (publishers, pushers, clients, surveyors), ``back``
+    the receiving side. For bus and pair both sides face members.
+    """
+
+    pattern: Pattern
+    channel: Name
+    front: RelaySide
+    back: RelaySide
+    description: StrictStr | None = None
+
+
+class NodeModel(_Model):
+    """A process: the identity it runs, its host, its sockets and relays."""
+
+    identity: Name | None = Field(
+        default=None,
+        description="identity whose keys this node holds; default: the node's name when it "
+        "has sockets, none for a node with only relays",
+    )
+    host: Host | None = Field(
+        default=None, description="host the node runs on; default: the node's name"
+    )
+    description: StrictStr | None = None
+    sockets: tuple[SocketModel, ...] = ()
+    relays: tuple[RelayModel, ...] = ()
+
+
+class TopologyModel(_Model):
+    """The fields of a topology file (format version 1)."""
+
+    nngsec: Literal[1] = Field(description="topology format version")
+    policy: StrictStr | None = Field(
+        default=None, description="the policy file, relative to this topology file"
+    )
+    description: StrictStr | None = None
+    nodes: dict[Name, NodeModel] = Field(default_factory=dict)

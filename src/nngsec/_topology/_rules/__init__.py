@@ -1,0 +1,19 @@
+"""Every checker rule, registered in :data:`RULES` by importing its module.
+
+Rules are grouped by what they need: the policy (always run), a topology, a keystore.
+"""
+
+from . import _keystore_rules, _policy_rules, _wiring_rules  # noqa: F401 - they register
+from ._base import DEFAULT_WIDE_SECRET, RULES, Context, Rule, Scope, rule
+
+__all__ = ["DEFAULT_WIDE_SECRET", "RULES", "Context", "Rule", "Scope", "ordered_rules", "rule"]
+
+_SCOPE_ORDER = {"policy": 0, "topology": 1, "keystore": 2}
+
+
+def ordered_rules() -> list[Rule]:
+    """Rules in documentation order: by scope, errors first, then by id."""
+    return sorted(
+        RULES.values(),
+        key=lambda r: (_SCOPE_ORDER[r.scope], r.severity != "error", r.id),
+    )

@@ -1,0 +1,527 @@
+"""Rules about the policy itself, its channel keys and its signature (run on every check)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..._errors import PolicyError
+from ..._keys._identity import KEY_ID_SIZE
+from ..._keys._text import TextKeyError, decode_text
+from ..._policy._model import ROLES
+from ..._policy._policy import RECEIVER_ROLES, signature_path
+from ..._policy._signing import SIGNATURE_PREFIX, verify_signature
+from .._facts import unknown_names
+from .._findings import Issue, Place
+from .._links import INITIATOR, RECEIVER, SYMMETRIC, End, node_key
+from ._base import Context, rule
+
+
+def _names(names: frozenset[str] | set[str], limit: int = 6) -> str:
+    shown = sorted(names)
+    text = ", ".join(shown[:limit])
+    return text + (f" and {len(shown) - limit} more" if len(shown) > limit else "")
+
+
+@rule("unknown-identity", "error", scope="policy")
+def unknown_identity(ctx: Context) -> Iterator[Issue]:
+    """A name that no identity or group defines: in a group, a channel role, `revoked:`, or
+    as the identity a node runs.
+
+    **Why it matters.** A misspelt name grants nothing and says nothing: the intended
+    identity silently cannot send or read, and a node running an identity the policy does
+    not define is refused by every peer. `nngsec check` reports these names instead of
+    refusing the policy, so that every other rule still runs.
+
+    **Example.**
+
+    ```yaml
+    channels:
+      telemetry:
+        pattern: pubsub
+        publishers: [sensor-1]
+        subscribers: [dashbaord]      # unknown-identity: no identity or group 'dashbaord'
+    ```
+
+    **Fix.** Correct the spelling, or add the identity under `identities:` (the line
+    printed by `nngsec keygen NAME`), or define the group under `groups:`. For a node, set
+    `identity:` to a defined identity (a node without `identity:` runs the identity named
+    like the node).
+    """
+    policy = ctx.policy
+    known = [*policy.identities, *policy.groups]
+    for loc, name, where in unknown_names(policy.document.data):
+        close = difflib.get_close_matches(name, known, n=1)
+        yield Issue(
+            ctx.at_policy(loc),
+            f"unknown name {name!r} in {where}, expected an identity or group of the policy",
+            f"did you mean {close[0]!r}?"
+            if close
+            else "define it under identities: (from `nngsec keygen NAME`) or groups:",
+        )
+    identities = list(policy.identities)
+    for topology in ctx.topologies:
+        for node in topology.model.nodes:
+            identity = topology.identity_of(node)
+            if identity is None or identity in policy.identities:
+                continue
+            loc, implied = topology.identity_loc(node)
+            if identity in policy.groups:
+                message = f"node {node!r} runs {identity!r}, which is a group, not an identity"
+            elif implied:
+                message = (
+                    f"node {node!r} runs identity {identity!r} (its own name, as it sets no "
+                    "identity:), which the policy does not define"
+                )
+            else:
+                message = (
+                    f"node {node!r} runs identity {identity!r}, which the policy does not define"
+                )
+            close = difflib.get_close_matches(identity, identities, n=1)
+            yield Issue(
+                ctx.at(topology, loc, key=implied),
+                message,
+                f"did you mean identity: {close[0]}?"
+                if close
+                else "set identity: to an identity of the policy",
+                subjects=(node_key(topology, node),),
+            )
+
+
+@rule("revoked-in-use", "error", scope="policy")
+def revoked_in_use(ctx: Context) -> Iterator[Issue]:
+    """A revoked identity that is still listed in a channel role (directly or through a
+    group), or still run by a node of the topology.
+
+    **Why it matters.** Revocation is only as good as its clean-up. Nodes refuse frames from
+    a revoked sender, but a role that still lists it shows a policy nobody finished editing,
+    and a node still running it will be refused by its peers: the deployment is broken
+    where it was meant to be contained.
+
+    **Example.**
+
+    ```yaml
+    groups:
+      sensors: [sensor-1, sensor-9]
+    channels:
+      telemetry: {pattern: pubsub, publishers: [sensors], subscribers: [dashboard]}
+    revoked: [sensor-9]                  # revoked-in-use at publishers: [sensors]
+    ```
+
+    **Fix.** Remove the identity from the role or group, and give the node a new identity
+    (`nngsec keygen`). Keep it under `revoked:` and `identities:` so its key stays known as
+    refused.
+    """
+    policy = ctx.policy
+    if policy.revoked:
+        for channel, spec in policy.channels.items():
+            for field, _ in ROLES[spec.pattern_name]:
+                for index, name in enumerate(spec.role_members(field)):
+                    hit = {n for n in policy.expand([name]) if policy.is_revoked(n)}
+                    if not hit:
+                        continue
+                    through = "" if hit == {name} else f" (through group {name!r})"
+                    yield Issue(
+                        ctx.at_policy(("channels", channel, field, index)),
+                        f"{field} of channel {channel!r} still lists revoked "
+                        f"{_names(hit)}{through}",
+                        f"remove {_names(hit)} from "
+                        + (f"group {name!r}" if through else f"{field}")
+                        + "; revoked identities keep no role",
+                    )
+    for topology in ctx.topologies:
+        for node in topology.model.nodes:
+            identity = topology.identity_of(node)
+            if identity is None or not policy.is_revoked(identity):
+                continue
+            loc, implied = topology.identity_loc(node)
+            yield Issue(
+                ctx.at(topology, loc, key=implied),
+                f"node {node!r} runs revoked identity {identity!r}; its peers refuse it",
+                "give the node a new identity (nngsec keygen) and add it to the policy",
+                subjects=(node_key(topology, node),),
+            )
+
+
+@rule("plaintext-channel", "warning", scope="policy")
+def plaintext_channel(ctx: Context) -> Iterator[Issue]:
+    """A channel with `scheme: plaintext`: no secrecy, no authenticity, no replay protection.
+
+    **Why it matters.** Anyone on the network path, or any relay, can read, forge, alter
+    and replay its messages; the channel name only labels them.
+
+    **Example.**
+
+    ```yaml
+    channels:
+      debug: {pattern: pubsub, publishers: [sensor-1], subscribers: [dashboard],
+              scheme: plaintext}      # plaintext-channel
+    ```
+
+    **Fix.** Remove `scheme:` (the default picks the pattern's secure scheme), or use
+    `scheme: signed` when payloads must stay readable but must not be forged.
+    """
+    for channel, spec in ctx.policy.channels.items():
+        if spec.resolved_scheme == "plaintext":
+            yield Issue(
+                ctx.at_policy(("channels", channel, "scheme")),
+                f"channel {channel!r} is plaintext: anyone on the path can read, forge and "
+                "replay its messages",
+                "remove scheme: to use the pattern's default, or use scheme: signed",
+            )
+
+
+@rule("forgeable-group", "warning", scope="policy")
+def forgeable_group(ctx: Context) -> Iterator[Issue]:
+    """A bus channel with `origin: group` and more than two members: any member can pose as
+    any other.
+
+    **Why it matters.** With `origin: group` frames are authenticated only by the shared
+    group key, not signed by their sender. With two members the sender is implied; with
+    three or more, any member (or whoever steals one member's keys) can send messages
+    that every other member accepts as coming from a third.
+
+    **Example.**
+
+    ```yaml
+    channels:
+      cells:
+        pattern: bus
+        members: [cell-1, cell-2, cell-3]
+        origin: group                     # forgeable-group
+    ```
+
+    **Fix.** Remove `origin:` (the default, `signed`, signs each frame by its sender), or
+    split the bus so that each group key is shared by two members only.
+    """
+    facts = ctx.facts
+    for channel, spec in ctx.policy.channels.items():
+        if getattr(spec, "origin", None) != "group" or facts.key_kind(channel) != "group":
+            continue
+        members = facts.active(facts.members(channel, "members"))
+        if len(members) > 2:
+            yield Issue(
+                ctx.at_policy(("channels", channel, "origin")),
+                f"channel {channel!r} has origin: group with {len(members)} members: each of "
+                f"{_names(members, 4)} can send frames the others accept as from another",
+                "remove origin: (default signed) so every frame names its true sender",
+            )
+
+
+@rule("wide-secret", "warning", scope="policy")
+def wide_secret(ctx: Context) -> Iterator[Issue]:
+    """A channel secret (group, audience or service key) held by more identities than a
+    threshold (16 by default, `--wide-secret-threshold N`).
+
+    **Why it matters.** Every holder can read every message of the channel, and the
+    secret is only as safe as the least protected of them. A wide secret also means that
+    losing any one holder forces a rotation for all.
+
+    **Example.** A telemetry channel whose `subscribers: [all-stations]` expands to 40
+    identities: all 40 read everything.
+
+    **Fix.** Split the channel by audience (e.g. per site), narrow the receiving role, or
+    raise the threshold when the width is intended.
+    """
+    facts = ctx.facts
+    limit = ctx.wide_secret_threshold
+    for channel in ctx.policy.channels:
+        kind = facts.key_kind(channel)
+        holders = facts.active(facts.key_holders(channel))
+        if kind is not None and len(holders) > limit:
+            yield Issue(
+                ctx.at_policy(("channels", channel), key=True),
+                f"the {kind} key of channel {channel!r} is held by {len(holders)} identities, "
+                f"more than {limit}; each of them can read every message",
+                "split the channel or narrow its receivers; raise --wide-secret-threshold "
+                "if this is intended",
+            )
+
+
+@rule("no-receivers", "warning", scope="policy")
+def no_receivers(ctx: Context) -> Iterator[Issue]:
+    """A channel with senders but nobody to receive: none left in the policy (every
+    receiver revoked), or no receiving socket in the topology.
+
+    **Why it matters.** Messages sent on it go nowhere. Usually a socket was forgotten in
+    the topology, or revocation removed the last receiver.
+
+    **Example.**
+
+    ```yaml
+    nodes:
+      sensor-1:
+        sockets:
+          - {channel: telemetry, role: publisher, listen: "tcp://*:5555"}
+    # ... and no node opens a subscriber socket on telemetry: no-receivers
+    ```
+
+    **Fix.** Add the receiving sockets to the topology, or an active receiver to the
+    policy; or remove the channel.
+    """
+    facts = ctx.facts
+    for channel, spec in ctx.policy.channels.items():
+        pattern = spec.pattern_name
+        senders = facts.active(facts.senders(channel))
+        receivers = facts.active(facts.receivers(channel))
+        needed = 2 if pattern in ("pair", "bus") else 1
+        if senders and len(receivers) < needed:
+            field = RECEIVER_ROLES[pattern][0]
+            yield Issue(
+                ctx.at_policy(("channels", channel, field)),
+                f"channel {channel!r} has senders but {len(receivers)} active "
+                f"{'member' if needed == 2 else field}"
+                + (" (every other one is revoked)" if facts.receivers(channel) else ""),
+                f"add an identity to {field}, or remove the channel",
+            )
+    if not ctx.topologies:
+        return
+    sending: dict[str, list[End]] = {}
+    receiving: dict[str, int] = {}
+    for end in ctx.graph.sockets():
+        if not end.sound or end.pattern is None:
+            continue
+        if end.role == INITIATOR[end.pattern]:
+            sending.setdefault(end.channel, []).append(end)
+        elif end.role == RECEIVER[end.pattern]:
+            receiving[end.channel] = receiving.get(end.channel, 0) + 1
+    for channel, ends in sending.items():
+        kind = ends[0].pattern
+        if kind in SYMMETRIC:
+            if len(ends) > 1:
+                continue
+            message = f"channel {channel!r} has one member socket in the topology and no other"
+        elif receiving.get(channel):
+            continue
+        else:
+            assert kind is not None
+            message = (
+                f"channel {channel!r} has {len(ends)} {INITIATOR[kind]} socket(s) "
+                f"in the topology but no {RECEIVER[kind]} socket"
+            )
+        yield Issue(
+            ctx.at(ends[0].topology, ends[0].loc),
+            message,
+            "add the receiving sockets to the topology, or remove the senders",
+            subjects=tuple(e.key for e in ends),
+        )
+
+
+@rule("missing-channel-keys", "error", scope="policy")
+def missing_channel_keys(ctx: Context) -> Iterator[Issue]:
+    """A channel that needs channel keys has none, keys of the wrong kind, or an entitled
+    identity without an entry in the current key epoch.
+
+    **Why it matters.** Bus channels (group key), sealed channels (audience key) and reqrep
+    channels with several servers (service key) cannot carry a single message without
+    their per-epoch key, and a receiver missing from the current epoch cannot open
+    anything sent under it. The error shows up only at run time, on the first message.
+
+    **Example.** A subscriber added to `telemetry` after the last `nngsec rotate`:
+
+    ```yaml
+    telemetry: {pattern: pubsub, publishers: [sensor-1], subscribers: [dashboard, archiver]}
+    # factory.keys.json, current epoch of telemetry: sealed to dashboard only
+    ```
+
+    **Fix.** Run `nngsec rotate POLICY CHANNEL` (or `nngsec rotate POLICY` for all), then
+    sign and distribute the policy and its `.keys.json` file.
+    """
+    policy, facts, keys = ctx.policy, ctx.facts, ctx.keys
+    keys_name = policy.keys_path.name if policy.keys_path else "the channel-key file"
+    rotate = f"nngsec rotate {policy.document.path}"
+    if keys is not None and keys.model.policy != policy.name:
+        yield Issue(
+            ctx.at_policy(("name",)),
+            f"{keys_name} belongs to policy {keys.model.policy!r}, not {policy.name!r}",
+            f"move it away and create this policy's keys: {rotate}",
+        )
+        return
+    for channel in policy.channels:
+        kind = facts.key_kind(channel)
+        if kind is None:
+            continue
+        where = ctx.at_policy(("channels", channel), key=True)
+        spec = keys.model.channels.get(channel) if keys is not None else None
+        if spec is None:
+            missing = "there is no " + keys_name if keys is None else f"{keys_name} has none"
+            yield Issue(
+                where,
+                f"channel {channel!r} needs {kind} keys, but {missing}",
+                f"create them: {rotate} {channel}",
+            )
+            continue
+        if spec.kind != kind:
+            yield Issue(
+                where,
+                f"channel {channel!r} needs {kind} keys, but {keys_name} holds {spec.kind} "
+                "keys for it (its pattern, scheme or servers changed)",
+                f"{rotate} {channel}",
+            )
+            continue
+        assert keys is not None
+        lacking = facts.active(facts.key_holders(channel)) - keys.holders(channel)
+        if lacking:
+            epoch = spec.epochs[0].epoch
+            yield Issue(
+                where,
+                f"{_names(lacking)} of channel {channel!r} "
+                f"{'has' if len(lacking) == 1 else 'have'} no entry in its current key "
+                f"epoch ({epoch}), so cannot read it",
+                f"{rotate} {channel}",
+            )
+
+
+@rule("stale-key-holder", "error", scope="policy")
+def stale_key_holder(ctx: Context) -> Iterator[Issue]:
+    """An identity that still has an entry in the current key epoch of a channel although
+    it is revoked or no longer one of the channel's receivers.
+
+    **Why it matters.** Its keys still open every new message: the revocation (or the
+    removal from the channel) was not followed by a key rotation, so it protects nothing
+    yet.
+
+    **Example.** `revoked: [archiver]` was added by hand, without `nngsec revoke`; the
+    current epoch of `telemetry` is still sealed to `archiver`.
+
+    **Fix.** `nngsec rotate POLICY CHANNEL` (`nngsec revoke POLICY IDENTITY` does both
+    steps at once), then sign and distribute the new files.
+    """
+    policy, facts, keys = ctx.policy, ctx.facts, ctx.keys
+    if keys is None or keys.model.policy != policy.name:
+        return
+    rotate = f"nngsec rotate {policy.document.path}"
+    for channel, spec in keys.model.channels.items():
+        if channel not in policy.channels or facts.key_kind(channel) != spec.kind:
+            continue  # missing-channel-keys reports a kind that changed
+        holders = keys.holders(channel)
+        revoked = {n for n in holders if policy.is_revoked(n)}
+        removed = holders - facts.key_holders(channel) - revoked
+        epoch = spec.epochs[0].epoch
+        where = ctx.at_policy(("channels", channel), key=True)
+        if revoked:
+            yield Issue(
+                where,
+                f"revoked {_names(revoked)} still {'has' if len(revoked) == 1 else 'have'} "
+                f"an entry in the current key epoch ({epoch}) of channel {channel!r} and "
+                "can read new messages",
+                f"{rotate} {channel}",
+            )
+        if removed:
+            yield Issue(
+                where,
+                f"{_names(removed)} {'is' if len(removed) == 1 else 'are'} no longer a "
+                f"receiver of channel {channel!r} but still "
+                f"{'has' if len(removed) == 1 else 'have'} an entry in its current key "
+                f"epoch ({epoch})",
+                f"{rotate} {channel}",
+            )
+
+
+def _signature_line(path: Path) -> tuple[int, str] | None:
+    """(line number, text) of the one signature line, or None if there is not exactly one."""
+    text = path.read_text(encoding="utf-8")
+    lines = [
+        (number, line.strip())
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.startswith("#")
+    ]
+    return lines[0] if len(lines) == 1 else None
+
+
+@rule("unsigned-policy", "warning", scope="policy")
+def unsigned_policy(ctx: Context) -> Iterator[Issue]:
+    """The policy has no signature file (`POLICY.sig`, written by `nngsec sign`).
+
+    **Why it matters.** Without a signature, a node cannot tell the policy an admin wrote
+    from one an attacker edited: whoever can write the file can add an identity to any
+    role, or replace the channel keys. Nodes whose keystore pins a signer refuse an
+    unsigned policy (then this is reported as `bad-signature`, an error).
+
+    Offline, a signature is verified only against a signer's public key given with
+    `--trust ADMIN.pub` or pinned in the `--keystore`; otherwise only its form is checked.
+
+    **Example.** `factory.yaml` without `factory.yaml.sig` beside it.
+
+    **Fix.** `nngsec sign POLICY --key ADMIN.key`, and pin the admin's key on every node
+    with `nngsec trust ADMIN.pub --keystore DIR`.
+    """
+    path = ctx.policy.path
+    if path is None or signature_path(path).exists():
+        return
+    pinned = ctx.keystore.trusted_signers() if ctx.keystore is not None else {}
+    if pinned:
+        return  # bad-signature reports it as an error: those nodes refuse the policy
+    yield Issue(
+        Place(ctx.policy.document.path, 1, 1),
+        f"the policy is not signed (no {signature_path(path).name}): nodes cannot tell it "
+        "from a tampered copy",
+        f"nngsec sign {ctx.policy.document.path} --key ADMIN.key",
+    )
+
+
+@rule("bad-signature", "error", scope="policy")
+def bad_signature(ctx: Context) -> Iterator[Issue]:
+    """The policy signature is malformed, does not match the policy and its channel keys,
+    is by a signer that is not trusted, or is missing while the `--keystore` pins signers.
+
+    **Why it matters.** A node that pins a signer refuses such a policy at start-up, so the
+    deployment does not run; and a signature that no longer matches usually means the
+    files were changed after signing (often: `nngsec rotate` without signing again), or
+    tampered with.
+
+    Signers are the public keys given with `--trust ADMIN.pub` and those pinned in the
+    `--keystore` (`trusted/*.pub`). With neither, only the signature's form is checked.
+
+    **Example.** `nngsec rotate factory.yaml` after `nngsec sign`: the signature covers the
+    old `factory.keys.json`.
+
+    **Fix.** Review the changes, then `nngsec sign POLICY --key ADMIN.key` again.
+    """
+    path = ctx.policy.path
+    if path is None:
+        return
+    sig = signature_path(path)
+    pinned = ctx.keystore.trusted_signers() if ctx.keystore is not None else {}
+    known = {**ctx.trusted, **pinned}
+    shown = str(signature_path(Path(ctx.policy.document.path)))
+    if not sig.exists():
+        if pinned:
+            yield Issue(
+                Place(ctx.policy.document.path, 1, 1),
+                f"the policy is not signed, and the keystore pins {_names(set(pinned))}: "
+                "its nodes refuse this policy",
+                f"nngsec sign {ctx.policy.document.path} --key ADMIN.key",
+            )
+        return
+    try:
+        found = _signature_line(sig)
+    except (OSError, UnicodeDecodeError) as error:
+        yield Issue(Place(shown), f"cannot read the signature file: {error}", "sign again")
+        return
+    if found is None:
+        yield Issue(
+            Place(shown, 1, 1),
+            "expected exactly one signature line in the signature file",
+            "re-create it with nngsec sign",
+        )
+        return
+    number, line = found
+    try:
+        decode_text(line, SIGNATURE_PREFIX, KEY_ID_SIZE + 64, checksum=False)
+    except TextKeyError as error:
+        yield Issue(Place(shown, number, 1), f"malformed signature: {error}", "sign again")
+        return
+    if not known:
+        return  # well-formed; nothing to verify it against (documented above)
+    keys_bytes = ctx.keys.raw if ctx.keys is not None else None
+    try:
+        verify_signature(sig, policy_bytes=ctx.policy.source, keys_bytes=keys_bytes, trusted=known)
+    except PolicyError as error:
+        for problem in error.problems:
+            yield Issue(
+                Place(shown, problem.line or number, problem.column or 1),
+                problem.message,
+                problem.hint,
+            )

@@ -1,0 +1,48 @@
+"""The README's example works as pasted: its shell block, then its Python block."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.net import free_port
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def block(marker: str) -> str:
+    match = re.search(rf"<!-- example:{marker} -->\n```\w+\n(.*?)```", README.read_text(), re.S)
+    assert match, f"README has no {marker} example"
+    return match.group(1)
+
+
+def test_readme_example_runs_as_pasted(tmp_path):
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    shell = subprocess.run(
+        ["bash", "-e", "-c", block("shell")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+    assert shell.returncode == 0, shell.stderr
+    code = block("python").replace("5555", str(free_port()))  # the port may be taken here
+    assert len(code.strip().splitlines()) <= 22
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "sensor temp.line1 b'21.5' Counter()"
+    assert "Traceback" not in run.stderr

@@ -1,0 +1,326 @@
+"""``nngsec check`` and ``nngsec explain`` as a user runs them: exit codes, formats, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from nngsec._cli._info_commands import json_schema
+from nngsec._topology._docs import render_rules_markdown
+from nngsec._topology._rules import RULES
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = ROOT / "policies" / "factory.yaml"
+TOPOLOGY = ROOT / "policies" / "factory.topology.yaml"
+SARIF_SCHEMA = ROOT / "tests" / "data" / "sarif-schema-2.1.0.json"
+POSITIONED = re.compile(r"^nngsec: error: \S+:\d+:\d+: ")
+
+BROKEN = """
+nodes:
+  sensor-1:
+    sockets:
+      - {channel: telemetry, role: subscriber, dial: "tcp://dashboard:5555"}
+  dashboard:
+    sockets:
+      - {channel: telemetry, role: subscriber, listen: "tcp://*:5555"}
+"""
+
+
+def no_traceback(result) -> None:
+    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stdout
+
+
+# -- the example deployment -----------------------------------------------------------
+@pytest.mark.parametrize("args", [[TOPOLOGY], [POLICY, TOPOLOGY]])
+def test_example_topology_checks_clean(run_cli, args):
+    result = run_cli("check", *args, "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    # The one finding: the example policy ships unsigned (its admin key is nobody's).
+    assert [f["rule"] for f in findings] == ["unsigned-policy"]
+
+
+def test_example_topology_text_report(run_cli):
+    result = run_cli("check", TOPOLOGY, cwd=ROOT)
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[-1] == (
+        "0 errors, 1 warning in 1 file; checked policy factory (6 channels), 1 topology file "
+        "(13 nodes, 18 links)"
+    )
+    assert "\033[" not in result.stdout  # not a terminal: no colour
+
+
+def test_example_topology_follows_the_published_schema():
+    data = yaml.safe_load(TOPOLOGY.read_text())
+    jsonschema.validate(data, json_schema("topology"))
+
+
+def test_policy_alone_runs_the_policy_rules(run_cli):
+    result = run_cli("check", POLICY, "--format", "json")
+    assert result.returncode == 0
+    assert [f["rule"] for f in json.loads(result.stdout)["findings"]] == ["unsigned-policy"]
+
+
+# -- exit codes and output formats ----------------------------------------------------
+def test_errors_exit_1_with_the_binding_json_shape(run_cli, deployment):
+    deployment.write_topology(BROKEN)
+    result = run_cli("check", deployment.topology_path, "--format", "json")
+    assert result.returncode == 1
+    no_traceback(result)
+    findings = json.loads(result.stdout)["findings"]
+    rules = {f["rule"] for f in findings}
+    assert {"role-not-authorized", "incompatible-peers"} <= rules
+    for finding in findings:
+        assert {"rule", "severity", "message", "file", "line", "column", "hint"} == set(finding)
+        assert finding["severity"] in ("error", "warning")
+    (incompatible,) = [f for f in findings if f["rule"] == "incompatible-peers"]
+    assert incompatible["line"] == 6
+    assert incompatible["file"] == str(deployment.topology_path)
+    assert incompatible["message"] == (
+        "sensor-1's subscriber socket on telemetry is linked to dashboard's subscriber socket "
+        "on telemetry: two subscribers cannot talk, expected a publisher on the other end"
+    )
+
+
+def test_sarif_output_validates_against_the_sarif_schema(run_cli, deployment):
+    deployment.write_topology(BROKEN)
+    result = run_cli("check", deployment.policy_path, deployment.topology_path, "--format", "sarif")
+    assert result.returncode == 1
+    log = json.loads(result.stdout)
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    jsonschema.Draft4Validator(schema).validate(log)
+    run = log["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert {r["id"] for r in rules} == set(RULES)
+    for item in run["results"]:
+        assert rules[item["ruleIndex"]]["id"] == item["ruleId"]
+        region = item["locations"][0]["physicalLocation"]["region"]
+        assert region["startLine"] >= 1
+    assert {r["level"] for r in run["results"]} == {"error", "warning"}
+
+
+def test_sarif_of_a_clean_run_validates_too(run_cli):
+    result = run_cli("check", TOPOLOGY, "--format", "sarif", "--ignore", "unsigned-policy")
+    assert result.returncode == 0
+    log = json.loads(result.stdout)
+    jsonschema.Draft4Validator(json.loads(SARIF_SCHEMA.read_text())).validate(log)
+    assert log["runs"][0]["results"] == []
+
+
+def test_severity_options(run_cli):
+    assert run_cli("check", TOPOLOGY, "--warn-as-error").returncode == 1
+    result = run_cli("check", TOPOLOGY, "--severity", "unsigned-policy=error", "--format", "json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["findings"][0]["severity"] == "error"
+    result = run_cli("check", TOPOLOGY, "--ignore", "unsigned-policy,wide-secret")
+    assert result.returncode == 0
+    assert result.stdout.startswith("no findings; checked policy factory")
+
+
+def test_colour_on_request(run_cli):
+    result = run_cli("check", TOPOLOGY, "--color", "always")
+    assert "\033[33mwarning" in result.stdout
+
+
+def test_list_rules(run_cli):
+    text = run_cli("check", "--list-rules")
+    assert text.returncode == 0
+    assert all(rule in text.stdout for rule in RULES)
+    data = json.loads(run_cli("check", "--list-rules", "--format", "json").stdout)
+    assert {r["rule"] for r in data["rules"]} == set(RULES)
+
+
+@pytest.mark.parametrize("command", ["check", "explain"])
+def test_help(run_cli, command):
+    result = run_cli(command, "--help")
+    assert result.returncode == 0
+    assert "usage: nngsec " + command in result.stdout
+
+
+def test_rules_doc_is_current():
+    doc = ROOT / "docs" / "rules.md"
+    assert doc.read_text() == render_rules_markdown(), (
+        "docs/rules.md is stale: run `make docs` (python -m nngsec._topology._docs)"
+    )
+
+
+# -- unreadable, malformed and missing inputs: exit 2, one positioned line ------------
+def _write(path: Path, text: str | bytes) -> Path:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("nngsec: 1\npolicy: policy.yaml\nnodes:\n  a: [\n", r":5:1: invalid YAML"),
+        (
+            "nngsec: 1\npolicy: policy.yaml\nnodes:\n  a:\n    sokets: []\n",
+            r":5:5: "
+            r"nodes.a.sokets: unknown field 'sokets' \(hint: did you mean 'sockets'\?\)",
+        ),
+        (
+            "nngsec: 1\npolicy: policy.yaml\nnodes:\n  a:\n    sockets:\n"
+            "      - {channel: jobs, role: pushr, dial: 'tcp://b:1'}\n",
+            r":6:31: nodes.a.sockets\[0\].role: unknown role 'pushr'.*did you mean 'pusher'",
+        ),
+        (
+            "nngsec: 1\npolicy: policy.yaml\nnodes:\n  a:\n    sockets:\n"
+            "      - {channel: jobs, role: pusher, dial: 'tcp://*:1'}\n",
+            r":6:45: nodes.a.sockets\[0\].dial: cannot dial 'tcp://\*:1'",
+        ),
+        (
+            "nngsec: 2\npolicy: policy.yaml\n",
+            r":1:9: nngsec: unsupported topology format version 2",
+        ),
+        ("nngsec: 1\npolicy: nowhere.yaml\n", r":2:9: policy: policy file .* not found"),
+        ("nngsec: 1\nnodes: {}\n", r":1:1: the topology does not name its policy"),
+        ("", r":1:1: the topology file is empty"),
+        (b"nngsec: 1\npolicy: \xff\n", r":2:9: the topology is not valid UTF-8"),
+        ("nngsec: 1\npolicy: policy.yaml\nnodes:\n\ta: {}\n", r":4:1: tab character"),
+    ],
+)
+def test_malformed_topology_exits_2_with_one_positioned_line(
+    run_cli, deployment, content, expected
+):
+    path = _write(deployment.root / "topology.yaml", content)
+    # A topology names its policy and can be checked alone; an empty or undecodable file
+    # cannot say what it is, so it is given after its policy.
+    alone = isinstance(content, str) and content.startswith("nngsec: ")
+    result = run_cli("check", *([path] if alone else [deployment.policy_path, path]))
+    assert result.returncode == 2, result.stdout + result.stderr
+    no_traceback(result)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert POSITIONED.match(lines[0]), lines[0]
+    assert re.search(expected, lines[0]), lines[0]
+
+
+def test_missing_and_unreadable_inputs_exit_2(run_cli, deployment, tmp_path):
+    for args, expected in [
+        ([tmp_path / "nope.yaml"], "nope.yaml: policy file not found (hint: check the path)"),
+        ([deployment.policy_path, tmp_path / "nope.yaml"], "topology file not found"),
+        ([tmp_path], "expected a policy file, found a directory"),
+        ([deployment.policy_path, deployment.policy_path], "this looks like a policy"),
+        ([deployment.policy_path, "--keystore", tmp_path / "none"], "keystore directory not"),
+        ([deployment.policy_path, "--ignore", "unsigned-polcy"], "did you mean 'unsigned-policy'"),
+        ([deployment.policy_path, "--graph", tmp_path / "x.pdf"], "expected a file ending in"),
+        ([deployment.policy_path, "--severity", "wide-secret=fatal"], "expected RULE=error"),
+        ([], "give a policy"),
+    ]:
+        result = run_cli("check", *args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        no_traceback(result)
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert expected in result.stderr, result.stderr
+
+
+def test_a_broken_policy_exits_2(run_cli, deployment):
+    deployment.edit_policy("pattern: pubsub", "pattern: pubsob")
+    result = run_cli("check", deployment.policy_path)
+    assert result.returncode == 2
+    no_traceback(result)
+    assert POSITIONED.match(result.stderr)
+    assert "unknown pattern 'pubsob'" in result.stderr
+
+
+def test_duplicate_node_across_topology_files(run_cli, deployment):
+    node = "nngsec: 1\npolicy: policy.yaml\nnodes:\n  dashboard: {}\n"
+    first = _write(deployment.root / "a.yaml", node)
+    second = _write(deployment.root / "b.yaml", node)
+    result = run_cli("check", first, second)
+    assert result.returncode == 2
+    assert f"b.yaml:4:3: nodes.dashboard: node 'dashboard' is also defined in {first}:4" in (
+        result.stderr
+    )
+
+
+def test_topologies_naming_different_policies(run_cli, deployment):
+    shutil.copy(POLICY, deployment.root / "other.yaml")
+    first = _write(deployment.root / "a.yaml", "nngsec: 1\npolicy: policy.yaml\n")
+    second = _write(deployment.root / "b.yaml", "nngsec: 1\npolicy: other.yaml\n")
+    result = run_cli("check", first, second)
+    assert result.returncode == 2
+    assert "check one deployment (one policy) at a time" in result.stderr
+
+
+# -- graphs ---------------------------------------------------------------------------
+def test_graphs_in_dot_and_mermaid(run_cli, deployment):
+    deployment.write_topology(BROKEN)
+    dot, mmd = deployment.root / "g.dot", deployment.root / "g.mmd"
+    result = run_cli("check", deployment.topology_path, "--graph", dot, "--graph", mmd)
+    assert result.returncode == 1
+    text = dot.read_text()
+    assert text.startswith("digraph nngsec {")
+    assert 'label="host sensor-1"' in text
+    assert '"node:sensor-1" -> "node:dashboard"' in text
+    assert 'label="telemetry\\npubsub, sealed", style=dashed, color="#c62828"' in text
+    chart = mmd.read_text()
+    assert chart.startswith("flowchart LR")
+    assert '-.->|"telemetry<br/>pubsub, sealed"|' in chart
+    assert "linkStyle 0 stroke:#c62828" in chart
+
+
+def test_graph_of_the_example_draws_relays_and_flow(run_cli, tmp_path):
+    dot = tmp_path / "factory.dot"
+    assert run_cli("check", TOPOLOGY, "--graph", dot).returncode == 0
+    text = dot.read_text()
+    assert text.count("shape=hexagon") == 3
+    # Frames flow from the publisher to the relay and from the relay to the subscriber.
+    assert '"node:sensor-1" -> "relay:hub:0"' in text
+    assert '"relay:hub:0" -> "node:dashboard"' in text
+    assert '"node:dashboard" -> "node:archiver" [label="sync\\npair, secretbox", dir=both]' in text
+    assert "#c62828" not in text  # nothing flagged in the example
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+def test_graph_rendered_to_svg(run_cli, tmp_path):
+    svg = tmp_path / "factory.svg"
+    assert run_cli("check", TOPOLOGY, "--graph", svg).returncode == 0
+    assert "<svg" in svg.read_text()
+
+
+# -- explain --------------------------------------------------------------------------
+def test_explain_text(run_cli):
+    result = run_cli("explain", POLICY, "controller-a")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "control (reqrep, peerbox) as server" in out
+    assert "every request to the service, from every client" in out
+    assert "poses as:     dashboard" in out
+    assert f"Contain it: nngsec revoke {POLICY} controller-a" in out
+    assert "rotates the keys of: control" in out
+
+
+def test_explain_json(run_cli):
+    result = run_cli("explain", POLICY, "dashboard", "--format", "json")
+    assert result.returncode == 0
+    data = json.loads(result.stdout)
+    channels = {c["channel"]: c for c in data["channels"]}
+    assert set(channels) == {"telemetry", "control", "health", "sync"}
+    assert channels["telemetry"]["reads"] == "all"
+    assert channels["control"]["reads"] == "own"
+    assert channels["health"]["reads"] == "own"
+    assert channels["sync"]["reads"] == "all"
+    assert data["rotates"] == ["telemetry"]
+    assert data["not_rotatable"] == ["sync"]
+
+
+def test_explain_unknown_identity_exits_2(run_cli):
+    result = run_cli("explain", POLICY, "dashbord")
+    assert result.returncode == 2
+    no_traceback(result)
+    assert POSITIONED.match(result.stderr)
+    assert "no identity 'dashbord' in policy 'factory' (hint: did you mean 'dashboard'?)" in (
+        result.stderr
+    )
