@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from ._errors import Problem
+from ._policy._model import NAME_PATTERN
 from ._yaml import Loc, YamlDocument
 
 __all__ = ["NAME_RULE", "pydantic_problems"]
@@ -105,7 +106,7 @@ def pydantic_problems(
             loc = (*loc, discriminator)
         elif kind == "literal_error":
             message = f"got {short(value)}, expected {ctx.get('expected', '')}"
-        elif kind == "string_pattern_mismatch" or (
+        elif (kind == "string_pattern_mismatch" and ctx.get("pattern") == NAME_PATTERN) or (
             kind == "string_too_long" and ctx.get("max_length") == name_max
         ):
             message = f"invalid name {short(value)}, expected {NAME_RULE} (at most {name_max})"
