@@ -23,14 +23,20 @@ class World:
     nodes: dict[str, Node] = field(default_factory=dict)
 
     def node(self, identity: str, **options: object) -> Node:
-        return Node(load_policy(self.policy_path), identity=identity, keystore=self.keystore, **options)  # type: ignore[arg-type]
+        policy = load_policy(self.policy_path)
+        return Node(policy, identity=identity, keystore=self.keystore, **options)  # type: ignore[arg-type]
 
     def rotate(self, *channels: str, now: float | None = None, grace: float = 3600.0) -> None:
         rotate(self.policy_path, channels, now=now, grace=grace)
 
 
 def build_world(
-    root: Path, body: str, names: Iterable[str], *, with_keys: bool = True, policy_name: str = "factory"
+    root: Path,
+    body: str,
+    names: Iterable[str],
+    *,
+    with_keys: bool = True,
+    policy_name: str = "factory",
 ) -> World:
     """Write ``root/policy.yaml``: a header, ``identities:`` for ``names``, then ``body``."""
     keystore = Keystore(root / "keys")
