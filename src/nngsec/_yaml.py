@@ -131,7 +131,9 @@ def _scalar(node: yaml.ScalarNode) -> Any:
             return int(value[2:], 8)
         return int(value, 0) if value.startswith("0x") else int(value)
     if tag == "tag:yaml.org,2002:float":
-        return float(value.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf"))
+        if value.lower() in (".inf", "+.inf", "-.inf", ".nan"):
+            return float(value.lower().replace(".", ""))
+        return float(value)
     if tag == "tag:yaml.org,2002:bool":
         return value.lower() == "true"
     if tag == "tag:yaml.org,2002:null":
