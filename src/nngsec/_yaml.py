@@ -206,6 +206,29 @@ def _tab_problems(text: str, path: str) -> Iterator[Problem]:
             )
 
 
+# Characters YAML 1.2 allows in a stream (section 5.1), BOM included; anything else (C0/C1
+# controls, DEL, lone surrogates, U+FFFE/U+FFFF) is refused by the parser.
+_NOT_PRINTABLE = re.compile(
+    "[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+
+
+def _unprintable_problem(text: str, path: str) -> Problem | None:
+    found = _NOT_PRINTABLE.search(text)
+    if found is None:
+        return None
+    offset = found.start()
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return Problem(
+        f"character U+{ord(found.group()):04X} is not allowed in YAML",
+        path,
+        line,
+        column,
+        hint="remove it; in a double-quoted string, write a control character as an escape",
+    )
+
+
 def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
     """Parse ``text`` (read from ``path``) into a :class:`YamlDocument`.
 
@@ -214,6 +237,9 @@ def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
     tabs = list(_tab_problems(text, path))
     if tabs:
         raise PolicyError(tabs)
+    unprintable = _unprintable_problem(text, path)
+    if unprintable is not None:
+        raise PolicyError(unprintable)
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as error:

@@ -54,3 +54,25 @@ def test_format_loc():
     )
     assert format_loc(()) == ""
     assert format_loc((0, "a")) == "[0].a"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "code"),
+    [
+        ("a: 1\nb: bell\x07\n", 2, 8, "U+0007"),
+        ("a: \x00\n", 1, 4, "U+0000"),
+        ("a: 'x'\n  # \x7f\n", 2, 5, "U+007F"),
+        ("é: b\nc: \x01", 2, 4, "U+0001"),  # columns count characters, not bytes
+        ("a: \ud800\n", 1, 4, "U+D800"),  # a lone surrogate (only from str input)
+        ("a: \ufffe\n", 1, 4, "U+FFFE"),
+    ],
+)
+def test_characters_yaml_forbids_are_one_positioned_problem(text, line, column, code):
+    [(got_line, got_column, field, message)] = problems(text)
+    assert (got_line, got_column, field) == (line, column, "")
+    assert code in message
+    assert "\n" not in message
+
+
+def test_escaped_control_characters_and_a_bom_are_fine():
+    assert parse_yaml('\ufeffa: "\\a"\n', "f.yaml").data == {"a": "\x07"}
