@@ -143,14 +143,38 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     return value
 
 
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists accepted (nngsec files need fewer than ten)."""
+
+
 class _Builder:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, budget: int) -> None:
         self.path = path
         self.values: dict[Loc, Span] = {}
         self.keys: dict[Loc, Span] = {}
         self.problems: list[Problem] = []
+        # Values left to build. Without aliases a document never has more values than
+        # twice its characters; aliases nested in aliases could expand exponentially.
+        self.budget = budget
+
+    def _refuse(self, node: yaml.Node, message: str, hint: str) -> PolicyError:
+        span = _span(node)
+        return PolicyError(Problem(message, self.path, span.line, span.column, hint=hint))
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise self._refuse(
+                node,
+                "the document expands to too many values through aliases (*name)",
+                "write the values out instead of nesting anchors and aliases",
+            )
+        if len(loc) > MAX_DEPTH:
+            raise self._refuse(
+                node,
+                f"mappings and lists are nested more than {MAX_DEPTH} levels deep",
+                "check the indentation and brackets around this place",
+            )
         self.values[loc] = _span(node)
         if isinstance(node, yaml.ScalarNode):
             return _scalar(node)
@@ -291,7 +315,7 @@ def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
                 hint=f"a {what} starts with 'nngsec: 1' followed by its fields",
             )
         )
-    builder = _Builder(path)
+    builder = _Builder(path, budget=2 * len(text) + 1000)
     data = builder.build(root, ())
     if builder.problems:
         raise PolicyError(builder.problems)

@@ -76,3 +76,32 @@ def test_characters_yaml_forbids_are_one_positioned_problem(text, line, column, 
 
 def test_escaped_control_characters_and_a_bom_are_fine():
     assert parse_yaml('\ufeffa: "\\a"\n', "f.yaml").data == {"a": "\x07"}
+
+
+def test_deep_nesting_is_a_positioned_problem_not_a_recursion_error():
+    text = "a: " + "[" * 900 + "]" * 900 + "\n"
+    [(line, column, _, message)] = problems(text)
+    assert line == 1
+    assert column is not None
+    assert "nested more than" in message
+
+
+def test_nesting_a_policy_needs_is_fine():
+    text = "a: " + "[" * 60 + "]" * 60 + "\n"
+    assert parse_yaml(text, "f.yaml").data["a"] is not None
+
+
+def test_alias_expansion_bomb_is_refused_quickly():
+    # Each level refers ten times to the one before: 10**8 values if expanded.
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        refs = ", ".join([f"*l{level - 1}"] * 10)
+        lines.append(f"l{level}: &l{level} [{refs}]")
+    [(line, _, _, message)] = problems("\n".join(lines) + "\n")
+    assert line is not None
+    assert "too many values" in message
+
+
+def test_a_few_aliases_are_fine():
+    doc = parse_yaml("a: &x [p, q]\nb: *x\nc: *x\n", "f.yaml")
+    assert doc.data == {"a": ["p", "q"], "b": ["p", "q"], "c": ["p", "q"]}
