@@ -232,9 +232,7 @@ def _tab_problems(text: str, path: str) -> Iterator[Problem]:
 
 # Characters YAML 1.2 allows in a stream (section 5.1), BOM included; anything else (C0/C1
 # controls, DEL, lone surrogates, U+FFFE/U+FFFF) is refused by the parser.
-_NOT_PRINTABLE = re.compile(
-    "[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-)
+_NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _unprintable_problem(text: str, path: str) -> Problem | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -65,7 +66,7 @@ def test_sizes(text, size):
     ],
 )
 def test_bad_durations(value, fragment):
-    with pytest.raises(ValueError, match=".") as caught:
+    with pytest.raises(ValueError) as caught:
         parse_duration(value)
     assert fragment in str(caught.value)
     assert repr(value) in str(caught.value)
@@ -85,7 +86,7 @@ def test_bad_durations(value, fragment):
     ],
 )
 def test_bad_sizes(value, fragment):
-    with pytest.raises(ValueError, match=".") as caught:
+    with pytest.raises(ValueError) as caught:
         parse_size(value)
     assert fragment in str(caught.value)
 
@@ -105,7 +106,14 @@ def test_format_duration(seconds, text):
 
 @pytest.mark.parametrize(
     ("size", "text"),
-    [(1 << 20, "1MiB"), (1536, "1536B"), (3072, "3KiB"), (1000, "1000B"), (3 << 30, "3GiB"), (1, "1B")],
+    [
+        (1 << 20, "1MiB"),
+        (1536, "1536B"),
+        (3072, "3KiB"),
+        (1000, "1000B"),
+        (3 << 30, "3GiB"),
+        (1, "1B"),
+    ],
 )
 def test_format_size(size, text):
     assert format_size(size) == text
@@ -132,7 +140,5 @@ def test_decimal_sizes_with_two_decimals_are_exact(hundredths, unit):
 @given(st.text(max_size=30))
 def test_parsers_raise_only_value_error(text):
     for parse in (parse_duration, parse_size):
-        try:
+        with contextlib.suppress(ValueError):
             parse(text)
-        except ValueError:
-            pass

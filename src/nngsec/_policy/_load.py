@@ -62,7 +62,7 @@ def _check_format_version(doc: YamlDocument) -> None:
             )
         )
     version = doc.data["nngsec"]
-    if version != FORMAT_VERSION or isinstance(version, bool):
+    if type(version) is not int or version != FORMAT_VERSION:  # not True, 1.0 or '1'
         raise PolicyError(
             doc.problem(
                 ("nngsec",),
