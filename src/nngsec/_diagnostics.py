@@ -103,6 +103,7 @@ def pydantic_problems(
                 close = difflib.get_close_matches(str(got), expected.split(", "), n=1)
                 hint = f"did you mean {close[0]!r}?" if close else ""
             loc = (*loc, discriminator)
+            at_key = kind == "union_tag_not_found"
         elif kind == "literal_error":
             message = f"got {short(value)}, expected {ctx.get('expected', '')}"
         elif kind == "string_pattern_mismatch" or (

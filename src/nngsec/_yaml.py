@@ -101,11 +101,15 @@ class YamlDocument:
     def place(self, loc: Loc, *, key: bool = False) -> tuple[int | None, int | None]:
         """(line, column) of ``loc``, or of its nearest ancestor that exists.
 
-        With ``key=True`` the mapping key is preferred (useful for "unknown field").
+        With ``key=True`` the mapping key is preferred (useful for "unknown field"). A value
+        left empty (``field:`` with nothing after it) is placed at its key too: the end of
+        the line is no place to point at.
         """
         for depth in range(len(loc), -1, -1):
             sub = loc[:depth]
-            span = (self.keys.get(sub) if key else None) or self.values.get(sub)
+            value = self.values.get(sub)
+            empty = value is not None and value.start == value.end
+            span = (self.keys.get(sub) if key or empty else None) or value
             if span is not None:
                 return span.line, span.column
         return None, None

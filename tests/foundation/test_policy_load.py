@@ -20,3 +20,27 @@ def test_only_the_integer_1_is_format_version_1(written):
     assert (line, column, field) == (1, 9, "nngsec")
     assert message.startswith("unsupported format version")
     assert "nngsec: 1" in hint
+
+
+K1 = (
+    "nngsec-id-v1:4-MzAzl7_f67o0wbg15I396FhlEiYIpurfATwFxZZpGnwDDF9CcW9knd8BOzKRqp4p8X_uevuVDJ"
+    "-LK_oLR6ayB-nB0"
+)
+
+
+def test_an_empty_value_is_reported_at_its_key():
+    text = f"nngsec: 1\nname: x\nidentities:\n  sensor: {K1}\n  dashboard:\nchannels:\n  c:\n"
+    found = problems_of(text)
+    assert [(line, column, field) for line, column, field, _, _ in found] == [
+        (5, 3, "identities.dashboard"),
+        (7, 3, "channels.c"),
+    ]
+
+
+def test_a_missing_pattern_is_reported_at_the_channel_key():
+    text = (
+        f"nngsec: 1\nname: x\nidentities:\n  sensor: {K1}\nchannels:\n  c:\n    members: [sensor]\n"
+    )
+    [(line, column, field, message, _)] = problems_of(text)
+    assert (line, column, field) == (6, 3, "channels.c.pattern")
+    assert message == "missing required field 'pattern'"
