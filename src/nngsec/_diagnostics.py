@@ -35,6 +35,14 @@ _TYPE_NAMES = {
 }
 
 
+_BOUNDS = {
+    "greater_than_equal": ("of at least", "ge"),
+    "greater_than": ("greater than", "gt"),
+    "less_than_equal": ("of at most", "le"),
+    "less_than": ("less than", "lt"),
+}
+
+
 def short(value: Any) -> str:
     """``repr`` of a value, cut to fit in a one-line message."""
     text = repr(value)
@@ -69,8 +77,13 @@ def pydantic_problems(
     ``union_tags`` are discriminator values pydantic puts into locs (removed);
     ``allowed_fields(loc)`` lists the fields of the mapping at ``loc`` for "did you mean".
     """
+    cleaned = [_clean_loc(error["loc"], union_tags)[0] for error in errors]
     for error in errors:
         loc, is_key = _clean_loc(error["loc"], union_tags)
+        if error["type"] in ("too_short", "too_long") and any(
+            len(other) > len(loc) and other[: len(loc)] == loc for other in cleaned
+        ):
+            continue  # pydantic counts only the items that validated: the items' errors say it
         kind = error["type"]
         value = error.get("input")
         ctx: dict[str, Any] = dict(error.get("ctx") or {})
@@ -111,6 +124,16 @@ def pydantic_problems(
         ):
             message = f"invalid name {short(value)}, expected {NAME_RULE} (at most {name_max})"
             hint = "names are case-sensitive and lowercase, e.g. sensor-1"
+        elif kind in _BOUNDS:
+            what, bound_key = _BOUNDS[kind]
+            noun = "a whole number" if isinstance(value, int) else "a number"
+            message = f"got {short(value)}, expected {noun} {what} {ctx.get(bound_key)}"
+        elif kind in ("too_short", "too_long"):
+            if kind == "too_short":
+                bound = f"at least {ctx.get('min_length')}"
+            else:
+                bound = f"at most {ctx.get('max_length')}"
+            message = f"got {ctx.get('actual_length')} items, expected {bound}"
         elif kind == "value_error":
             message = str(ctx.get("error", error["msg"]))
         elif kind in _TYPE_NAMES:

@@ -44,3 +44,15 @@ def test_a_missing_pattern_is_reported_at_the_channel_key():
     [(line, column, field, message, _)] = problems_of(text)
     assert (line, column, field) == (6, 3, "channels.c.pattern")
     assert message == "missing required field 'pattern'"
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "message"),
+    [
+        ("version: 0", "version", "got 0, expected a whole number of at least 1"),
+        ("version: -4", "version", "got -4, expected a whole number of at least 1"),
+    ],
+)
+def test_bounds_say_what_was_found_and_what_was_expected(line, field, message):
+    [(got_line, column, got_field, got_message, _)] = problems_of(f"nngsec: 1\nname: x\n{line}\n")
+    assert (got_line, column, got_field, got_message) == (3, 10, field, message)
