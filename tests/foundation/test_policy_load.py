@@ -56,3 +56,20 @@ def test_a_missing_pattern_is_reported_at_the_channel_key():
 def test_bounds_say_what_was_found_and_what_was_expected(line, field, message):
     [(got_line, column, got_field, got_message, _)] = problems_of(f"nngsec: 1\nname: x\n{line}\n")
     assert (got_line, column, got_field, got_message) == (3, 10, field, message)
+
+
+def test_a_malformed_group_is_reported_once_not_also_as_an_unknown_name():
+    text = (
+        f"nngsec: 1\nname: x\nidentities:\n  sensor: {K1}\ngroups:\n  readers: sensor\n"
+        "channels:\n  c:\n    pattern: bus\n    members: [readers]\n"
+    )
+    [(line, column, field, message, _)] = problems_of(text)
+    assert (line, column, field) == (6, 12, "groups.readers")
+    assert message == "got 'sensor', expected a list"
+
+
+def test_a_name_that_is_identity_and_group_is_not_also_a_cycle():
+    text = f"nngsec: 1\nname: x\nidentities:\n  sensor: {K1}\ngroups:\n  sensor: [sensor]\n"
+    [(line, column, field, message, _)] = problems_of(text)
+    assert (line, column, field) == (6, 3, "groups.sensor")
+    assert message == "'sensor' is both an identity and a group"
