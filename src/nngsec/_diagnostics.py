@@ -8,6 +8,7 @@ found, what was expected, and a hint.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from pydantic_core import ErrorDetails
 from ._errors import Problem
 from ._yaml import Loc, YamlDocument
 
-__all__ = ["NAME_RULE", "pydantic_problems"]
+__all__ = ["NAME_RULE", "FieldValueError", "pydantic_problems"]
 
 NAME_RULE = "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
 
@@ -41,6 +42,34 @@ _BOUNDS = {
     "less_than_equal": ("of at most", "le"),
     "less_than": ("less than", "lt"),
 }
+
+
+_MAPPING_HINT = "write a mapping: one 'name: value' per line, indented under this key"
+_TYPE_HINTS = {
+    "string_type": "write text; quote it if it looks like a number or true/false",
+    "int_type": "write a whole number, like 3",
+    "int_parsing": "write a whole number, like 3",
+    "float_type": "write a number, like 1.5",
+    "bool_type": "write true or false",
+    "list_type": "write a list: [a, b] or one '- item' per line",
+    "tuple_type": "write a list: [a, b] or one '- item' per line",
+    "dict_type": _MAPPING_HINT,
+    "model_type": _MAPPING_HINT,
+    "model_attributes_type": _MAPPING_HINT,
+}
+
+
+class FieldValueError(ValueError):
+    """A field validator's refusal, with a hint for the person fixing the file."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _did_you_mean(got: object, choices: list[str]) -> str:
+    close = difflib.get_close_matches(str(got), choices, n=1)
+    return f"did you mean {close[0]!r}?" if close else ""
 
 
 def short(value: Any) -> str:
@@ -113,12 +142,13 @@ def pydantic_problems(
             else:
                 got = ctx.get("tag", value)
                 message = f"unknown {discriminator} {got!r}, expected one of {expected}"
-                close = difflib.get_close_matches(str(got), expected.split(", "), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else ""
+                hint = _did_you_mean(got, expected.split(", ")) or "write one of those"
             loc = (*loc, discriminator)
             at_key = kind == "union_tag_not_found"
         elif kind == "literal_error":
-            message = f"got {short(value)}, expected {ctx.get('expected', '')}"
+            expected = str(ctx.get("expected", ""))
+            message = f"got {short(value)}, expected {expected}"
+            hint = _did_you_mean(value, re.findall(r"'([^']*)'", expected)) or "write one of those"
         elif kind == "string_pattern_mismatch" or (
             kind == "string_too_long" and ctx.get("max_length") == name_max
         ):
@@ -128,18 +158,23 @@ def pydantic_problems(
             what, bound_key = _BOUNDS[kind]
             noun = "a whole number" if isinstance(value, int) else "a number"
             message = f"got {short(value)}, expected {noun} {what} {ctx.get(bound_key)}"
+            hint = "use a value in that range"
         elif kind in ("too_short", "too_long"):
             if kind == "too_short":
                 bound = f"at least {ctx.get('min_length')}"
             else:
                 bound = f"at most {ctx.get('max_length')}"
             message = f"got {ctx.get('actual_length')} items, expected {bound}"
+            hint = "add or remove items"
         elif kind == "value_error":
             message = str(ctx.get("error", error["msg"]))
+            hint = getattr(ctx.get("error"), "hint", "")
         elif kind in _TYPE_NAMES:
             message = f"got {short(value)}, expected {_TYPE_NAMES[kind]}"
-            if kind == "int_type" and isinstance(value, str):
+            hint = _TYPE_HINTS.get(kind, "")
+            if kind == "int_type" and isinstance(value, str) and value.lstrip("+-").isdigit():
                 hint = "write the number without quotes"
         else:
             message = f"{error['msg']} (got {short(value)})"
+        hint = hint or "see `nngsec schema` for the form this field takes"
         yield doc.problem(loc, message, hint, key=at_key), kind

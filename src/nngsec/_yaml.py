@@ -334,11 +334,19 @@ def read_text(path: Path, *, what: str) -> str:
         ) from None
     except IsADirectoryError:
         raise PolicyError(
-            Problem(f"expected a {what} file, found a directory", str(path))
+            Problem(
+                f"expected a {what} file, found a directory",
+                str(path),
+                hint="give the path of the file itself",
+            )
         ) from None
     except OSError as error:
         raise PolicyError(
-            Problem(f"cannot read {what} file: {error.strerror}", str(path))
+            Problem(
+                f"cannot read {what} file: {error.strerror}",
+                str(path),
+                hint="check that the file exists and that you may read it",
+            )
         ) from None
     try:
         return raw.decode("utf-8")

@@ -73,3 +73,27 @@ def test_a_name_that_is_identity_and_group_is_not_also_a_cycle():
     [(line, column, field, message, _)] = problems_of(text)
     assert (line, column, field) == (6, 3, "groups.sensor")
     assert message == "'sensor' is both an identity and a group"
+
+
+@pytest.mark.parametrize(
+    ("channel_line", "hint"),
+    [
+        ("    scheme: aes", "write one of those"),
+        ("    scheme: seald", "did you mean 'sealed'?"),
+        ("    max_age: 30", "like 30s, 5m or 1h"),
+        ("    max_message_size: 1Mib", "like 512KiB or 1MiB"),
+        ("    replay_window: 1", "use a value in that range"),
+        ("    replay_window: many", "write a whole number, like 3"),
+        ("    description: [a]", "write text"),
+        ('    topics: ["a\\0"]', "remove the NUL character"),
+    ],
+)
+def test_every_problem_has_a_hint(channel_line, hint):
+    text = (
+        f"nngsec: 1\nname: x\nidentities:\n  sensor: {K1}\nchannels:\n  c:\n"
+        "    pattern: pubsub\n    publishers: [sensor]\n    subscribers: [sensor]\n"
+        f"{channel_line}\n"
+    )
+    [(line, _, _, _, got_hint)] = problems_of(text)
+    assert line == 10
+    assert hint in got_hint

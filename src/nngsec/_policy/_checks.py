@@ -160,7 +160,11 @@ def cross_check(doc: YamlDocument) -> Iterator[Problem]:
                     "keep the revoked identity under identities: so its key stays known",
                 )
             elif name in seen:
-                yield doc.problem(("revoked", index), f"{name!r} is listed twice in revoked")
+                yield doc.problem(
+                    ("revoked", index),
+                    f"{name!r} is listed twice in revoked",
+                    "remove the repeated entry",
+                )
             seen.add(name)
 
 

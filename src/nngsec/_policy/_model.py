@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from .._diagnostics import FieldValueError
 from .._keys._identity import PUBLIC_PREFIX, PublicIdentity
 from .._units import parse_duration, parse_size
 
@@ -69,26 +70,41 @@ Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN, max_l
 
 
 def _duration(value: object) -> float:
-    seconds = parse_duration(value)
+    hint = "write a number and a unit, like 30s, 5m or 1h"
+    try:
+        seconds = parse_duration(value)
+    except ValueError as error:
+        raise FieldValueError(str(error), hint) from None
     if not 0.001 <= seconds <= 7 * 86400:
-        raise ValueError(f"got {value!r}, expected a duration between 1ms and 7d")
+        raise FieldValueError(f"got {value!r}, expected a duration between 1ms and 7d", hint)
     return seconds
 
 
 def _size(value: object) -> int:
-    size = parse_size(value)
+    hint = "write a number and a unit, like 512KiB or 1MiB"
+    try:
+        size = parse_size(value)
+    except ValueError as error:
+        raise FieldValueError(str(error), hint) from None
     if not 1 <= size <= 1 << 30:
-        raise ValueError(f"got {value!r}, expected a size between 1B and 1GiB")
+        raise FieldValueError(f"got {value!r}, expected a size between 1B and 1GiB", hint)
     return size
 
 
 def _topic(value: object) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"got {value!r}, expected a topic prefix as a string")
+        raise FieldValueError(
+            f"got {value!r}, expected a topic prefix as a string", 'quote it: "temp."'
+        )
     if "\x00" in value:
-        raise ValueError("a topic cannot contain the NUL character (it ends the topic on the wire)")
+        raise FieldValueError(
+            "a topic cannot contain the NUL character (it ends the topic on the wire)",
+            "remove the NUL character",
+        )
     if len(value.encode()) > 255:
-        raise ValueError("a topic prefix is at most 255 bytes of UTF-8")
+        raise FieldValueError(
+            "a topic prefix is at most 255 bytes of UTF-8", "shorten the topic prefix"
+        )
     return value
 
 
