@@ -258,7 +258,8 @@ def _unprintable_problem(text: str, path: str) -> Problem | None:
 def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
     """Parse ``text`` (read from ``path``) into a :class:`YamlDocument`.
 
-    The root must be a mapping; ``what`` names the kind of file in messages.
+    The root must be a mapping; ``what`` names the kind of file in messages (``policy``,
+    ``topology``, ``channel-key``: messages add " file").
     """
     tabs = list(_tab_problems(text, path))
     if tabs:
@@ -290,7 +291,7 @@ def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
                 path,
                 1,
                 1,
-                hint=f"a {what} starts with 'nngsec: 1'",
+                hint=f"a {what} file starts with 'nngsec: 1'",
             )
         )
     if len(nodes) > 1:
@@ -310,11 +311,11 @@ def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
         raise PolicyError(
             Problem(
-                f"the {what} must be a mapping of fields, got {kind}",
+                f"the {what} file must be a mapping of fields, got {kind}",
                 path,
                 span.line,
                 span.column,
-                hint=f"a {what} starts with 'nngsec: 1' followed by its fields",
+                hint=f"a {what} file starts with 'nngsec: 1' followed by its fields",
             )
         )
     builder = _Builder(path, budget=2 * len(text) + 1000)
@@ -355,7 +356,7 @@ def read_text(path: Path, *, what: str) -> str:
         column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
         raise PolicyError(
             Problem(
-                f"the {what} is not valid UTF-8 (byte 0x{raw[error.start]:02x})",
+                f"the {what} file is not valid UTF-8 (byte 0x{raw[error.start]:02x})",
                 str(path),
                 line,
                 column,

@@ -215,8 +215,7 @@ def read_public_file(path: Path) -> tuple[str, PublicIdentity]:
     if line.startswith(PUBLIC_PREFIX):
         raise KeystoreError(
             Problem(
-                "found a public key without its name, expected a line "
-                f"'NAME: {PUBLIC_PREFIX}...'",
+                f"found a public key without its name, expected a line 'NAME: {PUBLIC_PREFIX}...'",
                 str(path),
                 number,
                 column,
