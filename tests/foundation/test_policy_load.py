@@ -97,3 +97,12 @@ def test_every_problem_has_a_hint(channel_line, hint):
     [(line, _, _, _, got_hint)] = problems_of(text)
     assert line == 10
     assert hint in got_hint
+
+
+def test_sections_with_nothing_under_them_are_empty():
+    text = "nngsec: 1\nname: x\nidentities:\ngroups:\nchannels:\nrevoked:   # nobody yet\n"
+    policy = parse_policy(text, "p.yaml")
+    assert policy.revoked == frozenset()
+    assert dict(policy.identities) == {}
+    assert dict(policy.groups) == {}
+    assert dict(policy.channels) == {}

@@ -16,7 +16,9 @@ from pydantic import (
     StrictInt,
     StrictStr,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -240,3 +242,11 @@ class PolicyModel(_Model):
     groups: dict[Name, NameList] = Field(default_factory=dict)
     channels: dict[Name, Channel] = Field(default_factory=dict)
     revoked: NameList = ()
+
+    @field_validator("identities", "groups", "channels", "revoked", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any, info: ValidationInfo) -> Any:
+        """A section written with nothing under it (``revoked:``) is an empty section."""
+        if value is None:
+            return () if info.field_name == "revoked" else {}
+        return value
