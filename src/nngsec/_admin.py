@@ -69,23 +69,25 @@ def rotate(
     policy = _policy or load_policy(policy_path)
     kinds = _channels_needing_keys(policy)
     wanted = list(dict.fromkeys(channels))
+    doc = policy.document
     for channel in wanted:
         if channel not in policy.channels:
             raise PolicyError(
-                Problem(
+                doc.problem(
+                    ("channels",),
                     f"no channel {channel!r} in the policy",
-                    str(policy_path),
-                    hint=f"channels are: {', '.join(policy.channels) or 'none'}",
+                    f"channels are: {', '.join(policy.channels) or 'none'}",
+                    key=True,
                 )
             )
         if channel not in kinds:
             raise PolicyError(
-                Problem(
+                doc.problem(
+                    ("channels", channel),
                     f"channel {channel!r} needs no channel keys "
                     "(its keys come from identity keys, or it has no secret)",
-                    str(policy_path),
-                    field=f"channels.{channel}",
-                    hint="to cut someone off such a channel, revoke or remove the identity",
+                    "to cut someone off such a channel, revoke or remove the identity",
+                    key=True,
                 )
             )
     targets = wanted or list(kinds)
@@ -148,20 +150,19 @@ def revoke(
     policy = load_policy(policy_path)
     if identity not in policy.identities:
         raise PolicyError(
-            Problem(
+            policy.document.problem(
+                ("identities",),
                 f"no identity {identity!r} in the policy",
-                str(policy_path),
-                field="identities",
-                hint=f"identities are: {', '.join(policy.identities) or 'none'}",
+                f"identities are: {', '.join(policy.identities) or 'none'}",
+                key=True,
             )
         )
     if policy.is_revoked(identity):
         raise PolicyError(
-            Problem(
+            policy.document.problem(
+                ("revoked", policy.model.revoked.index(identity)),
                 f"{identity!r} is already revoked",
-                str(policy_path),
-                field="revoked",
-                hint=f"to cut it off again, rotate: nngsec rotate {policy_path}",
+                f"to cut it off again, rotate: nngsec rotate {policy_path}",
             )
         )
     text = policy.source.decode("utf-8")
