@@ -147,6 +147,8 @@ class Keystore:
                 Problem(
                     "the accepted-versions record is not a mapping of policy name to version",
                     str(path),
+                    hint="restore it from a backup; deleting it disables rollback protection "
+                    "until the next accepted policy",
                 )
             )
         return data
