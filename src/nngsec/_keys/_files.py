@@ -137,7 +137,9 @@ def check_private_permissions(path: Path) -> None:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise KeystoreError(Problem("private key file not found", str(path))) from None
+        raise KeystoreError(
+            Problem("private key file not found", str(path), hint="check the path")
+        ) from None
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeystoreError(
             Problem(
