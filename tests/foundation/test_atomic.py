@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from nngsec import Keystore, load_policy
 from nngsec._admin import revoke, rotate, sign
 from nngsec._atomic import write_atomic
+from nngsec._cli import main
 
 NOW = 1_800_000_000.0
 BODY = """
@@ -218,3 +220,29 @@ def test_rollback_record_crash_keeps_the_previous_record(world, monkeypatch):
         world.keystore.accept_version("factory", 5)
     assert record.read_bytes() == before
     assert no_temp_files(world.keystore.directory)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rotate", "{policy}"],
+        ["revoke", "{policy}", "archiver"],
+        ["keygen", "newcomer", "--keystore", "{keys}"],
+    ],
+)
+def test_a_crash_under_the_cli_is_one_line_exit_2(world, monkeypatch, capsys, args):
+    before = snapshot(world.root)
+    fail_when(monkeypatch, "replace")
+    fail_when(monkeypatch, "link")
+    formatted = [a.format(policy=world.policy_path, keys=world.keystore.directory) for a in args]
+    assert main(formatted) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()
+    # The file named is the one being written, not the temporary beside it.
+    assert re.match(
+        r"^nngsec: error: \S+/(policy\.keys\.json|newcomer\.key): simulated crash", line
+    )
+    assert line.endswith("(hint: check the path, its permissions and the free disk space)")
+    assert "Traceback" not in captured.err
+    assert snapshot(world.root) == before
+    assert no_temp_files(world.root)
