@@ -146,9 +146,17 @@ class ChannelBase(_Model):
 
     description: StrictStr | None = None
     scheme: Literal["auto", "secretbox", "sealed", "peerbox", "signed", "plaintext"] = "auto"
-    max_age: Duration = Field(default=30.0, description="oldest acceptable frame, e.g. 30s")
+    max_age: Duration = Field(
+        default=30.0,
+        description="oldest acceptable frame, e.g. 30s",
+        json_schema_extra={"default": "30s"},  # as written in a policy
+    )
     replay_window: StrictInt = Field(default=4096, ge=64, le=1 << 20)
-    max_message_size: Size = Field(default=1 << 20, description="largest payload, e.g. 1MiB")
+    max_message_size: Size = Field(
+        default=1 << 20,
+        description="largest payload, e.g. 1MiB",
+        json_schema_extra={"default": "1MiB"},
+    )
 
     @model_validator(mode="before")
     @classmethod
