@@ -195,6 +195,7 @@ class _Builder:
                         span.line,
                         span.column,
                         format_loc(loc),
+                        "write the key as a name followed by ':'",
                     )
                 )
                 continue
@@ -283,7 +284,9 @@ def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
             )
         ) from None
     except yaml.YAMLError as error:
-        raise PolicyError(Problem(f"invalid YAML: {error}", path)) from None
+        raise PolicyError(
+            Problem(f"invalid YAML: {error}", path, hint="check the file's syntax")
+        ) from None
     if not nodes:
         raise PolicyError(
             Problem(

@@ -105,3 +105,12 @@ def test_alias_expansion_bomb_is_refused_quickly():
 def test_a_few_aliases_are_fine():
     doc = parse_yaml("a: &x [p, q]\nb: *x\nc: *x\n", "f.yaml")
     assert doc.data == {"a": ["p", "q"], "b": ["p", "q"], "c": ["p", "q"]}
+
+
+def test_a_collection_as_a_key_is_placed_with_a_hint():
+    with pytest.raises(PolicyError) as caught:
+        parse_yaml("a: 1\n? [x, y]\n: 2\n", "f.yaml")
+    [problem] = caught.value.problems
+    assert (problem.line, problem.column) == (2, 3)
+    assert problem.message == "a mapping key must be a plain name, got a collection"
+    assert problem.hint
