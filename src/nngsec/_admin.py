@@ -196,7 +196,18 @@ def sign(policy_path: str | Path, key_file: str | Path) -> tuple[Path, str]:
     keys_path = channel_keys_path(policy_path)
     keys_bytes = keys_path.read_bytes() if keys_path.exists() else None
     if keys_bytes is not None:
-        ChannelKeyFile.parse(keys_bytes.decode("utf-8", "replace"), keys_path)
+        keys = ChannelKeyFile.parse(keys_bytes.decode("utf-8", "replace"), keys_path)
+        if keys.model.policy != policy.name:  # nodes would refuse it: never sign it
+            raise PolicyError(
+                Problem(
+                    f"the channel-key file belongs to policy {keys.model.policy!r}, "
+                    f"not {policy.name!r}",
+                    str(keys_path),
+                    1,
+                    1,
+                    hint="run nngsec rotate for this policy, or move the file away",
+                )
+            )
     target = signature_path(policy_path)
     sign_files(
         target,

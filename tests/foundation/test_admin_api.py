@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from nngsec import PolicyError, load_policy
-from nngsec._admin import revoke, rotate
+from nngsec._admin import revoke, rotate, sign
 
 from .helpers import at
 
@@ -433,3 +433,54 @@ def test_a_revoked_identity_cannot_run_a_node(factory):
         factory.node("archiver")
     assert caught.value.problems[0].message == "identity 'archiver' is revoked in policy 'factory'"
     assert factory.node("dashboard").channel_keys["telemetry"].current.epoch == 2
+
+
+# -- sign -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_key(tmp_path) -> Path:
+    from nngsec import Keystore
+
+    keystore = Keystore(tmp_path / "admin")
+    keystore.generate("admin")
+    return keystore.key_path("admin")
+
+
+def test_sign_refuses_the_channel_keys_of_another_policy(factory, admin_key):
+    rotate(factory.policy_path, now=NOW)
+    keys_path = factory.policy_path.with_name("policy.keys.json")
+    data = keys_of(factory.policy_path)
+    data["policy"] = "other"
+    keys_path.write_text(json.dumps(data))
+    with pytest.raises(PolicyError) as caught:
+        sign(factory.policy_path, admin_key)
+    assert caught.value.path == str(keys_path)
+    assert "belongs to policy 'other', not 'factory'" in caught.value.problems[0].message
+    assert not factory.policy_path.with_name("policy.yaml.sig").exists()
+
+
+def test_sign_refuses_a_policy_that_does_not_load(factory, admin_key):
+    factory.policy_path.write_text(factory.policy_path.read_text() + "chanels: {}\n")
+    with pytest.raises(PolicyError) as caught:
+        sign(factory.policy_path, admin_key)
+    assert caught.value.field == "chanels"
+    assert not factory.policy_path.with_name("policy.yaml.sig").exists()
+
+
+def test_sign_returns_the_signature_and_the_signer(factory, admin_key):
+    from nngsec import Keystore
+    from nngsec._policy._signing import verify_signature
+
+    rotate(factory.policy_path, now=NOW)
+    target, key_id = sign(factory.policy_path, admin_key)
+    assert target == factory.policy_path.with_name("policy.yaml.sig")
+    admin = Keystore(admin_key.parent).identity("admin")
+    assert key_id == admin.key_id.hex()
+    signer = verify_signature(
+        target,
+        policy_bytes=factory.policy_path.read_bytes(),
+        keys_bytes=factory.policy_path.with_name("policy.keys.json").read_bytes(),
+        trusted={"root": admin.public},
+    )
+    assert signer == "root"
