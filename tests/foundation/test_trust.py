@@ -164,6 +164,12 @@ def test_a_damaged_signature_file_is_refused_with_its_place(pinned, change, line
     assert problem.hint
 
 
+def test_an_indented_comment_in_the_signature_file_is_a_comment(pinned):
+    path = pinned.policy_path.with_name("policy.yaml.sig")
+    path.write_text("  # reviewed by the security team\n" + path.read_text())
+    pinned.node("dashboard")
+
+
 # -- no pinned signer -------------------------------------------------------------------
 
 
