@@ -141,11 +141,13 @@ def test_windows_line_endings_are_kept(name):
         # a whole policy in flow style: there is no line to add "revoked:" to
         "{nngsec: 1, name: factory, identities: {sensor: " + K1 + ", dashboard: " + K2 + "}}\n",
         # an explicit document end: text after it would be a second document
-        HEAD + "...\n",
+        HEAD.replace("# factory policy\n", "") + "...\n",
     ],
 )
 def test_a_layout_the_edit_cannot_handle_is_refused_not_broken(text):
     with pytest.raises(PolicyError) as caught:
         add_revoked(text, "p.yaml", "dashboard")
-    assert "could not add 'dashboard' to revoked" in caught.value.problems[0].message
-    assert "by hand" in caught.value.hint
+    [problem] = caught.value.problems
+    assert "could not add 'dashboard' to revoked" in problem.message
+    assert "by hand" in problem.hint
+    assert (problem.path, problem.line, problem.column) == ("p.yaml", 1, 1)

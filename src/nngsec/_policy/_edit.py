@@ -7,7 +7,7 @@ validated again before anyone writes it.
 
 from __future__ import annotations
 
-from .._errors import PolicyError, Problem
+from .._errors import PolicyError
 from .._yaml import YamlDocument, parse_yaml
 from ._load import parse_policy
 
@@ -75,19 +75,21 @@ def add_revoked(text: str, path: str, identity: str) -> str:
         edited = parse_policy(text, path)
     except PolicyError as error:
         raise PolicyError(
-            Problem(
+            doc.problem(
+                ("revoked",),
                 f"could not add {identity!r} to revoked: without breaking the file "
                 f"({error.problems[0].message})",
-                path,
-                hint="add it by hand under revoked: and raise version:",
+                "add it by hand under revoked: and raise version:",
+                key=True,
             )
         ) from None
     if identity not in edited.revoked or edited.version != version + 1:
         raise PolicyError(
-            Problem(
+            doc.problem(
+                ("revoked",),
                 f"could not add {identity!r} to revoked: safely",
-                path,
-                hint="add it by hand under revoked: and raise version:",
+                "add it by hand under revoked: and raise version:",
+                key=True,
             )
         )
     return text
