@@ -24,6 +24,7 @@ from ._policy._signing import sign_files
 __all__ = ["RevokeResult", "RotateResult", "revoke", "rotate", "sign"]
 
 DEFAULT_GRACE = 3600.0
+MAX_GRACE = 365 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ def rotate(
     The new epoch is sealed to every entitled identity that is not revoked; the previous
     epoch stays readable for ``grace`` seconds. The file is written atomically.
     """
+    if not 0 <= grace <= MAX_GRACE:
+        raise ValueError(f"grace must be from 0 to {MAX_GRACE:.0f} seconds, got {grace!r}")
     policy_path = Path(policy_path)
     policy = _policy or load_policy(policy_path)
     kinds = _channels_needing_keys(policy)

@@ -484,3 +484,10 @@ def test_sign_returns_the_signature_and_the_signer(factory, admin_key):
         trusted={"root": admin.public},
     )
     assert signer == "root"
+
+
+@pytest.mark.parametrize("grace", [-1.0, float("inf"), 366 * 86400.0])
+def test_rotate_refuses_an_impossible_grace_before_touching_anything(factory, grace):
+    with pytest.raises(ValueError, match="grace must be from 0"):
+        rotate(factory.policy_path, now=NOW, grace=grace)
+    assert not factory.policy_path.with_name("policy.keys.json").exists()

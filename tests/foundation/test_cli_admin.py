@@ -285,7 +285,10 @@ def test_every_command_has_help(tmp_path):
 
 
 def cli(capsys, *args: str | Path) -> Result:
-    code = main([str(a) for a in args])
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit_:  # argparse's usage errors
+        code = int(exit_.code or 0)
     captured = capsys.readouterr()
     return Result(code, captured.out, captured.err)
 
@@ -317,3 +320,13 @@ def test_every_malformed_public_key_is_a_clean_error_for_trust(capsys, tmp_path,
     [error] = assert_clean_error(cli(capsys, "trust", path, "--keystore", tmp_path / "keys"))
     assert placed(error)[0] == str(path)
     assert not (tmp_path / "keys" / "trusted").exists()
+
+
+@pytest.mark.parametrize("grace", ["99999999d", "9" * 400 + "d", "366d"])
+@pytest.mark.parametrize("command", [["rotate", "factory.yaml"], ["revoke", "factory.yaml", "a"]])
+def test_an_impossible_grace_is_a_usage_error(capsys, tmp_path, grace, command):
+    result = cli(capsys, *command, "--grace", grace)
+    assert result.code == 2
+    [line] = result.error_lines
+    assert f"argument --grace: got {grace!r}, expected a duration from 0s to 365d" in line
+    assert line.endswith(f"(hint: nngsec {command[0]} --help)")
