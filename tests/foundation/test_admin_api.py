@@ -491,3 +491,42 @@ def test_rotate_refuses_an_impossible_grace_before_touching_anything(factory, gr
     with pytest.raises(ValueError, match="grace must be from 0"):
         rotate(factory.policy_path, now=NOW, grace=grace)
     assert not factory.policy_path.with_name("policy.keys.json").exists()
+
+
+def test_keygen_trust_sign_rotate_revoke_round_trip_through_the_api(tmp_path):
+    from nngsec import Keystore, Node
+
+    node_keys = Keystore(tmp_path / "keys")
+    entries = [
+        f"  {name}: {node_keys.generate(name)[0].public.to_text()}"
+        for name in ("sensor", "dashboard", "archiver")
+    ]
+    admin = Keystore(tmp_path / "admin")
+    _, admin_key, admin_pub = admin.generate("admin")
+    policy_path = tmp_path / "plant.yaml"
+    policy_path.write_text(
+        "nngsec: 1\nname: plant\nidentities:\n"
+        + "\n".join(entries)
+        + "\nchannels:\n  telemetry:\n    pattern: pubsub\n    publishers: [sensor]\n"
+        "    subscribers: [dashboard, archiver]\n"
+    )
+    assert node_keys.trust(admin_pub)[2]
+    assert rotate(policy_path, now=NOW).rotated == {"telemetry": 1}
+    sign(policy_path, admin_key)
+
+    def node(identity: str) -> Node:
+        return Node(load_policy(policy_path), identity=identity, keystore=node_keys)
+
+    secret = node("dashboard").channel_keys["telemetry"].current.secret
+    assert secret == node("archiver").channel_keys["telemetry"].current.secret
+    result = revoke(policy_path, "archiver", now=NOW + 1)
+    assert result.rotation.sealed_to == {"telemetry": ("dashboard",)}
+    with pytest.raises(PolicyError, match="modified after signing"):
+        node("dashboard")
+    sign(policy_path, admin_key)
+    current = node("dashboard").channel_keys["telemetry"]
+    assert current.current.epoch == 2
+    assert current.current.secret != secret
+    with pytest.raises(PolicyError, match="is revoked"):
+        node("archiver")
+    assert node_keys.accepted_versions() == {"plant": 2}
