@@ -314,3 +314,23 @@ def test_node_accepts_paths_as_well_as_objects(world):
     node = Node(world.policy_path, identity="dashboard", keystore=Path(world.keystore.directory))
     assert node.policy.name == "factory"
     assert node.key.public == node.policy.identities["dashboard"]
+
+
+def test_a_keystore_that_cannot_keep_the_rollback_record_is_a_keystore_error(world, monkeypatch):
+    import errno
+    import os
+
+    real_open = os.open
+
+    def read_only_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr("nngsec._keys._keystore.os.open", read_only_open)
+    with pytest.raises(KeystoreError) as caught:
+        world.node("dashboard")
+    [problem] = caught.value.problems
+    assert problem.message == "cannot record the accepted policy version: Read-only file system"
+    assert problem.path == str(world.keystore.directory / "accepted-versions.json")
+    assert "anti-rollback" in problem.hint
