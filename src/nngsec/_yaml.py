@@ -359,7 +359,7 @@ def read_text(path: Path, *, what: str) -> str:
         column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
         raise PolicyError(
             Problem(
-                f"the {what} file is not valid UTF-8 (byte 0x{raw[error.start]:02x})",
+                f"the {what} is not valid UTF-8 (byte 0x{raw[error.start]:02x})",
                 str(path),
                 line,
                 column,
