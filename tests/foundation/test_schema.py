@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 from nngsec._yaml import load_yaml_file
