@@ -7,6 +7,8 @@ import pytest
 from nngsec import PolicyError
 from nngsec._policy._load import parse_policy
 
+from .helpers import K2
+
 
 def problems_of(text: str) -> list[tuple[int | None, int | None, str, str, str]]:
     with pytest.raises(PolicyError) as caught:
@@ -106,3 +108,34 @@ def test_sections_with_nothing_under_them_are_empty():
     assert dict(policy.identities) == {}
     assert dict(policy.groups) == {}
     assert dict(policy.channels) == {}
+
+
+@pytest.mark.parametrize(
+    ("groups", "cycle"),
+    [
+        ("  g: [g]\n", "g -> g"),
+        ("  g: [h]\n  h: [g]\n", "g -> h -> g"),
+        ("  top: [g, sensor]\n  g: [h]\n  h: [i]\n  i: [g]\n", "g -> h -> i -> g"),
+    ],
+)
+def test_group_cycles_are_refused(groups, cycle):
+    text = f"nngsec: 1\nname: x\nidentities:\n  sensor: {K1}\ngroups:\n{groups}"
+    found = problems_of(text)
+    [(line, column, field, message, hint)] = [p for p in found if "cycle" in p[3]]
+    assert message == f"groups contain each other in a cycle: {cycle}"
+    first = cycle.split(" ")[0]
+    assert field == f"groups.{first}"
+    assert line is not None
+    assert text.splitlines()[line - 1].startswith(f"  {first}: ")
+    assert column == 3
+    assert hint
+
+
+def test_nested_groups_expand_to_identities():
+    text = (
+        f"nngsec: 1\nname: x\nidentities:\n  sensor: {K1}\n  other: {K2}\n"
+        "groups:\n  inner: [sensor]\n  outer: [inner, other]\n"
+        "channels:\n  c:\n    pattern: pair\n    members: [outer]\n"
+    )
+    policy = parse_policy(text, "p.yaml")
+    assert policy.members("c", "members") == {"sensor", "other"}
