@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,9 +23,9 @@ class World:
     names: tuple[str, ...]
     nodes: dict[str, Node] = field(default_factory=dict)
 
-    def node(self, identity: str, **options: object) -> Node:
+    def node(self, identity: str, **options: Any) -> Node:
         policy = load_policy(self.policy_path)
-        return Node(policy, identity=identity, keystore=self.keystore, **options)  # type: ignore[arg-type]
+        return Node(policy, identity=identity, keystore=self.keystore, **options)
 
     def rotate(self, *channels: str, now: float | None = None, grace: float = 3600.0) -> None:
         rotate(self.policy_path, channels, now=now, grace=grace)
@@ -57,9 +58,9 @@ def build_world(
 def world_factory(tmp_path: Path) -> Callable[..., World]:
     counter = iter(range(1000))
 
-    def make(body: str, names: Iterable[str], **options: object) -> World:
+    def make(body: str, names: Iterable[str], **options: Any) -> World:
         root = tmp_path / f"world{next(counter)}"
         root.mkdir()
-        return build_world(root, body, names, **options)  # type: ignore[arg-type]
+        return build_world(root, body, names, **options)
 
     return make

@@ -59,8 +59,6 @@ class Problem:
         return ":".join(parts)
 
     def __str__(self) -> str:
-        # A problem that is about no file (a command-line argument, a rejected frame) has
-        # no place to print.
         text = f"{self.place}: " if self.path is not None or self.line is not None else ""
         if self.field:
             text += f"{self.field}: "
