@@ -24,6 +24,7 @@ from ._policy._signing import sign_files
 __all__ = ["RevokeResult", "RotateResult", "revoke", "rotate", "sign"]
 
 DEFAULT_GRACE = 3600.0
+MAX_GRACE = 365 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -65,27 +66,31 @@ def rotate(
     The new epoch is sealed to every entitled identity that is not revoked; the previous
     epoch stays readable for ``grace`` seconds. The file is written atomically.
     """
+    if not 0 <= grace <= MAX_GRACE:
+        raise ValueError(f"grace must be from 0 to {MAX_GRACE:.0f} seconds, got {grace!r}")
     policy_path = Path(policy_path)
     policy = _policy or load_policy(policy_path)
     kinds = _channels_needing_keys(policy)
     wanted = list(dict.fromkeys(channels))
+    doc = policy.document
     for channel in wanted:
         if channel not in policy.channels:
             raise PolicyError(
-                Problem(
+                doc.problem(
+                    ("channels",),
                     f"no channel {channel!r} in the policy",
-                    str(policy_path),
-                    hint=f"channels are: {', '.join(policy.channels) or 'none'}",
+                    f"channels are: {', '.join(policy.channels) or 'none'}",
+                    key=True,
                 )
             )
         if channel not in kinds:
             raise PolicyError(
-                Problem(
+                doc.problem(
+                    ("channels", channel),
                     f"channel {channel!r} needs no channel keys "
                     "(its keys come from identity keys, or it has no secret)",
-                    str(policy_path),
-                    field=f"channels.{channel}",
-                    hint="to cut someone off such a channel, revoke or remove the identity",
+                    "to cut someone off such a channel, revoke or remove the identity",
+                    key=True,
                 )
             )
     targets = wanted or list(kinds)
@@ -148,20 +153,19 @@ def revoke(
     policy = load_policy(policy_path)
     if identity not in policy.identities:
         raise PolicyError(
-            Problem(
+            policy.document.problem(
+                ("identities",),
                 f"no identity {identity!r} in the policy",
-                str(policy_path),
-                field="identities",
-                hint=f"identities are: {', '.join(policy.identities) or 'none'}",
+                f"identities are: {', '.join(policy.identities) or 'none'}",
+                key=True,
             )
         )
     if policy.is_revoked(identity):
         raise PolicyError(
-            Problem(
+            policy.document.problem(
+                ("revoked", policy.model.revoked.index(identity)),
                 f"{identity!r} is already revoked",
-                str(policy_path),
-                field="revoked",
-                hint=f"to cut it off again, rotate: nngsec rotate {policy_path}",
+                f"to cut it off again, rotate: nngsec rotate {policy_path}",
             )
         )
     text = policy.source.decode("utf-8")
@@ -195,7 +199,18 @@ def sign(policy_path: str | Path, key_file: str | Path) -> tuple[Path, str]:
     keys_path = channel_keys_path(policy_path)
     keys_bytes = keys_path.read_bytes() if keys_path.exists() else None
     if keys_bytes is not None:
-        ChannelKeyFile.parse(keys_bytes.decode("utf-8", "replace"), keys_path)
+        keys = ChannelKeyFile.parse(keys_bytes.decode("utf-8", "replace"), keys_path)
+        if keys.model.policy != policy.name:  # nodes would refuse it: never sign it
+            raise PolicyError(
+                Problem(
+                    f"the channel-key file belongs to policy {keys.model.policy!r}, "
+                    f"not {policy.name!r}",
+                    str(keys_path),
+                    1,
+                    1,
+                    hint="run nngsec rotate for this policy, or move the file away",
+                )
+            )
     target = signature_path(policy_path)
     sign_files(
         target,

@@ -8,6 +8,7 @@ found, what was expected, and a hint.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,12 +16,11 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from ._errors import Problem
-from ._policy._model import NAME_PATTERN
+from ._names import NAME_PATTERN, NAME_RULE
 from ._yaml import Loc, YamlDocument
 
-__all__ = ["NAME_RULE", "pydantic_problems"]
+__all__ = ["NAME_RULE", "FieldValueError", "pydantic_problems"]
 
-NAME_RULE = "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
 
 _TYPE_NAMES = {
     "string_type": "a string",
@@ -34,6 +34,42 @@ _TYPE_NAMES = {
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
 }
+
+
+_BOUNDS = {
+    "greater_than_equal": ("of at least", "ge"),
+    "greater_than": ("greater than", "gt"),
+    "less_than_equal": ("of at most", "le"),
+    "less_than": ("less than", "lt"),
+}
+
+
+_MAPPING_HINT = "write a mapping: one 'name: value' per line, indented under this key"
+_TYPE_HINTS = {
+    "string_type": "write text; quote it if it looks like a number or true/false",
+    "int_type": "write a whole number, like 3",
+    "int_parsing": "write a whole number, like 3",
+    "float_type": "write a number, like 1.5",
+    "bool_type": "write true or false",
+    "list_type": "write a list: [a, b] or one '- item' per line",
+    "tuple_type": "write a list: [a, b] or one '- item' per line",
+    "dict_type": _MAPPING_HINT,
+    "model_type": _MAPPING_HINT,
+    "model_attributes_type": _MAPPING_HINT,
+}
+
+
+class FieldValueError(ValueError):
+    """A field validator's refusal, with a hint for the person fixing the file."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _did_you_mean(got: object, choices: list[str]) -> str:
+    close = difflib.get_close_matches(str(got), choices, n=1)
+    return f"did you mean {close[0]!r}?" if close else ""
 
 
 def short(value: Any) -> str:
@@ -70,8 +106,13 @@ def pydantic_problems(
     ``union_tags`` are discriminator values pydantic puts into locs (removed);
     ``allowed_fields(loc)`` lists the fields of the mapping at ``loc`` for "did you mean".
     """
+    cleaned = [_clean_loc(error["loc"], union_tags)[0] for error in errors]
     for error in errors:
         loc, is_key = _clean_loc(error["loc"], union_tags)
+        if error["type"] in ("too_short", "too_long") and any(
+            len(other) > len(loc) and other[: len(loc)] == loc for other in cleaned
+        ):
+            continue  # pydantic counts only the items that validated: the items' errors say it
         kind = error["type"]
         value = error.get("input")
         ctx: dict[str, Any] = dict(error.get("ctx") or {})
@@ -101,22 +142,39 @@ def pydantic_problems(
             else:
                 got = ctx.get("tag", value)
                 message = f"unknown {discriminator} {got!r}, expected one of {expected}"
-                close = difflib.get_close_matches(str(got), expected.split(", "), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else ""
+                hint = _did_you_mean(got, expected.split(", ")) or "write one of those"
             loc = (*loc, discriminator)
+            at_key = kind == "union_tag_not_found"
         elif kind == "literal_error":
-            message = f"got {short(value)}, expected {ctx.get('expected', '')}"
+            expected = str(ctx.get("expected", ""))
+            message = f"got {short(value)}, expected {expected}"
+            hint = _did_you_mean(value, re.findall(r"'([^']*)'", expected)) or "write one of those"
         elif (kind == "string_pattern_mismatch" and ctx.get("pattern") == NAME_PATTERN) or (
             kind == "string_too_long" and ctx.get("max_length") == name_max
         ):
             message = f"invalid name {short(value)}, expected {NAME_RULE} (at most {name_max})"
             hint = "names are case-sensitive and lowercase, e.g. sensor-1"
+        elif kind in _BOUNDS:
+            what, bound_key = _BOUNDS[kind]
+            noun = "a whole number" if isinstance(value, int) else "a number"
+            message = f"got {short(value)}, expected {noun} {what} {ctx.get(bound_key)}"
+            hint = "use a value in that range"
+        elif kind in ("too_short", "too_long"):
+            if kind == "too_short":
+                bound = f"at least {ctx.get('min_length')}"
+            else:
+                bound = f"at most {ctx.get('max_length')}"
+            message = f"got {ctx.get('actual_length')} items, expected {bound}"
+            hint = "add or remove items"
         elif kind == "value_error":
             message = str(ctx.get("error", error["msg"]))
+            hint = getattr(ctx.get("error"), "hint", "")
         elif kind in _TYPE_NAMES:
             message = f"got {short(value)}, expected {_TYPE_NAMES[kind]}"
-            if kind == "int_type" and isinstance(value, str):
+            hint = _TYPE_HINTS.get(kind, "")
+            if kind == "int_type" and isinstance(value, str) and value.lstrip("+-").isdigit():
                 hint = "write the number without quotes"
         else:
             message = f"{error['msg']} (got {short(value)})"
+        hint = hint or "see `nngsec schema` for the form this field takes"
         yield doc.problem(loc, message, hint, key=at_key), kind

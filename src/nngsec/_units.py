@@ -6,11 +6,20 @@ and a security setting must not be a guess.
 
 from __future__ import annotations
 
+import math
 import re
+from fractions import Fraction
 
 __all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_EXACT_DURATION_UNITS: dict[str, Fraction] = {
+    "ms": Fraction(1, 1000),
+    "s": Fraction(1),
+    "m": Fraction(60),
+    "h": Fraction(3600),
+    "d": Fraction(86400),
+}
 _SIZE_UNITS = {
     "B": 1,
     "KiB": 1 << 10,
@@ -20,14 +29,15 @@ _SIZE_UNITS = {
     "MB": 1000**2,
     "GB": 1000**3,
 }
-_QUANTITY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*")
+_QUANTITY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s*", re.ASCII)
 
 
-def _split(text: str) -> tuple[float, str] | None:
+def _split(text: str) -> tuple[Fraction, str] | None:
+    """The number (exact: ``2.01`` is 201/100, not a float near it) and the unit."""
     match = _QUANTITY.fullmatch(text)
     if match is None:
         return None
-    return float(match.group(1)), match.group(2)
+    return Fraction(match.group(1)), match.group(2)
 
 
 def parse_duration(value: object) -> float:
@@ -46,7 +56,11 @@ def parse_duration(value: object) -> float:
     number, unit = split
     if unit not in _DURATION_UNITS:
         raise ValueError(f"unknown unit {unit!r} in {value!r}, expected {expected}")
-    return number * _DURATION_UNITS[unit]
+    seconds = number * _EXACT_DURATION_UNITS[unit]
+    try:
+        return float(seconds)
+    except OverflowError:  # more digits than a float holds: callers refuse it by range
+        return math.inf
 
 
 def parse_size(value: object) -> int:
@@ -66,7 +80,7 @@ def parse_size(value: object) -> int:
     if unit not in _SIZE_UNITS:
         raise ValueError(f"unknown unit {unit!r} in {value!r}, expected {expected}")
     size = number * _SIZE_UNITS[unit]
-    if size != int(size):
+    if size.denominator != 1:
         raise ValueError(f"got {value!r}, which is not a whole number of bytes")
     return int(size)
 

@@ -101,11 +101,15 @@ class YamlDocument:
     def place(self, loc: Loc, *, key: bool = False) -> tuple[int | None, int | None]:
         """(line, column) of ``loc``, or of its nearest ancestor that exists.
 
-        With ``key=True`` the mapping key is preferred (useful for "unknown field").
+        With ``key=True`` the mapping key is preferred (useful for "unknown field"). A value
+        left empty (``field:`` with nothing after it) is placed at its key too: the end of
+        the line is no place to point at.
         """
         for depth in range(len(loc), -1, -1):
             sub = loc[:depth]
-            span = (self.keys.get(sub) if key else None) or self.values.get(sub)
+            value = self.values.get(sub)
+            empty = value is not None and value.start == value.end
+            span = (self.keys.get(sub) if key or empty else None) or value
             if span is not None:
                 return span.line, span.column
         return None, None
@@ -131,7 +135,9 @@ def _scalar(node: yaml.ScalarNode) -> Any:
             return int(value[2:], 8)
         return int(value, 0) if value.startswith("0x") else int(value)
     if tag == "tag:yaml.org,2002:float":
-        return float(value.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf"))
+        if value.lower() in (".inf", "+.inf", "-.inf", ".nan"):
+            return float(value.lower().replace(".", ""))
+        return float(value)
     if tag == "tag:yaml.org,2002:bool":
         return value.lower() == "true"
     if tag == "tag:yaml.org,2002:null":
@@ -141,14 +147,38 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     return value
 
 
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists accepted (nngsec files need fewer than ten)."""
+
+
 class _Builder:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, budget: int) -> None:
         self.path = path
         self.values: dict[Loc, Span] = {}
         self.keys: dict[Loc, Span] = {}
         self.problems: list[Problem] = []
+        # Values left to build. Without aliases a document never has more values than
+        # twice its characters; aliases nested in aliases could expand exponentially.
+        self.budget = budget
+
+    def _refuse(self, node: yaml.Node, message: str, hint: str) -> PolicyError:
+        span = _span(node)
+        return PolicyError(Problem(message, self.path, span.line, span.column, hint=hint))
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise self._refuse(
+                node,
+                "the document expands to too many values through aliases (*name)",
+                "write the values out instead of nesting anchors and aliases",
+            )
+        if len(loc) > MAX_DEPTH:
+            raise self._refuse(
+                node,
+                f"mappings and lists are nested more than {MAX_DEPTH} levels deep",
+                "check the indentation and brackets around this place",
+            )
         self.values[loc] = _span(node)
         if isinstance(node, yaml.ScalarNode):
             return _scalar(node)
@@ -165,6 +195,7 @@ class _Builder:
                         span.line,
                         span.column,
                         format_loc(loc),
+                        "write the key as a name followed by ':'",
                     )
                 )
                 continue
@@ -204,14 +235,39 @@ def _tab_problems(text: str, path: str) -> Iterator[Problem]:
             )
 
 
+# Characters YAML 1.2 allows in a stream (section 5.1), BOM included; anything else (C0/C1
+# controls, DEL, lone surrogates, U+FFFE/U+FFFF) is refused by the parser.
+_NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _unprintable_problem(text: str, path: str) -> Problem | None:
+    found = _NOT_PRINTABLE.search(text)
+    if found is None:
+        return None
+    offset = found.start()
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return Problem(
+        f"character U+{ord(found.group()):04X} is not allowed in YAML",
+        path,
+        line,
+        column,
+        hint="remove it; in a double-quoted string, write a control character as an escape",
+    )
+
+
 def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
     """Parse ``text`` (read from ``path``) into a :class:`YamlDocument`.
 
-    The root must be a mapping; ``what`` names the kind of file in messages.
+    The root must be a mapping; ``what`` names the kind of file in messages (``policy``,
+    ``topology``, ``channel-key``: messages add " file").
     """
     tabs = list(_tab_problems(text, path))
     if tabs:
         raise PolicyError(tabs)
+    unprintable = _unprintable_problem(text, path)
+    if unprintable is not None:
+        raise PolicyError(unprintable)
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as error:
@@ -228,7 +284,9 @@ def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
             )
         ) from None
     except yaml.YAMLError as error:
-        raise PolicyError(Problem(f"invalid YAML: {error}", path)) from None
+        raise PolicyError(
+            Problem(f"invalid YAML: {error}", path, hint="check the file's syntax")
+        ) from None
     if not nodes:
         raise PolicyError(
             Problem(
@@ -236,7 +294,7 @@ def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
                 path,
                 1,
                 1,
-                hint=f"a {what} starts with 'nngsec: 1'",
+                hint=f"a {what} file starts with 'nngsec: 1'",
             )
         )
     if len(nodes) > 1:
@@ -256,14 +314,14 @@ def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
         raise PolicyError(
             Problem(
-                f"the {what} must be a mapping of fields, got {kind}",
+                f"the {what} file must be a mapping of fields, got {kind}",
                 path,
                 span.line,
                 span.column,
-                hint=f"a {what} starts with 'nngsec: 1' followed by its fields",
+                hint=f"a {what} file starts with 'nngsec: 1' followed by its fields",
             )
         )
-    builder = _Builder(path)
+    builder = _Builder(path, budget=2 * len(text) + 1000)
     data = builder.build(root, ())
     if builder.problems:
         raise PolicyError(builder.problems)
@@ -280,11 +338,19 @@ def read_text(path: Path, *, what: str) -> str:
         ) from None
     except IsADirectoryError:
         raise PolicyError(
-            Problem(f"expected a {what} file, found a directory", str(path))
+            Problem(
+                f"expected a {what} file, found a directory",
+                str(path),
+                hint="give the path of the file itself",
+            )
         ) from None
     except OSError as error:
         raise PolicyError(
-            Problem(f"cannot read {what} file: {error.strerror}", str(path))
+            Problem(
+                f"cannot read {what} file: {error.strerror}",
+                str(path),
+                hint="check that the file exists and that you may read it",
+            )
         ) from None
     try:
         return raw.decode("utf-8")

@@ -59,8 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except OSError as error:
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"nngsec: error: {where}{error.strerror or error}", file=sys.stderr)
+        # For a rename (os.replace(temp, target)) the target is the file the user knows.
+        target = error.filename2 or error.filename
+        where = f"{target}: " if target else ""
+        print(
+            f"nngsec: error: {where}{error.strerror or error} "
+            "(hint: check the path, its permissions and the free disk space)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except Exception as error:  # a bug: say so in one line unless debugging
         if os.environ.get("NNGSEC_DEBUG"):

@@ -22,9 +22,12 @@ def _say(message: str) -> None:
 
 def _duration(text: str) -> float:
     try:
-        return parse_duration(text)
+        seconds = parse_duration(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+    if not 0 <= seconds <= _admin.MAX_GRACE:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected a duration from 0s to 365d")
+    return seconds
 
 
 def register(commands: Any) -> None:

@@ -35,12 +35,32 @@ def json_schema(kind: str) -> dict[str, Any]:
         "channel-keys": ChannelKeyFileModel,
     }
     model = models[kind]
-    schema = model.model_json_schema(by_alias=True)
+    schema = _check_key_names(model.model_json_schema(by_alias=True))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{SCHEMA_ID}/{kind}.json",
         **schema,
     }
+
+
+def _check_key_names(node: Any) -> Any:
+    """Make mappings keyed by names refuse keys that are not names.
+
+    pydantic describes ``dict[Name, X]`` as ``patternProperties: {NAME_PATTERN: X}``, which
+    leaves any key that does not match the pattern (``Sensor-1``) unchecked.
+    """
+    if isinstance(node, list):
+        return [_check_key_names(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _check_key_names(value) for key, value in node.items()}
+    patterns = node.get("patternProperties")
+    if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in node:
+        ((pattern, value),) = patterns.items()
+        del node["patternProperties"]
+        node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": pattern}
+        node["additionalProperties"] = value
+    return node
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -43,14 +43,22 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from nacl.bindings import crypto_box_seal, crypto_box_seal_open, crypto_scalarmult_base
 from nacl.exceptions import CryptoError
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from .._atomic import write_atomic
-from .._diagnostics import pydantic_problems
+from .._diagnostics import FieldValueError, pydantic_problems
 from .._errors import PolicyError, Problem
 from .._labels import CHANNEL_KEY_ENTRY
 from .._yaml import parse_yaml, read_text
@@ -80,14 +88,27 @@ def _seconds(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
+def _check_timestamp(text: str) -> str:
+    try:
+        _seconds(text)
+    except ValueError:
+        raise FieldValueError(
+            f"got {text!r}, expected a UTC time like 2026-11-26T17:00:00Z"
+        ) from None
+    return text
+
+
+Timestamp = Annotated[StrictStr, AfterValidator(_check_timestamp)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class EpochModel(_Model):
     epoch: StrictInt = Field(ge=1, lt=1 << 32)
-    created: StrictStr
-    retire_at: StrictStr | None = None
+    created: Timestamp
+    retire_at: Timestamp | None = None
     public: StrictStr | None = None
     sealed: dict[str, StrictStr]
 
@@ -173,20 +194,23 @@ class ChannelKeyFile:
         """The file at ``path``, or ``None`` when there is none yet."""
         if not path.exists():
             return None
-        text = read_text(path, what="channel-key file")
+        text = read_text(path, what="channel-key")
         return cls.parse(text, path)
 
     @classmethod
     def parse(cls, text: str, path: Path | None) -> ChannelKeyFile:
         shown = str(path) if path else "<channel keys>"
-        doc = parse_yaml(text, shown, what="channel-key file")
+        hint = "this file is written by `nngsec rotate`; re-run it rather than editing"
+        try:
+            doc = parse_yaml(text, shown, what="channel-key")
+        except PolicyError as error:
+            raise PolicyError([replace(p, hint=hint) for p in error.problems]) from None
         try:
             model = ChannelKeyFileModel.model_validate(doc.data)
         except ValidationError as error:
-            hint = "this file is written by `nngsec rotate`; re-run it rather than editing"
             raise PolicyError(
                 [
-                    replace(problem, hint=problem.hint or hint)
+                    replace(problem, hint=hint)
                     for problem, _ in pydantic_problems(doc, error.errors(), ChannelKeyFileModel)
                 ]
             ) from None

@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 _PUB_LINE = re.compile(r"^(?P<name>[^:\s]+)\s*:\s*(?P<key>\S+)\s*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 def render_secret_file(name: str, key: IdentityKey) -> bytes:
@@ -73,21 +74,38 @@ def write_identity_files(directory: Path, name: str, key: IdentityKey) -> tuple[
     return secret_path, public_path
 
 
-def _key_lines(path: Path, what: str) -> list[tuple[int, str]]:
+def _key_lines(path: Path, what: str) -> list[tuple[int, int, str]]:
+    """The key lines of a key file as (line number, column, text without blanks)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise KeystoreError(
             Problem(f"{what} not found", str(path), hint="check the path")
         ) from None
-    except UnicodeDecodeError:
-        raise KeystoreError(
-            Problem(f"{what} is not text", str(path), hint="is this really an nngsec key file?")
-        ) from None
     except OSError as error:
-        raise KeystoreError(Problem(f"cannot read {what}: {error.strerror}", str(path))) from None
+        raise KeystoreError(
+            Problem(
+                f"cannot read {what}: {error.strerror}",
+                str(path),
+                hint="check that it is a file you may read",
+            )
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise KeystoreError(
+            Problem(
+                f"{what} is not text (byte 0x{raw[error.start]:02x})",
+                str(path),
+                line,
+                column,
+                hint="is this really an nngsec key file?",
+            )
+        ) from None
     lines = [
-        (number, line.strip())
+        (number, len(line) - len(line.lstrip()) + 1, line.strip())
         for number, line in enumerate(text.splitlines(), start=1)
         if line.strip() and not line.lstrip().startswith("#")
     ]
@@ -107,7 +125,7 @@ def _key_lines(path: Path, what: str) -> list[tuple[int, str]]:
                 f"{what} holds {len(lines)} key lines, expected 1",
                 str(path),
                 lines[1][0],
-                1,
+                lines[1][1],
                 hint="one identity per file; comment lines start with '#'",
             )
         )
@@ -119,7 +137,9 @@ def check_private_permissions(path: Path) -> None:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise KeystoreError(Problem("private key file not found", str(path))) from None
+        raise KeystoreError(
+            Problem("private key file not found", str(path), hint="check the path")
+        ) from None
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeystoreError(
             Problem(
@@ -131,20 +151,40 @@ def check_private_permissions(path: Path) -> None:
         )
 
 
-def read_secret_file(path: Path) -> IdentityKey:
-    """Load a private identity key file (checks permissions first)."""
-    check_private_permissions(path)
-    ((number, line),) = _key_lines(path, "private key file")
+def _public_key_instead(path: Path, lines: list[tuple[int, int, str]]) -> KeystoreError | None:
+    ((number, column, line),) = lines
     if line.startswith(PUBLIC_PREFIX) or (_PUB_LINE.match(line) and PUBLIC_PREFIX in line):
-        raise KeystoreError(
+        return KeystoreError(
             Problem(
                 "this is a public key file, expected a private key",
                 str(path),
                 number,
-                1,
+                column,
                 hint="private keys are the NAME.key files written by nngsec keygen",
             )
         )
+    return None
+
+
+def read_secret_file(path: Path) -> IdentityKey:
+    """Load a private identity key file (checks permissions first)."""
+    try:
+        check_private_permissions(path)
+    except KeystoreError:
+        # A public key file given where a private one belongs is readable by design: say
+        # that, rather than advise making it private.
+        try:
+            wrong = _public_key_instead(path, _key_lines(path, "private key file"))
+        except KeystoreError:
+            wrong = None
+        if wrong is not None:
+            raise wrong from None
+        raise
+    lines = _key_lines(path, "private key file")
+    ((number, column, line),) = lines
+    wrong = _public_key_instead(path, lines)
+    if wrong is not None:
+        raise wrong
     try:
         return IdentityKey.from_text(line)
     except TextKeyError as error:
@@ -153,7 +193,7 @@ def read_secret_file(path: Path) -> IdentityKey:
                 f"invalid private key: {error}",
                 str(path),
                 number,
-                1,
+                column,
                 hint=f"a private key line starts with {SECRET_PREFIX!r}; restore the file from "
                 "a backup",
             )
@@ -162,27 +202,49 @@ def read_secret_file(path: Path) -> IdentityKey:
 
 def read_public_file(path: Path) -> tuple[str, PublicIdentity]:
     """Load ``NAME.pub``: the identity name and its public key."""
-    ((number, line),) = _key_lines(path, "public key file")
+    ((number, column, line),) = _key_lines(path, "public key file")
     if line.lower().startswith(SECRET_PREFIX):
         raise KeystoreError(
             Problem(
                 "this is a PRIVATE key, expected a public key file",
                 str(path),
                 number,
-                1,
+                column,
                 hint="use the NAME.pub file; and since this secret was handled as public, "
                 "consider it exposed",
+            )
+        )
+    if line.startswith(PUBLIC_PREFIX):
+        raise KeystoreError(
+            Problem(
+                f"found a public key without its name, expected a line 'NAME: {PUBLIC_PREFIX}...'",
+                str(path),
+                number,
+                column,
+                hint="put the identity's name and a colon before the key, as in the NAME.pub "
+                "file written by nngsec keygen",
             )
         )
     match = _PUB_LINE.match(line)
     if match is None:
         raise KeystoreError(
             Problem(
-                "expected a line 'NAME: nngsec-id-v1:...'",
+                f"expected a line 'NAME: {PUBLIC_PREFIX}...'",
                 str(path),
                 number,
-                1,
+                column,
                 hint="use the NAME.pub file written by nngsec keygen",
+            )
+        )
+    if not _NAME.match(match["name"]):
+        raise KeystoreError(
+            Problem(
+                f"invalid identity name {match['name']!r}",
+                str(path),
+                number,
+                column,
+                hint="names are lowercase letters, digits, '.', '_' and '-', starting with a "
+                "letter or digit (at most 64)",
             )
         )
     try:
@@ -193,7 +255,7 @@ def read_public_file(path: Path) -> tuple[str, PublicIdentity]:
                 f"invalid public key: {error}",
                 str(path),
                 number,
-                match.start("key") + 1,
+                column + match.start("key"),
                 hint="use the NAME.pub file written by nngsec keygen",
             )
         ) from None

@@ -147,6 +147,8 @@ class Keystore:
                 Problem(
                     "the accepted-versions record is not a mapping of policy name to version",
                     str(path),
+                    hint="restore it from a backup; deleting it disables rollback protection "
+                    "until the next accepted policy",
                 )
             )
         return data
@@ -157,15 +159,26 @@ class Keystore:
         Read-modify-write under an exclusive lock, so two nodes sharing a keystore never lose
         each other's record.
         """
-        self._ensure_directory()
-        with self._locked():
-            versions = dict(self.accepted_versions())
-            before = versions.get(policy_name, 0)
-            if version > before:
-                versions[policy_name] = version
-                data = json.dumps(versions, indent=2, sort_keys=True) + "\n"
-                write_atomic(self.directory / self.VERSIONS_FILE, data.encode(), mode=0o600)
-            return before
+        path = self.directory / self.VERSIONS_FILE
+        try:
+            self._ensure_directory()
+            with self._locked():
+                versions = dict(self.accepted_versions())
+                before = versions.get(policy_name, 0)
+                if version > before:
+                    versions[policy_name] = version
+                    data = json.dumps(versions, indent=2, sort_keys=True) + "\n"
+                    write_atomic(path, data.encode(), mode=0o600)
+                return before
+        except OSError as error:
+            raise KeystoreError(
+                Problem(
+                    f"cannot record the accepted policy version: {error.strerror or error}",
+                    str(path),
+                    hint="the keystore must be writable: it keeps the highest policy version "
+                    "accepted, which is what refuses an older policy (anti-rollback)",
+                )
+            ) from None
 
     # -- helpers ------------------------------------------------------------------------
     def _ensure_directory(self) -> None:

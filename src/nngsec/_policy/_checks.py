@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._errors import Problem
+from .._names import NAME_MAX, NAME_PATTERN
 from .._yaml import YamlDocument
-from ._model import DEFAULT_SCHEME, NAME_MAX, NAME_PATTERN, PATTERNS, ROLES, Pattern
+from ._model import DEFAULT_SCHEME, PATTERNS, ROLES, Pattern
 
 __all__ = ["ALLOWED_SCHEMES", "cross_check", "find_group_cycle"]
 
@@ -89,7 +90,8 @@ def cross_check(doc: YamlDocument) -> Iterator[Problem]:
         for name, members in raw_groups.items()
         if isinstance(members, list)
     }
-    known = set(identities) | set(groups)
+    # A group whose value is malformed is still a defined name (the model reports its value).
+    known = set(identities) | set(raw_groups)
     hint_names = "define it under identities: (from `nngsec keygen NAME`) or groups:"
 
     for name in sorted(set(identities) & set(groups)):
@@ -120,7 +122,14 @@ def cross_check(doc: YamlDocument) -> Iterator[Problem]:
                     f"unknown name {member!r} in group {group!r}",
                     hint_names,
                 )
-    cycle = find_group_cycle(groups)
+    # A name that is also an identity is reported above as ambiguous, not also as a cycle.
+    cycle = find_group_cycle(
+        {
+            g: [m for m in ms if m not in identities]
+            for g, ms in groups.items()
+            if g not in identities
+        }
+    )
     if cycle:
         yield doc.problem(
             ("groups", cycle[0]),
@@ -152,7 +161,11 @@ def cross_check(doc: YamlDocument) -> Iterator[Problem]:
                     "keep the revoked identity under identities: so its key stays known",
                 )
             elif name in seen:
-                yield doc.problem(("revoked", index), f"{name!r} is listed twice in revoked")
+                yield doc.problem(
+                    ("revoked", index),
+                    f"{name!r} is listed twice in revoked",
+                    "remove the repeated entry",
+                )
             seen.add(name)
 
 

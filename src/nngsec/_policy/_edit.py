@@ -7,7 +7,7 @@ validated again before anyone writes it.
 
 from __future__ import annotations
 
-from .._errors import PolicyError, Problem
+from .._errors import PolicyError
 from .._yaml import YamlDocument, parse_yaml
 from ._load import parse_policy
 
@@ -25,6 +25,9 @@ def add_revoked(text: str, path: str, identity: str) -> str:
     Raising the version matters: without it, the pre-revocation policy would still pass
     anti-rollback, and could be replayed to nodes to undo the revocation.
     """
+    newline = "\r\n" if "\r\n" in text else "\n"
+    if text and not text.endswith("\n"):
+        text += newline  # every line ends with a newline, so new lines go after one
     doc: YamlDocument = parse_yaml(text, path)
     data = doc.data
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement), non-overlapping
@@ -33,52 +36,60 @@ def add_revoked(text: str, path: str, identity: str) -> str:
     if "version" in data:
         span = doc.values[("version",)]
         edits.append((span.start, span.end, str(version + 1)))
-    else:
-        name_end = _line_end(text, doc.values[("name",)].end)
-        edits.append((name_end, name_end, f"\nversion: {version + 1}"))
+    else:  # a new line after the line where name's value ends
+        after_name = _line_end(text, doc.values[("name",)].end) + 1
+        edits.append((after_name, after_name, f"version: {version + 1}{newline}"))
 
     revoked = data.get("revoked")
     if "revoked" not in data:
-        tail = "" if text.endswith("\n") or not text else "\n"
-        edits.append((len(text), len(text), f"{tail}revoked: [{identity}]\n"))
-    elif revoked is None:  # "revoked:" with nothing after it
-        key = doc.keys[("revoked",)]
-        end = _line_end(text, key.start)
-        edits.append((key.start, end, f"revoked: [{identity}]"))
+        edits.append((len(text), len(text), f"revoked: [{identity}]{newline}"))
+    elif revoked is None:
+        span = doc.values[("revoked",)]
+        if span.end > span.start:  # "revoked: ~" or "revoked: null"
+            edits.append((span.start, span.end, f"[{identity}]"))
+        else:  # "revoked:" with nothing (or only a comment) after it
+            colon = text.index(":", doc.keys[("revoked",)].end)
+            edits.append((colon + 1, colon + 1, f" [{identity}]"))
     elif text[doc.values[("revoked",)].start] == "[":  # flow list: [a, b]
         span = doc.values[("revoked",)]
-        if revoked:
-            close = text.rindex("]", span.start, span.end)
-            edits.append((close, close, f", {identity}"))
+        if revoked:  # right after the last item: keeps a trailing comma or comment valid
+            last = doc.values[("revoked", len(revoked) - 1)]
+            edits.append((last.end, last.end, f", {identity}"))
         else:
             edits.append((span.start, span.end, f"[{identity}]"))
     else:  # block list: one "- name" per line; copy the last item's indentation
         last = doc.values[("revoked", len(revoked) - 1)]
         line_start = text.rfind("\n", 0, last.start) + 1
         prefix = text[line_start : last.start]
-        end = _line_end(text, last.end)
-        edits.append((end, end, f"\n{prefix}{identity}"))
+        after = _line_end(text, last.end) + 1
+        edits.append((after, after, f"{prefix}{identity}{newline}"))
 
-    for start, end, replacement in sorted(edits, reverse=True):
+    # From the end backwards so offsets stay valid; at one offset, the edit listed first
+    # ends up first in the text.
+    order = sorted(range(len(edits)), key=lambda i: (edits[i][0], i), reverse=True)
+    for index in order:
+        start, end, replacement = edits[index]
         text = text[:start] + replacement + text[end:]
 
     try:
         edited = parse_policy(text, path)
     except PolicyError as error:
         raise PolicyError(
-            Problem(
+            doc.problem(
+                ("revoked",),
                 f"could not add {identity!r} to revoked: without breaking the file "
                 f"({error.problems[0].message})",
-                path,
-                hint="add it by hand under revoked: and raise version:",
+                "add it by hand under revoked: and raise version:",
+                key=True,
             )
         ) from None
     if identity not in edited.revoked or edited.version != version + 1:
         raise PolicyError(
-            Problem(
+            doc.problem(
+                ("revoked",),
                 f"could not add {identity!r} to revoked: safely",
-                path,
-                hint="add it by hand under revoked: and raise version:",
+                "add it by hand under revoked: and raise version:",
+                key=True,
             )
         )
     return text

@@ -16,9 +16,10 @@ from pydantic_core import ErrorDetails
 from .._diagnostics import pydantic_problems
 from .._errors import PolicyError, Problem
 from .._keys._identity import PUBLIC_PREFIX
+from .._names import NAME_MAX
 from .._yaml import Loc, YamlDocument, parse_yaml, read_text
 from ._checks import cross_check
-from ._model import CHANNEL_MODELS, NAME_MAX, PATTERNS, ROLES, PolicyModel
+from ._model import CHANNEL_MODELS, PATTERNS, ROLES, PolicyModel
 from ._policy import Policy
 
 __all__ = ["load_policy", "parse_policy"]
@@ -62,7 +63,7 @@ def _check_format_version(doc: YamlDocument) -> None:
             )
         )
     version = doc.data["nngsec"]
-    if version != FORMAT_VERSION or isinstance(version, bool):
+    if type(version) is not int or version != FORMAT_VERSION:  # not True, 1.0 or '1'
         raise PolicyError(
             doc.problem(
                 ("nngsec",),

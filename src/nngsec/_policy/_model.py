@@ -16,16 +16,19 @@ from pydantic import (
     StrictInt,
     StrictStr,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
+from .._diagnostics import FieldValueError
 from .._keys._identity import PUBLIC_PREFIX, PublicIdentity
+from .._names import NAME_MAX, NAME_PATTERN
 from .._units import parse_duration, parse_size
 
 __all__ = [
     "DEFAULT_SCHEME",
-    "NAME_PATTERN",
     "PATTERNS",
     "ROLES",
     "SCHEMES",
@@ -62,33 +65,46 @@ DEFAULT_SCHEME: dict[Pattern, Scheme] = {
     "survey": "sealed",
 }
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
-NAME_MAX = 64
 
 Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN, max_length=NAME_MAX)]
 
 
 def _duration(value: object) -> float:
-    seconds = parse_duration(value)
+    hint = "write a number and a unit, like 30s, 5m or 1h"
+    try:
+        seconds = parse_duration(value)
+    except ValueError as error:
+        raise FieldValueError(str(error), hint) from None
     if not 0.001 <= seconds <= 7 * 86400:
-        raise ValueError(f"got {value!r}, expected a duration between 1ms and 7d")
+        raise FieldValueError(f"got {value!r}, expected a duration between 1ms and 7d", hint)
     return seconds
 
 
 def _size(value: object) -> int:
-    size = parse_size(value)
+    hint = "write a number and a unit, like 512KiB or 1MiB"
+    try:
+        size = parse_size(value)
+    except ValueError as error:
+        raise FieldValueError(str(error), hint) from None
     if not 1 <= size <= 1 << 30:
-        raise ValueError(f"got {value!r}, expected a size between 1B and 1GiB")
+        raise FieldValueError(f"got {value!r}, expected a size between 1B and 1GiB", hint)
     return size
 
 
 def _topic(value: object) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"got {value!r}, expected a topic prefix as a string")
+        raise FieldValueError(
+            f"got {value!r}, expected a topic prefix as a string", 'quote it: "temp."'
+        )
     if "\x00" in value:
-        raise ValueError("a topic cannot contain the NUL character (it ends the topic on the wire)")
+        raise FieldValueError(
+            "a topic cannot contain the NUL character (it ends the topic on the wire)",
+            "remove the NUL character",
+        )
     if len(value.encode()) > 255:
-        raise ValueError("a topic prefix is at most 255 bytes of UTF-8")
+        raise FieldValueError(
+            "a topic prefix is at most 255 bytes of UTF-8", "shorten the topic prefix"
+        )
     return value
 
 
@@ -128,9 +144,17 @@ class ChannelBase(_Model):
 
     description: StrictStr | None = None
     scheme: Literal["auto", "secretbox", "sealed", "peerbox", "signed", "plaintext"] = "auto"
-    max_age: Duration = Field(default=30.0, description="oldest acceptable frame, e.g. 30s")
+    max_age: Duration = Field(
+        default=30.0,
+        description="oldest acceptable frame, e.g. 30s",
+        json_schema_extra={"default": "30s"},  # as written in a policy
+    )
     replay_window: StrictInt = Field(default=4096, ge=64, le=1 << 20)
-    max_message_size: Size = Field(default=1 << 20, description="largest payload, e.g. 1MiB")
+    max_message_size: Size = Field(
+        default=1 << 20,
+        description="largest payload, e.g. 1MiB",
+        json_schema_extra={"default": "1MiB"},
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -224,3 +248,11 @@ class PolicyModel(_Model):
     groups: dict[Name, NameList] = Field(default_factory=dict)
     channels: dict[Name, Channel] = Field(default_factory=dict)
     revoked: NameList = ()
+
+    @field_validator("identities", "groups", "channels", "revoked", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any, info: ValidationInfo) -> Any:
+        """A section written with nothing under it (``revoked:``) is an empty section."""
+        if value is None:
+            return () if info.field_name == "revoked" else {}
+        return value

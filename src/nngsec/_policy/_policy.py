@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 from .._keys._identity import PublicIdentity
@@ -71,17 +72,18 @@ class Policy:
     def version(self) -> int:
         return self.model.version
 
+    # Read-only views: the models are frozen, but their dicts would not be.
     @property
     def identities(self) -> Mapping[str, PublicIdentity]:
-        return self.model.identities
+        return MappingProxyType(self.model.identities)
 
     @property
     def groups(self) -> Mapping[str, tuple[str, ...]]:
-        return self.model.groups
+        return MappingProxyType(self.model.groups)
 
     @property
     def channels(self) -> Mapping[str, ChannelBase]:
-        return self.model.channels
+        return MappingProxyType(self.model.channels)
 
     @property
     def revoked(self) -> frozenset[str]:

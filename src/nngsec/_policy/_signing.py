@@ -99,7 +99,7 @@ def verify_signature(
     lines = [
         (number, line.strip())
         for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip() and not line.startswith("#")
+        if line.strip() and not line.lstrip().startswith("#")
     ]
     if len(lines) != 1:
         raise PolicyError(

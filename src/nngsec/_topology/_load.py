@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails
 
 from .._diagnostics import pydantic_problems
 from .._errors import PolicyError, Problem
-from .._policy._model import NAME_MAX
+from .._names import NAME_MAX
 from .._yaml import Loc, YamlDocument, format_loc, parse_yaml, read_text
 from ._model import ROLE_NAMES, NodeModel, RelayModel, RelaySide, SocketModel, TopologyModel
 

@@ -1,0 +1,248 @@
+"""A crash during a write (simulated by failing the rename) leaves the previous file intact.
+
+``nngsec._atomic.write_atomic`` writes a temporary file beside the target and renames it
+into place (``os.replace``; ``os.link`` when it must not overwrite). Here those calls fail,
+as a crash or a full disk would make them, and every command that writes is checked.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from nngsec import Keystore, KeystoreError, load_policy
+from nngsec._admin import revoke, rotate, sign
+from nngsec._atomic import write_atomic
+from nngsec._cli import main
+
+NOW = 1_800_000_000.0
+BODY = """
+channels:
+  telemetry:
+    pattern: pubsub
+    publishers: [sensor]
+    subscribers: [dashboard, archiver]
+  cells:
+    pattern: bus
+    members: [sensor, dashboard, archiver]
+"""
+
+
+class Crash(OSError):
+    def __init__(self, source: object = None, destination: object = None) -> None:
+        super().__init__(errno.EIO, "simulated crash", source, None, destination)
+
+
+def fail_when(monkeypatch, name: str, target: Callable[[Path], bool] = lambda _: True):
+    """Make ``os.<name>`` (as ``nngsec._atomic`` calls it) fail for matching targets."""
+    real = getattr(os, name)
+    calls: list[Path] = []
+
+    def failing(source, destination, *args, **kwargs):
+        if target(Path(destination)):
+            calls.append(Path(destination))
+            raise Crash(source, destination)
+        return real(source, destination, *args, **kwargs)
+
+    monkeypatch.setattr("nngsec._atomic.os." + name, failing)
+    return calls
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def no_temp_files(directory: Path) -> bool:
+    return not [p for p in directory.rglob(".*") if p.name.endswith(".tmp")]
+
+
+# -- write_atomic -----------------------------------------------------------------------
+
+
+def test_a_failed_rename_keeps_the_old_file_and_removes_the_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "file"
+    path.write_bytes(b"old")
+    calls = fail_when(monkeypatch, "replace")
+    with pytest.raises(Crash):
+        write_atomic(path, b"new")
+    assert calls == [path]
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_failed_write_before_the_rename_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "file"
+    path.write_bytes(b"old")
+
+    def failing_fsync(fd: int) -> None:
+        raise Crash
+
+    monkeypatch.setattr("nngsec._atomic.os.fsync", failing_fsync)
+    with pytest.raises(Crash):
+        write_atomic(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_the_new_file_is_complete_and_private_before_it_takes_the_name(tmp_path, monkeypatch):
+    path = tmp_path / "secret"
+    seen: list[tuple[bytes, int]] = []
+    real = os.replace
+
+    def spy(source, destination):
+        seen.append((Path(source).read_bytes(), os.stat(source).st_mode & 0o777))
+        real(source, destination)
+
+    monkeypatch.setattr("nngsec._atomic.os.replace", spy)
+    write_atomic(path, b"x" * 100_000, mode=0o600)
+    assert seen == [(b"x" * 100_000, 0o600)]
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_without_overwrite_an_existing_file_is_never_replaced(tmp_path):
+    path = tmp_path / "file"
+    path.write_bytes(b"old")
+    with pytest.raises(FileExistsError):
+        write_atomic(path, b"new", overwrite=False)
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+# -- every command that writes ----------------------------------------------------------
+
+
+@pytest.fixture
+def world(world_factory):
+    return world_factory(BODY, ["sensor", "dashboard", "archiver"])
+
+
+def test_rotate_crash_keeps_the_previous_channel_keys(world, monkeypatch):
+    before = snapshot(world.root)
+    fail_when(monkeypatch, "replace")
+    with pytest.raises(Crash):
+        rotate(world.policy_path, now=NOW)
+    assert snapshot(world.root) == before
+    assert no_temp_files(world.root)
+    monkeypatch.undo()
+    world.node("dashboard")  # still a working deployment
+
+
+def test_revoke_crash_writing_the_keys_changes_nothing(world, monkeypatch):
+    before = snapshot(world.root)
+    fail_when(monkeypatch, "replace", lambda p: p.name == "policy.keys.json")
+    with pytest.raises(Crash):
+        revoke(world.policy_path, "archiver", now=NOW)
+    assert snapshot(world.root) == before
+    assert no_temp_files(world.root)
+
+
+def test_revoke_crash_writing_the_policy_leaves_new_keys_and_the_old_policy(world, monkeypatch):
+    old_policy = world.policy_path.read_bytes()
+    old_keys = world.policy_path.with_name("policy.keys.json").read_bytes()
+    fail_when(monkeypatch, "replace", lambda p: p == world.policy_path)
+    with pytest.raises(Crash):
+        revoke(world.policy_path, "archiver", now=NOW)
+    monkeypatch.undo()
+    # The keys were rotated first, so the identity is already cut off from new epochs;
+    # the policy (the second write) is exactly the old one, never half-edited.
+    assert world.policy_path.read_bytes() == old_policy
+    assert world.policy_path.with_name("policy.keys.json").read_bytes() != old_keys
+    assert no_temp_files(world.root)
+    node = world.node("archiver")
+    assert node.channel_keys["telemetry"].current.secret is None
+    assert node.channel_keys["telemetry"].epochs[1].secret is not None  # the previous epoch
+    assert load_policy(world.policy_path).revoked == frozenset()
+    revoke(world.policy_path, "archiver", now=NOW + 1)  # running it again completes it
+    assert load_policy(world.policy_path).revoked == {"archiver"}
+
+
+def test_sign_crash_keeps_the_previous_signature(world, tmp_path, monkeypatch):
+    admin = Keystore(tmp_path / "admin")
+    admin.generate("admin")
+    sign(world.policy_path, admin.key_path("admin"))
+    before = snapshot(world.root)
+    rotate(world.policy_path, now=NOW)
+    fail_when(monkeypatch, "replace", lambda p: p.suffix == ".sig")
+    with pytest.raises(Crash):
+        sign(world.policy_path, admin.key_path("admin"))
+    after = snapshot(world.root)
+    assert after["policy.yaml.sig"] == before["policy.yaml.sig"]
+    assert no_temp_files(world.root)
+
+
+def test_keygen_crash_leaves_no_key_and_no_temporary(tmp_path, monkeypatch):
+    fail_when(monkeypatch, "link")  # the private key is linked into place: never overwritten
+    keystore = Keystore(tmp_path / "keys")
+    with pytest.raises(Crash):
+        keystore.generate("sensor")
+    assert list((tmp_path / "keys").iterdir()) == []
+
+
+def test_keygen_crash_writing_the_public_file_keeps_a_complete_private_key(tmp_path, monkeypatch):
+    fail_when(monkeypatch, "replace", lambda p: p.suffix == ".pub")
+    keystore = Keystore(tmp_path / "keys")
+    with pytest.raises(Crash):
+        keystore.generate("sensor")
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["sensor.key"]
+    assert Keystore(tmp_path / "keys").identity("sensor") is not None
+
+
+def test_trust_crash_pins_nothing(tmp_path, monkeypatch):
+    admin = Keystore(tmp_path / "admin")
+    _, _, public_path = admin.generate("admin")
+    node = Keystore(tmp_path / "node")
+    node.trust(Keystore(tmp_path / "other").generate("other")[2])
+    before = snapshot(tmp_path / "node")
+    fail_when(monkeypatch, "replace")
+    with pytest.raises(Crash):
+        node.trust(public_path)
+    assert snapshot(tmp_path / "node") == before
+    assert no_temp_files(tmp_path / "node")
+    monkeypatch.undo()
+    assert list(node.trusted_signers()) == ["other"]
+
+
+def test_rollback_record_crash_keeps_the_previous_record(world, monkeypatch):
+    world.keystore.accept_version("factory", 4)
+    record = world.keystore.directory / "accepted-versions.json"
+    before = record.read_bytes()
+    fail_when(monkeypatch, "replace")
+    with pytest.raises(KeystoreError, match="simulated crash"):
+        world.keystore.accept_version("factory", 5)
+    assert record.read_bytes() == before
+    assert no_temp_files(world.keystore.directory)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rotate", "{policy}"],
+        ["revoke", "{policy}", "archiver"],
+        ["keygen", "newcomer", "--keystore", "{keys}"],
+    ],
+)
+def test_a_crash_under_the_cli_is_one_line_exit_2(world, monkeypatch, capsys, args):
+    before = snapshot(world.root)
+    fail_when(monkeypatch, "replace")
+    fail_when(monkeypatch, "link")
+    formatted = [a.format(policy=world.policy_path, keys=world.keystore.directory) for a in args]
+    assert main(formatted) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()
+    # The file named is the one being written, not the temporary beside it.
+    assert re.match(
+        r"^nngsec: error: \S+/(policy\.keys\.json|newcomer\.key): simulated crash", line
+    )
+    assert line.endswith("(hint: check the path, its permissions and the free disk space)")
+    assert "Traceback" not in captured.err
+    assert snapshot(world.root) == before
+    assert no_temp_files(world.root)
