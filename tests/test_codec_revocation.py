@@ -87,3 +87,57 @@ def test_rotation_after_adding_a_subscriber(world_factory):
     rotate(world.policy_path, now=clock.now)
     frame = world.node("sensor-1", clock=clock).seal("telemetry", b"x", topic="t")
     assert world.node("auditor", clock=clock).open("telemetry", frame).payload == b"x"
+
+
+def test_revocation_retires_the_epoch_the_revoked_identity_held(setup):
+    """By default revoke gives no grace: the old epoch's secret is in the revoked hands."""
+    world, clock = setup
+    sensor_before = world.node("sensor-1", clock=clock)
+    old_frame = sensor_before.seal("telemetry", b"epoch 1", topic="t")
+    revoke(world.policy_path, "archiver", now=clock.now)
+    clock.advance(0.001)
+    dashboard = world.node("dashboard", clock=clock)
+    assert reason(dashboard, old_frame) == "no-key"
+
+
+def test_reload_keys_moves_senders_to_the_new_epoch(setup):
+    world, clock = setup
+    sensor = world.node("sensor-1", clock=clock)
+    archiver_before = world.node("archiver", clock=clock)
+    assert archiver_before.open("telemetry", sensor.seal("telemetry", b"1", topic="t")).epoch == 1
+    rotate(world.policy_path, ["telemetry"], now=clock.now, grace=60)
+    assert sensor.seal("telemetry", b"still 1", topic="t")  # not reloaded yet: epoch 1
+    sensor.reload_keys()
+    frame = sensor.seal("telemetry", b"2", topic="t")
+    assert world.node("dashboard", clock=clock).open("telemetry", frame).epoch == 2
+    archiver_before.reload_keys()
+    assert archiver_before.open("telemetry", frame).payload == b"2"
+
+
+def test_an_older_channel_key_file_is_refused(setup):
+    """Rotation changes only the channel-key file; it must not be rolled back either."""
+    world, clock = setup
+    keys_path = world.root / "policy.keys.json"
+    epoch_1 = keys_path.read_bytes()
+    world.node("dashboard", clock=clock)
+    rotate(world.policy_path, ["telemetry"], now=clock.now)
+    world.node("dashboard", clock=clock)  # the keystore has now seen epoch 2
+    keys_path.write_bytes(epoch_1)
+    with pytest.raises(PolicyError, match="rollback refused") as caught:
+        world.node("dashboard", clock=clock)
+    assert caught.value.field == "channels.telemetry"
+
+
+def test_an_entitled_identity_without_a_key_entry_is_warned_about(world_factory, caplog):
+    world = world_factory(BODY, [*NAMES, "auditor"], with_keys=False)
+    rotate(world.policy_path)
+    text = world.policy_path.read_text().replace(
+        "[dashboard, archiver]", "[dashboard, archiver, auditor]"
+    )
+    world.policy_path.write_text(text)
+    caplog.clear()
+    world.node("auditor")
+    assert "auditor has no key in the current epoch of channel telemetry" in caplog.text
+    caplog.clear()
+    world.node("dashboard")
+    assert "no key in the current epoch" not in caplog.text

@@ -24,6 +24,10 @@ from ._policy._signing import sign_files
 __all__ = ["RevokeResult", "RotateResult", "revoke", "rotate", "sign"]
 
 DEFAULT_GRACE = 3600.0
+# Revocation retires the previous epoch at once by default: the revoked identity holds
+# that epoch's secret, and on an ``origin: group`` bus it could forge other members'
+# frames for as long as receivers still accept the epoch. Senders must load the new keys.
+REVOKE_GRACE = 0.0
 MAX_GRACE = 365 * 86400.0
 
 
@@ -139,7 +143,7 @@ def revoke(
     policy_path: str | Path,
     identity: str,
     *,
-    grace: float = DEFAULT_GRACE,
+    grace: float = REVOKE_GRACE,
     now: float | None = None,
     random: Callable[[int], bytes] = os.urandom,
 ) -> RevokeResult:

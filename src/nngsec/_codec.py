@@ -130,7 +130,13 @@ class ChannelCodec:
             origin=getattr(spec, "origin", "signed"),
             peer=members[0] if len(members) == 1 else None,
         )
+        self.ctx = ctx
         self.forward, self.reply = self._schemes(ctx)
+
+    def set_keys(self, keys: OpenedChannelKeys | None) -> None:
+        """Use new channel-key epochs (see :meth:`Node.reload_keys`). Schemes read the
+        epochs from the shared context on every frame, and their caches are keyed by epoch."""
+        self.ctx.keys = keys
 
     def _schemes(self, ctx: ChannelContext) -> tuple[SchemeCodec | None, SchemeCodec | None]:
         forward: SchemeCodec | None

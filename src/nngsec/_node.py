@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -11,7 +12,7 @@ import pynng
 
 from ._codec import Accept, ChannelCodec, Received, Receiver, Sender, Topic
 from ._errors import PolicyError, Problem
-from ._keys._channel_keys import OpenedChannelKeys
+from ._keys._channel_keys import ChannelKeyFile, OpenedChannelKeys
 from ._keys._identity import IdentityKey
 from ._keys._keystore import Keystore
 from ._policy._load import load_policy
@@ -20,6 +21,8 @@ from ._sockets import DEFAULT_BUFFER, OnReject, SecureSocket
 from ._trust import accept_policy, load_identity
 
 __all__ = ["DEFAULT_CLOCK_SKEW", "Node"]
+
+logger = logging.getLogger("nngsec")
 
 DEFAULT_CLOCK_SKEW = 2.0
 """Seconds a frame may be stamped in the future and still be accepted (clocks differ)."""
@@ -54,18 +57,46 @@ class Node:
         self.clock_skew = clock_skew
         keys_file = accept_policy(self.policy, self.keystore)
         self._key: IdentityKey = load_identity(self.policy, self.keystore, identity)
-        self._channel_keys: dict[str, OpenedChannelKeys] = {}
-        for channel in self.policy.channels:
-            if not self.policy.roles_of(identity, channel):
-                continue
-            if self.policy.channel_key_kind(channel) is None or keys_file is None:
-                continue
-            opened = keys_file.open_channel(channel, identity, self._key)
-            if opened is not None:
-                self._channel_keys[channel] = opened
+        self._channel_keys = self._open_keys(keys_file)
         self._codecs: dict[str, ChannelCodec] = {}
         self._senders: dict[str, Sender] = {}
         self._receivers: dict[str, Receiver] = {}
+
+    def _open_keys(self, keys_file: ChannelKeyFile | None) -> dict[str, OpenedChannelKeys]:
+        """This identity's entries, for the channels it has a role on; warns about an
+        entitled identity without an entry (it would then reject every frame as no-key)."""
+        opened: dict[str, OpenedChannelKeys] = {}
+        for channel in self.policy.channels:
+            if self.policy.channel_key_kind(channel) is None:
+                continue
+            if not self.policy.roles_of(self.identity, channel):
+                continue
+            keys = keys_file.open_channel(channel, self.identity, self._key) if keys_file else None
+            if keys is not None:
+                opened[channel] = keys
+            if self.identity in self.policy.key_holders(channel) and (
+                keys is None or keys.current.secret is None
+            ):
+                logger.warning(
+                    "identity %s has no key in the current epoch of channel %s, so it cannot "
+                    "read it: run nngsec rotate %s and distribute the channel-key file",
+                    self.identity,
+                    channel,
+                    self.policy.path or "POLICY",
+                )
+        return opened
+
+    def reload_keys(self) -> None:
+        """Re-read the channel-key file (verified and rollback-checked as at start) and use
+        its epochs from now on, in every socket of this node.
+
+        Run it after ``nngsec rotate``: senders then encrypt to the new epoch. A changed
+        policy file (a revocation, a new version) needs a new :class:`Node` instead; its
+        signature does not cover the policy this node holds, so it is refused here.
+        """
+        self._channel_keys = self._open_keys(accept_policy(self.policy, self.keystore))
+        for channel, codec in self._codecs.items():
+            codec.set_keys(self._channel_keys.get(channel))
 
     @property
     def key(self) -> IdentityKey:

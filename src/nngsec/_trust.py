@@ -1,7 +1,8 @@
 """What a node checks before it uses a policy: signature, anti-rollback, its own identity.
 
-Order matters: the signature is verified before the version is recorded, so an attacker
-cannot poison the anti-rollback record with an unsigned policy carrying a huge version.
+Order matters: the signature is verified before the version and the key epochs are
+recorded, so an attacker cannot poison the anti-rollback record with an unsigned policy
+carrying a huge version.
 """
 
 from __future__ import annotations
@@ -74,6 +75,21 @@ def accept_policy(policy: Policy, keystore: Keystore) -> ChannelKeyFile | None:
                 hint="deploy the current policy; a newer policy always has a higher version",
             )
         )
+    if keys is not None:
+        current = {channel: spec.epochs[0].epoch for channel, spec in keys.model.channels.items()}
+        before = keystore.accept_epochs(policy.name, current)
+        older = {c: (current[c], before[c]) for c in current if current[c] < before[c]}
+        if older:
+            channel, (epoch, seen) = sorted(older.items())[0]
+            raise PolicyError(
+                Problem(
+                    f"channel {channel!r} has key epoch {epoch}, older than epoch {seen} already "
+                    f"accepted by this keystore (channel-key rollback refused)",
+                    str(keys.path),
+                    field=f"channels.{channel}",
+                    hint="deploy the current channel-key file (the one from the last rotate)",
+                )
+            )
     return keys
 
 

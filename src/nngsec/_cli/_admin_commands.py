@@ -87,7 +87,14 @@ def register(commands: Any) -> None:
     )
     revoke.add_argument("policy", metavar="POLICY")
     revoke.add_argument("identity", metavar="IDENTITY")
-    revoke.add_argument("--grace", metavar="DURATION", type=_duration, default=_admin.DEFAULT_GRACE)
+    revoke.add_argument(
+        "--grace",
+        metavar="DURATION",
+        type=_duration,
+        default=_admin.REVOKE_GRACE,
+        help="how long receivers still accept the epoch the revoked identity held (default: 0s, "
+        "so senders must load the new keys before they can be read again)",
+    )
     revoke.set_defaults(run=_revoke)
 
 

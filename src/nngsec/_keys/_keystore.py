@@ -7,6 +7,7 @@
       sensor-1.pub              its public half
       trusted/admin.pub         pinned policy signers (``nngsec trust``)
       accepted-versions.json    highest policy version accepted per policy name
+      accepted-epochs.json      newest channel-key epoch accepted per policy and channel
 
 The version file is what makes anti-rollback survive restarts: a node refuses a policy
 whose ``version`` is lower than one this keystore has accepted before.
@@ -50,6 +51,7 @@ class Keystore:
 
     TRUSTED_DIR = "trusted"
     VERSIONS_FILE = "accepted-versions.json"
+    EPOCHS_FILE = "accepted-epochs.json"
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
@@ -179,6 +181,60 @@ class Keystore:
                     "accepted, which is what refuses an older policy (anti-rollback)",
                 )
             ) from None
+
+    def accept_epochs(self, policy_name: str, epochs: Mapping[str, int]) -> dict[str, int]:
+        """Record the current key epoch of each channel unless a higher one is recorded;
+        return, per channel, the highest epoch recorded before.
+
+        The policy version alone does not protect channel keys: ``nngsec rotate`` changes
+        the channel-key file (and its signature) without changing the policy, so an older
+        signed set of files would otherwise pass.
+        """
+        path = self.directory / self.EPOCHS_FILE
+        try:
+            self._ensure_directory()
+            with self._locked():
+                record = self._read_epochs(path)
+                seen = dict(record.get(policy_name, {}))
+                before = {channel: seen.get(channel, 0) for channel in epochs}
+                merged = {**seen, **{c: max(e, seen.get(c, 0)) for c, e in epochs.items()}}
+                if merged != seen:
+                    record[policy_name] = merged
+                    data = json.dumps(record, indent=2, sort_keys=True) + "\n"
+                    write_atomic(path, data.encode(), mode=0o600)
+                return before
+        except OSError as error:
+            raise KeystoreError(
+                Problem(
+                    f"cannot record the accepted key epochs: {error.strerror or error}",
+                    str(path),
+                    hint="the keystore must be writable: it keeps the newest key epoch per "
+                    "channel, which is what refuses an older channel-key file",
+                )
+            ) from None
+
+    @staticmethod
+    def _read_epochs(path: Path) -> dict[str, dict[str, int]]:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:
+            data = error
+        if not isinstance(data, dict) or not all(
+            isinstance(channels, dict)
+            and all(isinstance(e, int) and not isinstance(e, bool) for e in channels.values())
+            for channels in data.values()
+        ):
+            raise KeystoreError(
+                Problem(
+                    "the accepted-epochs record is not a mapping of policy to channel epochs",
+                    str(path),
+                    hint="restore it from a backup; deleting it disables rollback protection "
+                    "of channel keys until the next accepted key file",
+                )
+            )
+        return data
 
     # -- helpers ------------------------------------------------------------------------
     def _ensure_directory(self) -> None:

@@ -31,7 +31,7 @@ def no_key(detail: str) -> Rejected:
     return Rejected(Rejected.NO_KEY, detail)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ChannelContext:
     """One node's view of one channel: who it is, who the others are, which keys it holds."""
 
