@@ -181,3 +181,18 @@ def test_rejections_never_carry_the_payload(codec_world):
         nodes["carol"].open("pubsub-signed", tampered)
     assert secret.decode() not in str(caught.value) and secret.decode() not in repr(caught.value)
     assert secret.decode() not in repr(nodes["carol"].open("pubsub-signed", frame))
+
+
+def test_signed_frames_are_bound_to_their_policy(world_factory):
+    """Two deployments that share identities and channel names do not share frames. (The
+    other schemes bind the policy through their keys; a signature must bind it itself.)"""
+    from nngsec import Node, load_policy
+
+    body = "channels:\n  audit: {pattern: pubsub, publishers: [ctl], subscribers: [obs], scheme: signed}\n"
+    world = world_factory(body, ["ctl", "obs"])
+    other = world.root / "production.yaml"
+    other.write_text(world.policy_path.read_text().replace("name: factory", "name: production"))
+    production = Node(load_policy(other), identity="obs", keystore=world.keystore)
+    frame = world.node("ctl").seal("audit", b"staging only", topic="t")
+    assert world.node("obs").open("audit", frame).payload == b"staging only"
+    assert reason(production.open, "audit", frame) == "forged"

@@ -77,14 +77,14 @@ def independently_open(vector, delivery) -> tuple[bytes, str]:
         ciphertext = f.body[:-64] if channel == "bus" else f.body
         if channel == "bus":
             verify_signature(
-                sender.sign_pk, b"nngsec/v1/bus\x00" + f.header + ciphertext, f.body[-64:]
+                sender.sign_pk, b"nngsec/v1/bus\x00" + bind + f.header + ciphertext, f.body[-64:]
             )
         return xchacha_decrypt(
             secret, f.nonce, ciphertext, b"nngsec/v1/bus\x00" + f.header
         ), sender_name
     if f.kind == 0x04:  # sealed
         verify_signature(
-            sender.sign_pk, b"nngsec/v1/sealed\x00" + f.header + f.body[:-64], f.body[-64:]
+            sender.sign_pk, b"nngsec/v1/sealed\x00" + bind + f.header + f.body[:-64], f.body[-64:]
         )
         ephemeral, wrapped = f.body[:32], f.body[32:80]
         audience = x25519_public(secret)
@@ -114,7 +114,7 @@ def independently_open(vector, delivery) -> tuple[bytes, str]:
             key, f.nonce, f.body, b"nngsec/v1/peerbox\x00" + f.header
         ), sender_name
     if f.kind == 0x02:
-        verify_signature(sender.sign_pk, b"nngsec/v1/signed\x00" + frame[:-64], frame[-64:])
+        verify_signature(sender.sign_pk, b"nngsec/v1/signed\x00" + bind + frame[:-64], frame[-64:])
         return f.body[:-64], sender_name
     assert f.kind == 0x01
     return f.body, sender_name

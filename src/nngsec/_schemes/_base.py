@@ -108,6 +108,12 @@ class SchemeCodec(ABC):
         self.ctx = ctx
         self.kind = kind
 
+    def signed_message(self, label: bytes, *parts: bytes) -> bytes:
+        """``label || 0x00 || policy || 0x00 || channel || 0x00 || parts``: what a frame
+        signature covers. The binding keeps a signature made under one policy from being
+        accepted under another that happens to share an identity and a channel name."""
+        return label + b"\x00" + self.ctx.binding + b"".join(parts)
+
     def send_epoch(self, peer: str | None, reply_epoch: int | None) -> int:
         """Epoch to stamp on a frame sent to ``peer`` (replies reuse the request's)."""
         return 0

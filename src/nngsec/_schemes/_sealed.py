@@ -94,37 +94,51 @@ class Sealed(SchemeCodec):
         prefix, content_key = self._session_material(state, header)
         ad = SEALED_FRAME + b"\x00" + hdr + prefix
         ciphertext = aead_seal(content_key, nonce_of(header), payload, ad)
-        return prefix + ciphertext + self.ctx.key.sign(ad + ciphertext)
+        signature = self.ctx.key.sign(self.signed_message(SEALED_FRAME, hdr, prefix, ciphertext))
+        return prefix + ciphertext + signature
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
         return self.ctx.epoch_for_receiving(header.epoch, now)
 
     def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
         end = len(frame) - SIGNATURE
-        signed = SEALED_FRAME + b"\x00" + bytes(frame[:end])
-        # The signature first: it is what makes the unwrap cache below safe (only the true
-        # sender can have put these bytes there) and it rejects forgeries before X25519.
-        if not verify(self.ctx.identities[sender].sign_key, signed, bytes(frame[end:])):
-            raise forged("bad signature")
         body = start + EPHEMERAL + WRAPPED
-        ephemeral = bytes(frame[start : start + EPHEMERAL])
         prefix = bytes(frame[start:body])
+        ciphertext = bytes(frame[body:end])
+        ad = SEALED_FRAME + b"\x00" + bytes(frame[:body])
         cache_key = (header.key_id, header.session, header.epoch, prefix)
         content_key = self._content_keys.get(cache_key)
+        if content_key is not None:
+            # The content key of this session is known: the AEAD tag is the cheapest
+            # check, and nobody without the key can pass it. The signature still decides
+            # who sent the frame before anything is released.
+            payload = aead_open(content_key, nonce_of(header), ciphertext, ad)
+            if payload is None:
+                raise forged("AEAD does not open")
+            self._verify(frame, end, sender)
+            return payload
+        # A new session: the signature first. It rejects forgeries before any X25519 work,
+        # and it is what makes caching the unwrapped key safe (only the true sender can
+        # have put these bytes there).
+        self._verify(frame, end, sender)
+        ephemeral = prefix[:EPHEMERAL]
+        shared = x25519(key.secret, ephemeral)
+        if shared is None:
+            raise forged("bad ephemeral key")
+        wrap_key = self._wrap_key(shared, ephemeral, key.public, header)
+        content_key = aead_open(wrap_key, ZERO_NONCE, prefix[EPHEMERAL:], b"")
         if content_key is None:
-            shared = x25519(key.secret, ephemeral)
-            if shared is None:
-                raise forged("bad ephemeral key")
-            wrap_key = self._wrap_key(shared, ephemeral, key.public, header)
-            content_key = aead_open(wrap_key, ZERO_NONCE, prefix[EPHEMERAL:], b"")
-            if content_key is None:
-                raise forged("content key does not unwrap")
-            with self._lock:
-                if len(self._content_keys) >= CACHE_LIMIT:
-                    del self._content_keys[next(iter(self._content_keys))]
-                self._content_keys[cache_key] = content_key
-        ad = SEALED_FRAME + b"\x00" + bytes(frame[:body])
-        payload = aead_open(content_key, nonce_of(header), bytes(frame[body:end]), ad)
+            raise forged("content key does not unwrap")
+        payload = aead_open(content_key, nonce_of(header), ciphertext, ad)
         if payload is None:
             raise forged("AEAD does not open")
+        with self._lock:
+            if len(self._content_keys) >= CACHE_LIMIT:
+                del self._content_keys[next(iter(self._content_keys))]
+            self._content_keys[cache_key] = content_key
         return payload
+
+    def _verify(self, frame: bytes, end: int, sender: str) -> None:
+        message = self.signed_message(SEALED_FRAME, bytes(frame[:end]))
+        if not verify(self.ctx.identities[sender].sign_key, message, bytes(frame[end:])):
+            raise forged("bad signature")

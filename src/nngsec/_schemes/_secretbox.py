@@ -83,26 +83,25 @@ class BusBox(SchemeCodec):
         ciphertext = aead_seal(keys.secret, nonce_of(header), payload, ad)
         if not self.signed:
             return ciphertext
-        return ciphertext + self.ctx.key.sign(ad + ciphertext)
+        return ciphertext + self.ctx.key.sign(self.signed_message(BUS_FRAME, hdr, ciphertext))
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
         return self.ctx.epoch_for_receiving(header.epoch, now).secret
 
     def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
-        ad = BUS_FRAME + b"\x00" + bytes(frame[:start])
-        end = len(frame)
-        if self.signed:
-            end -= SIGNATURE
-            ciphertext = bytes(frame[start:end])
-            # Origin first: a member holding the group key could build a valid AEAD in
-            # anyone's name; only the signature says who sent it.
-            if not verify(
-                self.ctx.identities[sender].sign_key, ad + ciphertext, bytes(frame[end:])
-            ):
-                raise forged("bad signature")
-        else:
-            ciphertext = bytes(frame[start:end])
-        payload = aead_open(key, nonce_of(header), ciphertext, ad)
+        hdr = bytes(frame[:start])
+        end = len(frame) - (SIGNATURE if self.signed else 0)
+        ciphertext = bytes(frame[start:end])
+        # The AEAD tag first: it costs microseconds and rejects everyone without the
+        # group key. It cannot tell members apart, so with origin: signed the signature
+        # must then name the sender; until both pass, the plaintext is not released.
+        payload = aead_open(key, nonce_of(header), ciphertext, BUS_FRAME + b"\x00" + hdr)
         if payload is None:
             raise forged("AEAD does not open")
+        if self.signed and not verify(
+            self.ctx.identities[sender].sign_key,
+            self.signed_message(BUS_FRAME, hdr, ciphertext),
+            bytes(frame[end:]),
+        ):
+            raise forged("bad signature")
         return payload

@@ -20,7 +20,7 @@ class Signed(SchemeCodec):
     def seal(
         self, state: SendState, header: Header, hdr: bytes, payload: bytes, peer: str | None
     ) -> bytes:
-        signature = self.ctx.key.sign(SIGNED_FRAME + b"\x00" + hdr + payload)
+        signature = self.ctx.key.sign(self.signed_message(SIGNED_FRAME, hdr, payload))
         return payload + signature
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
@@ -28,7 +28,7 @@ class Signed(SchemeCodec):
 
     def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
         end = len(frame) - SIGNATURE
-        signed = SIGNED_FRAME + b"\x00" + bytes(frame[:end])
+        signed = self.signed_message(SIGNED_FRAME, bytes(frame[:end]))
         if not verify(key, signed, bytes(frame[end:])):
             raise forged("bad signature")
         return bytes(frame[start:end])
