@@ -193,6 +193,7 @@ def test_signed_frames_are_bound_to_their_policy(world_factory):
     other = world.root / "production.yaml"
     other.write_text(world.policy_path.read_text().replace("name: factory", "name: production"))
     production = Node(load_policy(other), identity="obs", keystore=world.keystore)
+    staging = world.node("obs")
     frame = world.node("ctl").seal("audit", b"staging only", topic="t")
-    assert world.node("obs").open("audit", frame).payload == b"staging only"
+    assert staging.open("audit", frame).payload == b"staging only"
     assert reason(production.open, "audit", frame) == "forged"

@@ -96,7 +96,7 @@ def test_revocation_retires_the_epoch_the_revoked_identity_held(setup):
     old_frame = sensor_before.seal("telemetry", b"epoch 1", topic="t")
     revoke(world.policy_path, "archiver", now=clock.now)
     clock.advance(0.001)
-    dashboard = world.node("dashboard", clock=clock)
+    dashboard = world.node("dashboard", clock=clock, backlog=10)  # admit the older frame
     assert reason(dashboard, old_frame) == "no-key"
 
 

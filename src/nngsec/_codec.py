@@ -10,6 +10,7 @@ Only a frame that passed everything updates the replay window.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ class ChannelCodec:
         clock: Callable[[], float],
         random: Callable[[int], bytes],
         clock_skew: float,
+        backlog: float = 0.0,
     ) -> None:
         spec = policy.channels[channel]
         self.policy = policy
@@ -101,6 +103,7 @@ class ChannelCodec:
         self.clock = clock
         self.random = random
         self.clock_skew = clock_skew
+        self.backlog = backlog
         self.max_age = spec.max_age
         self.window = spec.replay_window
         self.max_size = spec.max_message_size
@@ -192,8 +195,10 @@ class ChannelCodec:
     def sender(self) -> Sender:
         return Sender(self, SendState(self.random(SESSION_SIZE)))
 
-    def receiver(self, accept: Accept = "any") -> Receiver:
-        return Receiver(self, accept)
+    def receiver(self, accept: Accept = "any", since: float | None = None) -> Receiver:
+        """A receiver with its own replay windows, refusing frames stamped before ``since``
+        (default: now) less the node's backlog."""
+        return Receiver(self, accept, since)
 
 
 class Sender:
@@ -291,9 +296,15 @@ class Sender:
 class Receiver:
     """Opens frames for one receiving socket; owns that socket's replay windows."""
 
-    def __init__(self, codec: ChannelCodec, accept: Accept) -> None:
+    def __init__(self, codec: ChannelCodec, accept: Accept, since: float | None = None) -> None:
         self.codec = codec
-        self.guard = ReplayGuard(codec.window, codec.max_age)
+        # Frames stamped before this receiver existed may have been accepted by a previous
+        # incarnation (a restart loses the windows): refuse them, less the node's backlog.
+        # Millisecond precision, as on the wire, so a frame sealed in the same millisecond
+        # as the receiver was made is not refused.
+        since = codec.clock() if since is None else since
+        floor = math.floor(since * 1000) / 1000 - codec.backlog
+        self.guard = ReplayGuard(codec.window, codec.max_age, floor=floor)
         self._lock = threading.Lock()
         # Every kind the channel uses, and whether this receiver may open it. A genuine
         # frame of the channel that this identity is not a recipient of (a pusher reading
@@ -357,17 +368,19 @@ class Receiver:
             raise Rejected(Rejected.STALE, f"sent {now - sent_at:.3f}s ago")
         if sent_at - now > codec.clock_skew:
             raise Rejected(Rejected.STALE, f"stamped {sent_at - now:.3f}s in the future")
-        if self.guard.seen(header.key_id, header.session, header.seq):
-            raise Rejected(Rejected.REPLAY, f"{sender} seq {header.seq}")
+        verdict = self.guard.check(header.key_id, header.session, header.seq, sent_at)
+        if verdict is not None:
+            raise Rejected(verdict, f"{sender} seq {header.seq}")
 
         if not recipient:
             raise Rejected(Rejected.NO_KEY, f"{codec.identity} is not a recipient of this frame")
         key = scheme.open_key(header, sender, now)
         payload = scheme.open(key, header, frame, start, sender)
 
-        with self._lock:  # check again: another thread may have accepted it meanwhile
-            if self.guard.seen(header.key_id, header.session, header.seq):
-                raise Rejected(Rejected.REPLAY, f"{sender} seq {header.seq}")
+        with self._lock:  # check again: another thread may have accepted it (or swept) since
+            verdict = self.guard.check(header.key_id, header.session, header.seq, sent_at)
+            if verdict is not None:
+                raise Rejected(verdict, f"{sender} seq {header.seq}")
             self.guard.record(header.key_id, header.session, header.seq, sent_at, now)
         return Received(
             payload=payload,

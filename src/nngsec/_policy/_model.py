@@ -149,7 +149,9 @@ class ChannelBase(_Model):
         description="oldest acceptable frame, e.g. 30s",
         json_schema_extra={"default": "30s"},  # as written in a policy
     )
-    replay_window: StrictInt = Field(default=4096, ge=64, le=1 << 20)
+    # At most 65536 frames (8 KiB of bitmap per sender session): the receiver keeps one
+    # window per session for max_age, and an authorised sender chooses its sessions.
+    replay_window: StrictInt = Field(default=4096, ge=64, le=1 << 16)
     max_message_size: Size = Field(
         default=1 << 20,
         description="largest payload, e.g. 1MiB",
