@@ -188,7 +188,10 @@ def test_signed_frames_are_bound_to_their_policy(world_factory):
     other schemes bind the policy through their keys; a signature must bind it itself.)"""
     from nngsec import Node, load_policy
 
-    body = "channels:\n  audit: {pattern: pubsub, publishers: [ctl], subscribers: [obs], scheme: signed}\n"
+    body = (
+        "channels:\n  audit:\n"
+        "    {pattern: pubsub, publishers: [ctl], subscribers: [obs], scheme: signed}\n"
+    )
     world = world_factory(body, ["ctl", "obs"])
     other = world.root / "production.yaml"
     other.write_text(world.policy_path.read_text().replace("name: factory", "name: production"))
@@ -197,3 +200,15 @@ def test_signed_frames_are_bound_to_their_policy(world_factory):
     frame = world.node("ctl").seal("audit", b"staging only", topic="t")
     assert staging.open("audit", frame).payload == b"staging only"
     assert reason(production.open, "audit", frame) == "forged"
+
+
+def test_a_reply_to_another_request_is_refused_before_decryption(codec_world):
+    nodes = codec_world.nodes
+    first = nodes["alice"].seal("reqrep-peerbox", b"one")
+    second = nodes["alice"].codec("reqrep-peerbox").sender().seal_ref(b"two")[1]
+    answer = nodes["carol"].reply(nodes["carol"].open("reqrep-peerbox", first), b"for one")
+    receiver = nodes["alice"].receiver("reqrep-peerbox", "reply")
+    with pytest.raises(Rejected) as caught:
+        receiver.open(answer, reply_to=second)
+    assert caught.value.reason == "replay"
+    assert receiver.open(answer).payload == b"for one"  # nothing was recorded meanwhile

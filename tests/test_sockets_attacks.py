@@ -213,3 +213,77 @@ def test_stale_frames_through_a_socket(world_factory, tmp_path):
         with pytest.raises(pynng.Timeout):
             sub.recv()
         assert sub.stats.rejected == {"stale": 1}
+
+
+def test_a_request_resent_after_max_age_is_answered_from_the_cache(world_factory, tmp_path):
+    """nng re-sends after resend_time (60 s by default), longer than the default max_age:
+    the identical frame must get the same answer, not be refused as stale nor processed."""
+    world = world_factory(
+        "channels:\n  control: {pattern: reqrep, clients: [panel], servers: [plc]}\n",
+        ["panel", "plc"],
+    )
+    clock = FakeClock(time.time())
+    url = address("ipc", tmp_path)
+    plc = world.node("plc", clock=clock)
+    request = world.node("panel").seal("control", b"open valve 3")
+    with (
+        plc.attach(pynng.Rep0(listen=url, recv_timeout=TIMEOUT), "control") as rep,
+        pynng.Req0(dial=url, recv_timeout=TIMEOUT) as wire,  # replays exactly what nng would
+    ):
+        connected(wire)
+        wire.send(request)
+        assert rep.recv().payload == b"open valve 3"
+        rep.send(b"valve 3 open")
+        first_reply = wire.recv()
+        clock.advance(61)
+        wire.send(request)
+        rep._io.recv_timeout = 500
+        with pytest.raises(pynng.Timeout):
+            rep.recv()  # absorbed: not delivered to the application again
+        assert wire.recv() == first_reply
+        assert rep.stats.duplicates == 1 and rep.stats.rejected == {}
+
+
+def test_a_respondent_answers_a_survey_once(world_factory, tmp_path):
+    """nng's respondent sends one response per survey, but a raw socket or a relay need
+    not: the surveyor keeps the first authenticated response of each respondent."""
+    world = world_factory(
+        "channels:\n  health: {pattern: survey, surveyors: [hq], respondents: [site]}\n",
+        ["hq", "site"],
+    )
+    url = address("inproc", tmp_path)
+    site = world.node("site")
+    with (
+        world.node("hq").attach(pynng.Surveyor0(listen=url, survey_time=500), "health") as surveyor,
+        pynng.Respondent0(dial=url, recv_timeout=TIMEOUT) as wire,
+    ):
+        connected(surveyor)
+        surveyor.send(b"status?")
+        survey = site.open("health", wire.recv())
+        first, second = site.reply(survey, b"ok"), site.reply(survey, b"ok, again")
+        # What a raw respondent would deliver: both frames, straight into the surveyor.
+        assert surveyor._accept(first).payload == b"ok"
+        assert surveyor._accept(second) is None
+        assert surveyor.stats.rejected == {"replay": 1}
+
+
+def test_contexts_share_their_sockets_sending_session(world_factory, tmp_path):
+    world = world_factory(
+        "channels:\n  control: {pattern: reqrep, clients: [panel], servers: [plc]}\n",
+        ["panel", "plc"],
+    )
+    url = address("inproc", tmp_path)
+    with (
+        world.node("plc").attach(pynng.Rep0(listen=url, recv_timeout=TIMEOUT), "control") as rep,
+        world.node("panel").attach(pynng.Req0(dial=url, recv_timeout=TIMEOUT), "control") as req,
+    ):
+        connected(req)
+        sessions = []
+        for _ in range(3):
+            with req.new_context() as context:
+                context.send(b"x")
+                message = rep.recv()
+                sessions.append(message.ref.session)
+                rep.send(b"y")
+                assert context.recv().payload == b"y"
+        assert len(set(sessions)) == 1

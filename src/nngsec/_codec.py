@@ -208,7 +208,6 @@ class Sender:
     def __init__(self, codec: ChannelCodec, state: SendState) -> None:
         self.codec = codec
         self.state = state
-        self.last_ref: FrameRef | None = None
 
     def _check_payload(self, payload: bytes) -> bytes:
         if not isinstance(payload, (bytes, bytearray, memoryview)):
@@ -254,7 +253,7 @@ class Sender:
         peer: str | None,
         reply_to: FrameRef | None,
         reply_epoch: int | None,
-    ) -> bytes:
+    ) -> tuple[bytes, FrameRef]:
         codec = self.codec
         header = Header(
             kind=scheme.kind,
@@ -268,14 +267,14 @@ class Sender:
             reply_to=reply_to,
         )
         hdr = encode_header(header)
-        self.last_ref = header.ref
-        return hdr + scheme.seal(self.state, header, hdr, payload, peer)
+        return hdr + scheme.seal(self.state, header, hdr, payload, peer), header.ref
 
     def seal(self, payload: bytes, topic: Topic | None = None) -> bytes:
-        """A frame carrying ``payload`` from this identity to the channel's receivers.
+        """A frame carrying ``payload`` from this identity to the channel's receivers."""
+        return self.seal_ref(payload, topic)[0]
 
-        ``last_ref`` then names it (what a reply to it will carry in ``reply_to``).
-        """
+    def seal_ref(self, payload: bytes, topic: Topic | None = None) -> tuple[bytes, FrameRef]:
+        """The frame, and the reference a reply to it will carry in ``reply_to``."""
         codec = self.codec
         if not codec.sends_forward or codec.forward is None:
             raise codec._role_error("send")
@@ -290,7 +289,10 @@ class Sender:
         if request.channel != codec.channel or request.is_reply:
             raise ValueError("can only reply to a request or survey received on this channel")
         payload = self._check_payload(payload)
-        return self._frame(codec.reply, payload, None, request.sender, request.ref, request.epoch)
+        frame, _ = self._frame(
+            codec.reply, payload, None, request.sender, request.ref, request.epoch
+        )
+        return frame
 
 
 class Receiver:
@@ -322,8 +324,12 @@ class Receiver:
                 accept in ("reply", "any") and codec.identity in codec.forward_senders,
             )
 
-    def open(self, frame: bytes) -> Received:
-        """The message in ``frame``, or :class:`Rejected` with the first failed check."""
+    def open(self, frame: bytes, *, reply_to: FrameRef | None = None) -> Received:
+        """The message in ``frame``, or :class:`Rejected` with the first failed check.
+
+        ``reply_to``: the request this receiver is waiting for; a reply to anything else is
+        refused (``replay``) before any cryptography.
+        """
         codec = self.codec
         if len(frame) > codec.max_size + _SLACK:
             raise Rejected(Rejected.TOO_LARGE, f"{len(frame)}-byte frame")
@@ -374,6 +380,11 @@ class Receiver:
 
         if not recipient:
             raise Rejected(Rejected.NO_KEY, f"{codec.identity} is not a recipient of this frame")
+        if header.reply_to is not None:
+            if header.reply_to.key_id != codec.key.key_id:
+                raise Rejected(Rejected.NO_KEY, "a reply to another identity")
+            if reply_to is not None and header.reply_to != reply_to:
+                raise Rejected(Rejected.REPLAY, "a reply to another request")
         key = scheme.open_key(header, sender, now)
         payload = scheme.open(key, header, frame, start, sender)
 

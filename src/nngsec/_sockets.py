@@ -75,7 +75,6 @@ REPLYING_ROLES = {"server", "respondent"}
 ASKING_ROLES = {"client", "surveyor"}
 
 DEFAULT_BUFFER = 128  # messages; nng's default of 0 or 1 costs several times the throughput
-REPLY_CACHE_SIZE = 1024
 LOG_INTERVAL = 10.0  # seconds between two warnings for the same rejection reason
 
 
@@ -132,34 +131,71 @@ class _Shared:
         self.stats = SocketStats()
         self.log = _RejectLog(channel)
         self.subscriptions: set[bytes] = set()
-        # Servers: digests of requests handed to the application and not yet answered, and
-        # of answered ones with their reply frame (both bounded, oldest forgotten first).
-        self.in_progress: OrderedDict[bytes, None] = OrderedDict()
-        self.replies: OrderedDict[bytes, bytes] = OrderedDict()
+        # One sending session for the socket and all its contexts: a session per context
+        # would spend random session ids at seq 0 under keys that never rotate (pair,
+        # single-server reqrep, survey responses), which is what makes nonces collide.
+        self.sender: Sender | None = self.codec.sender() if role in SENDING_ROLES else None
+        self.replies = _ReplyCache()
         self.lock = threading.Lock()
 
-    def sender(self) -> Sender:
-        return self.codec.sender()
 
-    def started(self, request_digest: bytes) -> None:
-        with self.lock:
-            self.in_progress[request_digest] = None
-            if len(self.in_progress) > REPLY_CACHE_SIZE:
-                self.in_progress.popitem(last=False)
+class _ReplyCache:
+    """What a server answered, by digest of the request frame, so that a request nng sends
+    again (after ``resend_time``, 60 s by default, or a reconnect) is answered again rather
+    than processed twice.
 
-    def answered(self, request_digest: bytes, reply: bytes) -> None:
-        with self.lock:
-            self.in_progress.pop(request_digest, None)
-            self.replies[request_digest] = reply
-            if len(self.replies) > REPLY_CACHE_SIZE:
-                self.replies.popitem(last=False)
+    It is consulted before any other check: only a byte-identical copy of a request that
+    passed every check (and was answered) can match, and what it gets back is the same
+    reply bytes, readable only by the client. Entries expire after ``RETENTION`` seconds
+    and the cache holds at most ``MAX_BYTES`` of replies.
+    """
 
-    def duplicate(self, request_digest: bytes) -> tuple[bool, bytes | None]:
-        """(known request?, cached reply if it was answered)."""
-        with self.lock:
-            if request_digest in self.replies:
-                return True, self.replies[request_digest]
-            return request_digest in self.in_progress, None
+    RETENTION = 300.0
+    MAX_BYTES = 16 << 20
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_progress: OrderedDict[bytes, float] = OrderedDict()
+        self._answered: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
+        self._bytes = 0
+
+    def started(self, digest: bytes) -> None:
+        with self._lock:
+            self._in_progress[digest] = time.monotonic()
+            self._trim(time.monotonic())
+
+    def answered(self, digest: bytes, reply: bytes) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._in_progress.pop(digest, None)
+            self._answered[digest] = (reply, now)
+            self._bytes += len(reply)
+            self._trim(now)
+
+    def lookup(self, digest: bytes) -> tuple[bool, bytes | None]:
+        """(seen before?, the reply if it was answered)."""
+        with self._lock:
+            self._trim(time.monotonic())
+            entry = self._answered.get(digest)
+            if entry is not None:
+                return True, entry[0]
+            return digest in self._in_progress, None
+
+    def _trim(self, now: float) -> None:
+        answered = self._answered
+        while answered and (
+            len(answered) > self.MAX_ENTRIES
+            or self._bytes > self.MAX_BYTES
+            or now - next(iter(answered.values()))[1] > self.RETENTION
+        ):
+            _, (reply, _) = answered.popitem(last=False)
+            self._bytes -= len(reply)
+        pending = self._in_progress
+        while pending and (
+            len(pending) > self.MAX_ENTRIES or now - next(iter(pending.values())) > self.RETENTION
+        ):
+            pending.popitem(last=False)
 
 
 def _digest(frame: bytes) -> bytes:
@@ -173,18 +209,17 @@ class _Endpoint:
     _shared: _Shared
 
     def __init__(self) -> None:
-        self._sender: Sender | None = None
         self._request: Received | None = None  # server/respondent: what send() answers
         self._request_digest: bytes | None = None
         self._outstanding: FrameRef | None = None  # client/surveyor: what a reply must answer
+        self._responders: set[str] = set()  # surveyor: who answered the current survey
 
     # -- sending ------------------------------------------------------------------------
     def _frame(self, payload: bytes, topic: Topic | None) -> bytes:
         shared = self._shared
-        if shared.role not in SENDING_ROLES:
+        sender = shared.sender
+        if sender is None:
             raise shared.codec._role_error(f"send (this is a {shared.role} socket)")
-        if self._sender is None:
-            self._sender = shared.sender()
         if shared.role in REPLYING_ROLES:
             if topic is not None:
                 raise ValueError("replies have no topic")
@@ -196,14 +231,15 @@ class _Endpoint:
                         hint="call recv() first",
                     )
                 )
-            frame = self._sender.reply(self._request, payload)
+            frame = sender.reply(self._request, payload)
             if self._request_digest is not None:
-                shared.answered(self._request_digest, frame)
+                shared.replies.answered(self._request_digest, frame)
             self._request = None
             return frame
-        frame = self._sender.seal(payload, topic)
+        frame, ref = sender.seal_ref(payload, topic)
         if shared.role in ASKING_ROLES:
-            self._outstanding = self._sender.last_ref
+            self._outstanding = ref
+            self._responders = set()
         return frame
 
     def send(self, payload: bytes, topic: Topic | None = None) -> None:
@@ -227,13 +263,15 @@ class _Endpoint:
         """The message, or ``None`` when the frame was dropped (counted and logged)."""
         shared = self._shared
         receiver = self._receiver()
+        digest = _digest(frame) if shared.role == "server" else None
+        if digest is not None and self._answer_duplicate(digest):
+            return None
         try:
-            message = receiver.open(frame)
+            if shared.role in ASKING_ROLES and self._outstanding is None:
+                raise Rejected(Rejected.REPLAY, "a reply, but no request is outstanding")
+            message = receiver.open(frame, reply_to=self._outstanding)
             self._check_context(message)
         except Rejected as rejected:
-            duplicate = rejected.reason == Rejected.REPLAY and shared.role == "server"
-            if duplicate and self._answer_duplicate(frame):
-                return None
             shared.stats.rejected[rejected.reason] += 1
             shared.log.note(rejected.reason)
             if shared.on_reject == "raise":
@@ -246,27 +284,29 @@ class _Endpoint:
             return None
         if shared.role in REPLYING_ROLES:
             self._request = message
-            self._request_digest = None
-            if shared.role == "server":
-                self._request_digest = _digest(frame)
-                shared.started(self._request_digest)
+            self._request_digest = digest
+            if digest is not None:
+                shared.replies.started(digest)
         shared.stats.received += 1
         return message
 
     def _check_context(self, message: Received) -> None:
-        """A reply must answer this endpoint's outstanding request or survey."""
-        if self._shared.role in ASKING_ROLES:
-            if message.reply_to is None or message.reply_to != self._outstanding:
-                raise Rejected(Rejected.REPLAY, "a reply to another request")
-            if self._shared.role == "client":
-                self._outstanding = None  # one reply per request
+        """One reply per request; one response per respondent and survey. (That the reply
+        answers the outstanding request was checked by the codec, before decryption.)"""
+        role = self._shared.role
+        if role == "client":
+            self._outstanding = None
+        elif role == "surveyor":
+            if message.sender in self._responders:
+                raise Rejected(Rejected.REPLAY, f"a second response from {message.sender}")
+            self._responders.add(message.sender)
 
-    def _answer_duplicate(self, frame: bytes) -> bool:
+    def _answer_duplicate(self, digest: bytes) -> bool:
         """A re-sent request: answer it from the reply cache, or drop it while the first copy
         is being processed (its reply reaches the client: same requester, same request id)."""
-        known, reply = self._shared.duplicate(_digest(frame))
+        known, reply = self._shared.replies.lookup(digest)
         if not known:
-            return False  # a replay of something this socket never answered: count it
+            return False
         if reply is not None:
             self._io.send(reply)
         self._shared.stats.duplicates += 1

@@ -74,11 +74,6 @@ class _PeerBox(SchemeCodec):
     def send_key(self, peer: str | None, epoch: int) -> bytes:
         raise NotImplementedError
 
-    def _reply_to_me(self, header: Header) -> None:
-        assert header.reply_to is not None
-        if header.reply_to.key_id != self.ctx.key.key_id:
-            raise no_key("a reply to another identity")
-
 
 class Request(_PeerBox):
     """reqrep requests: client -> service."""
@@ -149,7 +144,6 @@ class Reply(Request):
         return self._server_key(peer, epoch, None)
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
-        self._reply_to_me(header)
         return self._client_key(header.epoch, now)
 
 
@@ -169,7 +163,6 @@ class SurveyResponse(_PeerBox):
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
         """At the surveyor: the key shared with the responding respondent."""
-        self._reply_to_me(header)
         if header.epoch != 0:
             raise no_key(f"survey responses have no epoch {header.epoch}")
         own = self.ctx.key
