@@ -141,3 +141,22 @@ def test_an_entitled_identity_without_a_key_entry_is_warned_about(world_factory,
     caplog.clear()
     world.node("dashboard")
     assert "no key in the current epoch" not in caplog.text
+
+
+def test_a_channel_whose_keys_are_of_another_kind_is_refused(world_factory):
+    """A pubsub channel turned into a bus without rotating: the old audience secret, held
+    by the former subscribers, must not become the bus group key."""
+    world = world_factory(BODY, NAMES)
+    text = world.policy_path.read_text()
+    start = text.index("channels:")
+    world.policy_path.write_text(
+        text[:start]
+        + "channels:\n  telemetry:\n    pattern: bus\n    members: [sensor-1, dashboard]\n"
+    )
+    with pytest.raises(PolicyError, match="has audience keys") as caught:
+        world.node("dashboard")
+    assert "nngsec rotate" in caught.value.hint
+    rotate(world.policy_path)  # the fix; and the epoch keeps growing across the change
+    node = world.node("dashboard")
+    assert node.channel_keys["telemetry"].kind == "group"
+    assert node.channel_keys["telemetry"].current.epoch == 2

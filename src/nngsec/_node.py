@@ -81,6 +81,19 @@ class Node:
                 continue
             keys = keys_file.open_channel(channel, self.identity, self._key) if keys_file else None
             if keys is not None:
+                wanted = self.policy.channel_key_kind(channel)
+                if keys.kind != wanted:
+                    # e.g. a channel turned from pubsub into bus without a rotation: its old
+                    # audience secret must not become the group key of the bus.
+                    raise PolicyError(
+                        Problem(
+                            f"channel {channel!r} has {keys.kind} keys in the channel-key file, "
+                            f"but its pattern and scheme need {wanted} keys",
+                            str(keys_file.path) if keys_file and keys_file.path else None,
+                            field=f"channels.{channel}",
+                            hint=f"run nngsec rotate {self.policy.path or 'POLICY'} {channel}",
+                        )
+                    )
                 opened[channel] = keys
             if self.identity in self.policy.key_holders(channel) and (
                 keys is None or keys.current.secret is None

@@ -25,8 +25,10 @@ key pair whose private half the receivers hold and whose public half senders enc
 
 Each entry is ``crypto_box_seal`` to the member's X25519 key of
 ``label || 0 || policy || 0 || channel || 0 || epoch (u32 BE) || kind (1 byte) || secret``;
-opening checks that policy, channel, epoch and kind match, so an entry cannot be moved to
-another channel or epoch. The file as a whole is authenticated by the policy signature.
+opening checks that policy, channel, epoch and kind match, so a copied or misplaced entry
+is caught. That stops mistakes, not attackers: a sealed box is anonymous and anyone can
+write a valid entry for anyone. Only the policy signature, verified against a pinned
+signer, authenticates the file.
 The newest epoch is the current one; at most one previous epoch is kept, until its
 ``retire_at`` time (the grace period for frames still in flight).
 """
@@ -249,13 +251,16 @@ class ChannelKeyFile:
         channels: dict[str, ChannelModel] = {}
         for channel, kind in kinds.items():
             previous = old.get(channel)
+            # Epoch numbers only grow, even when the channel changed pattern or scheme
+            # (and its old epochs are dropped): nodes refuse an epoch below one they saw.
+            last_epoch = previous.epochs[0].epoch if previous is not None else 0
             if previous is not None and previous.kind != kind:
-                previous = None  # the channel changed pattern or scheme: start over
+                previous = None
             if channel not in rotated:
                 if previous is not None:
                     channels[channel] = previous
                 continue
-            epoch = previous.epochs[0].epoch + 1 if previous else 1
+            epoch = last_epoch + 1
             secret = random(SECRET_SIZE)
             public = crypto_scalarmult_base(secret) if kind != "group" else None
             plaintext = _entry_plaintext(policy_name, channel, epoch, kind, secret)

@@ -81,8 +81,8 @@ class SendState:
 
     session: bytes
     next_seq: int = 0
-    cache: dict[Any, Any] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # holds content keys
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take_seq(self) -> int:
         with self.lock:
