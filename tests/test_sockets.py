@@ -211,6 +211,7 @@ def test_wrapper_exposes_no_unsecured_send(nodes):
         assert public <= {
             "send", "asend", "recv", "arecv", "survey", "asurvey", "subscribe", "unsubscribe",
             "new_context", "dial", "listen", "pipes", "close", "stats", "channel", "role",
+            "recv_timeout",
         }  # fmt: skip
         with pytest.raises(PolicyError):
             pub.recv()

@@ -363,6 +363,21 @@ class _Endpoint:
                 responses.append(await self.arecv())
         return responses
 
+    # -- lifetime -----------------------------------------------------------------------
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
     # -- information ----------------------------------------------------------------------
     @property
     def stats(self) -> SocketStats:
@@ -393,17 +408,6 @@ class SecureContext(_Endpoint):
     def close(self) -> None:
         with contextlib.suppress(pynng.Closed):
             self._io.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class SecureSocket(_Endpoint):
@@ -496,19 +500,18 @@ class SecureSocket(_Endpoint):
     def pipes(self) -> list[Any]:
         return list(self._socket.pipes)
 
+    @property
+    def recv_timeout(self) -> int:
+        """The socket's receive timeout in ms (-1: none), as in pynng."""
+        value: int = self._socket.recv_timeout
+        return value
+
+    @recv_timeout.setter
+    def recv_timeout(self, milliseconds: int) -> None:
+        self._socket.recv_timeout = milliseconds
+
     def close(self) -> None:
         self._socket.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         shared = self._shared
