@@ -11,6 +11,7 @@ from ._keys._keystore import Keystore
 from ._node import Node
 from ._policy._load import load_policy
 from ._policy._policy import Policy
+from ._relay import Relay, relay
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,8 @@ __all__ = [
     "PublicIdentity",
     "Received",
     "Rejected",
+    "Relay",
     "__version__",
     "load_policy",
+    "relay",
 ]

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from .._errors import NngsecError
-from . import _admin_commands, _info_commands
+from . import _admin_commands, _info_commands, _relay_command
 
 __all__ = ["main"]
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     _admin_commands.register(commands)
     _info_commands.register(commands)
+    _relay_command.register(commands)
     return parser
 
 
