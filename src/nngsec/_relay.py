@@ -26,8 +26,13 @@ that hands every forwarded body to a callback before sending the very same messa
 It is for tests and diagnostics (seeing what a relay, or anyone on its wire, can see),
 and is slower than the device.
 
-Shutdown: :meth:`Relay.close` closes both raw sockets; that makes ``nng_device`` (or the
-Python loop) return ``NNG_ECLOSED`` in its thread, which is then joined.
+Shutdown: the device runs as ``nng_device_aio`` and :meth:`Relay.close` first cancels
+that aio, then closes both raw sockets (which ends the Python loop of ``tap=`` with
+``NNG_ECLOSED``), then joins the thread that waited. Closing the sockets alone is not
+enough with NNG 1.11: the device holds a reference on both sockets, and ``nng_close``
+waits for all references; if the device is blocked sending to the *other* socket (a
+pipeline relay with no puller), nothing aborts that send and ``nng_close`` never returns.
+Cancelling the device aio aborts every path of the device first.
 """
 
 from __future__ import annotations
@@ -172,6 +177,7 @@ class Relay:
         self._closing = False
         self._sockets: list[Any] = []  # pynng.Socket: [front] or [front, back]
         self._threads: list[threading.Thread] = []
+        self._aio: Any = None  # the nng_aio * of nng_device_aio, when not tapping
         self._running = 0
         self._error: NngsecError | None = None
         self._front_url = front
@@ -210,11 +216,17 @@ class Relay:
         """
         with self._lock:
             self._closing = True
+        if self._aio is not None:
+            lib.nng_aio_cancel(self._aio)  # before closing the sockets: see the module doc
         self._close_sockets()
         current = threading.current_thread()
         for thread in self._threads:
             if thread is not current:
                 thread.join()
+        with self._lock:
+            aio, self._aio = self._aio, None
+        if aio is not None and all(not thread.is_alive() for thread in self._threads):
+            lib.nng_aio_free(aio)
         self._done.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -344,7 +356,12 @@ class Relay:
             # the second socket; nng_device then sends each message back into the same
             # raw Bus0 socket, which skips the pipe it came from.
             other = ffi.new("nng_socket *")[0] if back is front else back.socket
-            jobs.append((self._run_device, (front.socket, other)))
+            holder = ffi.new("nng_aio **")
+            _check(lib.nng_aio_alloc(holder, ffi.NULL, ffi.NULL), "nng_aio_alloc")
+            self._aio = holder[0]
+            # Started here, so that close() can always cancel it; a thread waits for it.
+            lib.nng_device_aio(self._aio, front.socket, other)
+            jobs.append((self._await_device, (self._aio,)))
         elif back is front:
             jobs.append((self._run_tap, (front.socket, front.socket, "reflected")))
         else:
@@ -359,10 +376,11 @@ class Relay:
             self._threads.append(thread)
             thread.start()
 
-    def _run_device(self, first: Any, second: Any) -> None:
+    def _await_device(self, aio: Any) -> None:
         code = 0
         try:
-            code = int(lib.nng_device(first, second))
+            lib.nng_aio_wait(aio)
+            code = int(lib.nng_aio_result(aio))
         finally:
             self._finished(code)
 
