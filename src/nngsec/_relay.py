@@ -2,9 +2,9 @@
 
 A relay is the "untrusted intermediate device" of the design: it holds no identity, no
 policy and no key, so it cannot read or forge a secured payload, and it does not need to.
-It opens one *raw* socket per side and lets ``nng_device`` move each message across
-unchanged: the body byte for byte, and the raw protocol header (request ids and the
-backtrace of pipes) too, which is what routes a reply back to the client that asked.
+It opens one *raw* socket per side and moves each ``nng_msg`` across unchanged, as
+``nng_device`` does: the body byte for byte, and the raw protocol header (request ids and
+the backtrace of pipes) too, which is what routes a reply back to the client that asked.
 
 ==========  ======================================  ======================================
 pattern     front (faces the initiating side)        back (faces the other side)
@@ -21,18 +21,20 @@ A raw Sub0 socket cannot subscribe and does not filter: it receives everything, 
 subscribers behind the relay filter by prefix themselves. That works for secured traffic
 because a pubsub frame starts with its clear ``topic || 0x00`` (wire format, binding).
 
-``tap=`` replaces ``nng_device`` by a forwarding loop in Python over the same raw sockets
-that hands every forwarded body to a callback before sending the very same message on.
-It is for tests and diagnostics (seeing what a relay, or anyone on its wire, can see),
-and is slower than the device.
+Why not ``nng_device`` itself: with the NNG 1.11.0 that pynng 0.9.0 ships, a running
+device cannot be stopped reliably. ``nng_close`` waits for every reference to the socket
+and the device holds one on both; closing a socket while messages flow hangs
+``nng_close`` for good (every try in a stress loop of a pubsub relay under traffic), as
+does closing the receiving socket of a pipeline device that is blocked sending to the
+other one; and cancelling ``nng_device_aio`` is lost when it lands while the device is
+between its receive and its send (it then never returns). So each direction is a thread
+doing exactly what the device does, ``nng_recvmsg`` then ``nng_sendmsg`` of the same
+message, with a short timeout on both so that the thread looks at a stop flag in between.
+:meth:`Relay.close` sets the flag, joins the threads and only then closes the sockets:
+no NNG call is ever in flight on a socket being closed, so shutdown cannot hang.
 
-Shutdown: the device runs as ``nng_device_aio`` and :meth:`Relay.close` first cancels
-that aio, then closes both raw sockets (which ends the Python loop of ``tap=`` with
-``NNG_ECLOSED``), then joins the thread that waited. Closing the sockets alone is not
-enough with NNG 1.11: the device holds a reference on both sockets, and ``nng_close``
-waits for all references; if the device is blocked sending to the *other* socket (a
-pipeline relay with no puller), nothing aborts that send and ``nng_close`` never returns.
-Cancelling the device aio aborts every path of the device first.
+``tap=`` hands every forwarded body to a callback just before the message is sent on,
+from the same loop: what a test observes is what the relay forwards, byte for byte.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ message is dropped by NNG, which also closes that connection (the peer redials).
 
 DEFAULT_BUFFER = 128
 """Messages queued per socket and direction; small queues cost throughput in bursts."""
+
+_POLL_MS = 100  # how long a forwarding thread may block before looking at the stop flag
 
 _RECONNECT_MIN_MS = 100
 _RECONNECT_MAX_MS = 5000  # back off to 5 s while the far side of a dialled URL is down
@@ -174,10 +178,9 @@ class Relay:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._started = False
-        self._closing = False
         self._sockets: list[Any] = []  # pynng.Socket: [front] or [front, back]
         self._threads: list[threading.Thread] = []
-        self._aio: Any = None  # the nng_aio * of nng_device_aio, when not tapping
+        self._stopping = False  # read by the forwarding threads between two NNG calls
         self._running = 0
         self._error: NngsecError | None = None
         self._front_url = front
@@ -209,24 +212,19 @@ class Relay:
         return self
 
     def close(self) -> None:
-        """Stop forwarding and close both sides; returns once the forwarding threads ended.
+        """Stop forwarding and close both sides; returns once everything is closed.
 
-        Idempotent. Messages still queued inside the relay are dropped, as when any NNG
-        socket closes.
+        Takes at most about 0.1 s (the forwarding threads' poll interval). Idempotent.
+        Messages still queued inside the relay are dropped, as when any NNG socket closes.
         """
         with self._lock:
-            self._closing = True
-        if self._aio is not None:
-            lib.nng_aio_cancel(self._aio)  # before closing the sockets: see the module doc
-        self._close_sockets()
+            self._stopping = True
         current = threading.current_thread()
         for thread in self._threads:
             if thread is not current:
                 thread.join()
-        with self._lock:
-            aio, self._aio = self._aio, None
-        if aio is not None and all(not thread.is_alive() for thread in self._threads):
-            lib.nng_aio_free(aio)
+        if all(not thread.is_alive() for thread in self._threads):
+            self._close_sockets()  # only now: no NNG call is in flight on them any more
         self._done.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -312,6 +310,8 @@ class Relay:
         code = lib.nng_socket_set_bool(handle, b"tcp-keepalive", True)
         if code not in (0, lib.NNG_ENOTSUP):
             _check(code, "tcp-keepalive")
+        for option in (b"recv-timeout", b"send-timeout"):
+            _check(lib.nng_socket_set_ms(handle, option, _POLL_MS), option.decode())
         _check(lib.nng_socket_set_ms(handle, b"reconnect-time-min", _RECONNECT_MIN_MS), "reconnect")
         _check(lib.nng_socket_set_ms(handle, b"reconnect-time-max", _RECONNECT_MAX_MS), "reconnect")
         sock.add_post_pipe_connect_cb(self._pipe_added)
@@ -350,61 +350,56 @@ class Relay:
 
     def _launch(self, front: Any, back: Any) -> None:
         name = f"nngsec-relay-{self.pattern}"
-        jobs: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
-        if self.tap is None:
-            # A bus reflector passes an unopened socket (id 0, NNG_SOCKET_INITIALIZER) as
-            # the second socket; nng_device then sends each message back into the same
-            # raw Bus0 socket, which skips the pipe it came from.
-            other = ffi.new("nng_socket *")[0] if back is front else back.socket
-            holder = ffi.new("nng_aio **")
-            _check(lib.nng_aio_alloc(holder, ffi.NULL, ffi.NULL), "nng_aio_alloc")
-            self._aio = holder[0]
-            # Started here, so that close() can always cancel it; a thread waits for it.
-            lib.nng_device_aio(self._aio, front.socket, other)
-            jobs.append((self._await_device, (self._aio,)))
-        elif back is front:
-            jobs.append((self._run_tap, (front.socket, front.socket, "reflected")))
+        if back is front:
+            # A bus "reflector": raw Bus0 sends a message to every pipe except the one
+            # named in its header, which is the pipe it was received from.
+            jobs = [(front.socket, front.socket, "reflected")]
         else:
-            # Messages flow from the socket that receives (raw Sub0/Pull0: only front).
-            jobs.append((self._run_tap, (front.socket, back.socket, "to-back")))
+            # Messages enter at the front (raw Sub0 and Pull0 only receive); replies and
+            # survey responses also come back.
+            jobs = [(front.socket, back.socket, "to-back")]
             if self._spec.two_way:
-                jobs.append((self._run_tap, (back.socket, front.socket, "to-front")))
+                jobs.append((back.socket, front.socket, "to-front"))
         with self._lock:
             self._running = len(jobs)
-        for target, args in jobs:
-            thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        for source, target, direction in jobs:
+            thread = threading.Thread(
+                target=self._forward, args=(source, target, direction), name=name, daemon=True
+            )
             self._threads.append(thread)
             thread.start()
 
-    def _await_device(self, aio: Any) -> None:
-        code = 0
-        try:
-            lib.nng_aio_wait(aio)
-            code = int(lib.nng_aio_result(aio))
-        finally:
-            self._finished(code)
-
-    def _run_tap(self, source: Any, target: Any, direction: Direction) -> None:
+    def _forward(self, source: Any, target: Any, direction: Direction) -> None:
+        """``nng_device``'s loop for one direction, stoppable between any two NNG calls."""
         tap = self.tap
-        assert tap is not None
-        code = 0
+        timeout = lib.NNG_ETIMEDOUT
         holder = ffi.new("nng_msg **")
+        code = 0
         try:
-            while True:
+            while not self._stopping:
                 code = int(lib.nng_recvmsg(source, holder, 0))
+                if code == timeout:
+                    code = 0
+                    continue
                 if code != 0:
                     break
                 message = holder[0]
-                body = ffi.buffer(lib.nng_msg_body(message), lib.nng_msg_len(message))[:]
-                try:
-                    tap(direction, body)
-                except Exception:  # an observer must not stop the traffic it observes
-                    logger.exception("relay tap raised; the message is forwarded anyway")
+                if tap is not None:
+                    body = ffi.buffer(lib.nng_msg_body(message), lib.nng_msg_len(message))[:]
+                    try:
+                        tap(direction, body)
+                    except Exception:  # an observer must not stop the traffic it observes
+                        logger.exception("relay tap raised; the message is forwarded anyway")
                 # The nng_msg itself goes on, header included, exactly as nng_device does.
+                # A send that times out (a Push0 with no puller) keeps the message: retry.
                 code = int(lib.nng_sendmsg(target, message, 0))
+                while code == timeout and not self._stopping:
+                    code = int(lib.nng_sendmsg(target, message, 0))
                 if code != 0:
                     lib.nng_msg_free(message)  # a failed send leaves the message ours
-                    break
+                    if code != timeout:
+                        break
+                    code = 0
         finally:
             self._finished(code)
 
@@ -412,19 +407,20 @@ class Relay:
         with self._lock:
             self._running -= 1
             last = self._running <= 0
-            failed = not self._closing and self._error is None
+            failed = code != 0 and self._error is None
             if failed:
-                reason = _strerror(code) if code else "it returned without an error"
                 self._error = NngsecError(
                     Problem(
-                        f"{self.pattern} relay stopped forwarding: {reason}",
+                        f"{self.pattern} relay stopped forwarding: {_strerror(code)}",
                         hint="restart the relay; if it happens again, report it",
                     )
                 )
+            self._stopping = True  # one direction failing stops the other, as in nng_device
         if failed:
             logger.error("%s", self._error)
-            self._close_sockets()  # stops the other direction too, as nng_device does
         if last:
+            # Every forwarding thread has returned, so closing cannot race with them.
+            self._close_sockets()
             self._done.set()
 
     def _close_sockets(self) -> None:

@@ -42,7 +42,7 @@ def register(commands: Any) -> None:
         "relay",
         help="run a key-less forwarding device",
         description="Forward messages of one pattern between two addresses with raw NNG "
-        "sockets and nng_device: bodies go through byte for byte, the relay holds no key and "
+        "sockets, as nng_device does: bodies go through byte for byte, the relay holds no key and "
         "cannot read secured payloads. The front faces the initiating side (publishers, "
         "pushers, clients, surveyors), the back the other side; for bus, both face members. "
         "Listens on both URLs unless told to dial. Runs until SIGINT or SIGTERM.",
@@ -100,7 +100,7 @@ def _relay(args: argparse.Namespace) -> int:
         finally:
             if running is not None:
                 running.close()
-    if not stopped_by:  # wait() returned by itself: the device failed (it says why)
+    if not stopped_by:  # wait() returned by itself: forwarding failed (the error says why)
         assert running is not None
         for problem in running.error.problems if running.error else ():
             print(f"nngsec: error: {problem}", file=sys.stderr)
