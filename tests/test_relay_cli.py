@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -160,3 +161,13 @@ def test_help_says_which_side_faces_whom(capsys):
     assert run(["relay", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--dial-front" in out and "publishers" in out and "SIGTERM" in out
+
+
+def test_max_message_size_option_takes_a_size_or_none():
+    from nngsec._cli._relay_command import _size
+
+    assert _size("64MiB") == 64 << 20
+    assert _size("none") is None
+    for bad in ("0B", "64", "lots"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _size(bad)

@@ -1,8 +1,8 @@
 """Key-less relays: forward NNG messages between two sides without reading them.
 
 A relay is the "untrusted intermediate device" of the design: it holds no identity, no
-policy and no key, so it cannot read or forge a secured payload, and it does not need to.
-It opens one *raw* socket per side and moves each ``nng_msg`` across unchanged, as
+policy and no key, so it cannot read an encrypted payload nor forge a secured frame, and
+it does not need to. It opens one *raw* socket per side and moves each ``nng_msg`` across unchanged, as
 ``nng_device`` does: the body byte for byte, and the raw protocol header (request ids and
 the backtrace of pipes) too, which is what routes a reply back to the client that asked.
 
@@ -22,16 +22,16 @@ subscribers behind the relay filter by prefix themselves. That works for secured
 because a pubsub frame starts with its clear ``topic || 0x00`` (wire format, binding).
 
 Why not ``nng_device`` itself: with the NNG 1.11.0 that pynng 0.9.0 ships, a running
-device cannot be stopped reliably. ``nng_close`` waits for every reference to the socket
-and the device holds one on both; closing a socket while messages flow hangs
-``nng_close`` for good (every try in a stress loop of a pubsub relay under traffic), as
-does closing the receiving socket of a pipeline device that is blocked sending to the
-other one; and cancelling ``nng_device_aio`` is lost when it lands while the device is
-between its receive and its send (it then never returns). So each direction is a thread
-doing exactly what the device does, ``nng_recvmsg`` then ``nng_sendmsg`` of the same
-message, with a short timeout on both so that the thread looks at a stop flag in between.
-:meth:`Relay.close` sets the flag, joins the threads and only then closes the sockets:
-no NNG call is ever in flight on a socket being closed, so shutdown cannot hang.
+device could not be stopped reliably in stress loops (see ``docs/relay.md``). Closing its
+sockets while messages flow blocked ``nng_close`` for good (NNG's close waits for every
+reference to the socket, and the device holds one on both), as did closing the receiving
+socket of a pipeline device blocked sending to the other one; and cancelling
+``nng_device_aio`` first was sometimes lost (seemingly when it lands between the device's
+receive and its send). So each direction is a thread doing what the device does,
+``nng_recvmsg`` then ``nng_sendmsg`` of the same message, with a short timeout on both so
+that the thread looks at a stop flag in between. :meth:`Relay.close` sets the flag, joins
+the threads and only then closes the sockets: no NNG call is ever in flight on a socket
+being closed, so shutdown cannot hang.
 
 ``tap=`` hands every forwarded body to a callback just before the message is sent on,
 from the same loop: what a test observes is what the relay forwards, byte for byte.
@@ -128,7 +128,12 @@ def _strerror(code: int) -> str:
 
 def _check(code: int, what: str) -> None:
     if code != 0:
-        raise NngsecError(Problem(f"{what}: {_strerror(code)}", hint="this is an NNG error"))
+        raise NngsecError(
+            Problem(
+                f"{what}: {_strerror(code)}",
+                hint="NNG refused a relay socket setting; please report it",
+            )
+        )
 
 
 class Relay:

@@ -42,10 +42,11 @@ def register(commands: Any) -> None:
         "relay",
         help="run a key-less forwarding device",
         description="Forward messages of one pattern between two addresses with raw NNG "
-        "sockets, as nng_device does: bodies go through byte for byte, the relay holds no key and "
-        "cannot read secured payloads. The front faces the initiating side (publishers, "
-        "pushers, clients, surveyors), the back the other side; for bus, both face members. "
-        "Listens on both URLs unless told to dial. Runs until SIGINT or SIGTERM.",
+        "sockets, as nng_device does: bodies go through byte for byte; the relay holds no "
+        "key and cannot read the payloads of encrypted channels. The front faces the "
+        "initiating side (publishers, pushers, clients, surveyors), the back the other side; "
+        "for bus, both face members. Listens on both URLs unless told to dial. Runs until "
+        "SIGINT or SIGTERM.",
     )
     parser.add_argument("pattern", metavar="PATTERN", choices=PATTERNS, help=", ".join(PATTERNS))
     parser.add_argument("--front", metavar="URL", required=True, help="e.g. tcp://0.0.0.0:5555")
