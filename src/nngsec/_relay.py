@@ -2,9 +2,10 @@
 
 A relay is the "untrusted intermediate device" of the design: it holds no identity, no
 policy and no key, so it cannot read an encrypted payload nor forge a secured frame, and
-it does not need to. It opens one *raw* socket per side and moves each ``nng_msg`` across unchanged, as
-``nng_device`` does: the body byte for byte, and the raw protocol header (request ids and
-the backtrace of pipes) too, which is what routes a reply back to the client that asked.
+it does not need to. It opens one *raw* socket per side and moves each ``nng_msg``
+across unchanged, as ``nng_device`` does: the body byte for byte, and the raw protocol
+header (request ids and the backtrace of pipes) too, which is what routes a reply back to
+the client that asked.
 
 ==========  ======================================  ======================================
 pattern     front (faces the initiating side)        back (faces the other side)
