@@ -11,6 +11,7 @@ from ._keys._keystore import Keystore
 from ._node import Node
 from ._policy._load import load_policy
 from ._policy._policy import Policy
+from ._relay import Relay, relay
 from ._sockets import SecureContext, SecureSocket, SocketStats
 from ._topology._check import check
 from ._topology._findings import Finding
@@ -30,10 +31,12 @@ __all__ = [
     "PublicIdentity",
     "Received",
     "Rejected",
+    "Relay",
     "SecureContext",
     "SecureSocket",
     "SocketStats",
     "__version__",
     "check",
     "load_policy",
+    "relay",
 ]

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from .._errors import NngsecError
-from . import _admin_commands, _check_commands, _info_commands, _run_commands
+from . import _admin_commands, _check_commands, _info_commands, _relay_command, _run_commands
 
 __all__ = ["main"]
 
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     _check_commands.register(commands)
     _info_commands.register(commands)
     _run_commands.register(commands)
+    _relay_command.register(commands)
     return parser
 
 
