@@ -96,7 +96,7 @@ def test_revocation_retires_the_epoch_the_revoked_identity_held(setup):
     old_frame = sensor_before.seal("telemetry", b"epoch 1", topic="t")
     revoke(world.policy_path, "archiver", now=clock.now)
     clock.advance(0.001)
-    dashboard = world.node("dashboard", clock=clock, backlog=10)  # admit the older frame
+    dashboard = world.node("dashboard", clock=clock)
     assert reason(dashboard, old_frame) == "no-key"
 
 
@@ -160,3 +160,18 @@ def test_a_channel_whose_keys_are_of_another_kind_is_refused(world_factory):
     node = world.node("dashboard")
     assert node.channel_keys["telemetry"].kind == "group"
     assert node.channel_keys["telemetry"].current.epoch == 2
+
+
+def test_not_before_closes_replays_across_a_restart(setup):
+    """Windows live in memory: a restarted receiver would accept a recorded frame once
+    more. With not_before set to its start, it refuses anything older."""
+    world, clock = setup
+    frame = world.node("sensor-1", clock=clock).seal("telemetry", b"once", topic="t")
+    assert world.node("dashboard", clock=clock).open("telemetry", frame).payload == b"once"
+    clock.advance(5)
+    restarted = world.node("dashboard", clock=clock)  # default: the frame passes again
+    assert restarted.open("telemetry", frame).payload == b"once"
+    strict = world.node("dashboard", clock=clock, not_before=clock.now)
+    assert reason(strict, frame) == "stale"
+    later = world.node("sensor-1", clock=clock).seal("telemetry", b"new", topic="t")
+    assert strict.open("telemetry", later).payload == b"new"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import queue
 import statistics
 import struct
 import sys
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import pynng
+
+from ._errors import NngsecError, Problem
 
 __all__ = ["BenchResult", "run_bench"]
 
@@ -265,6 +268,13 @@ def run_once(
     sender_process.start()
     try:
         data = results.get(timeout=120)
+    except queue.Empty:
+        raise NngsecError(
+            Problem(
+                f"the {pattern} {size}-byte run between two processes did not finish in 120 s",
+                hint="rerun with --modes threads to see whether it is the processes",
+            )
+        ) from None
     finally:
         sender_process.join(60)
         receiver_process.join(60)

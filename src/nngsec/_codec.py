@@ -91,7 +91,7 @@ class ChannelCodec:
         clock: Callable[[], float],
         random: Callable[[int], bytes],
         clock_skew: float,
-        backlog: float = 0.0,
+        not_before: float | None = None,
     ) -> None:
         spec = policy.channels[channel]
         self.policy = policy
@@ -103,7 +103,7 @@ class ChannelCodec:
         self.clock = clock
         self.random = random
         self.clock_skew = clock_skew
-        self.backlog = backlog
+        self.not_before = not_before
         self.max_age = spec.max_age
         self.window = spec.replay_window
         self.max_size = spec.max_message_size
@@ -195,10 +195,9 @@ class ChannelCodec:
     def sender(self) -> Sender:
         return Sender(self, SendState(self.random(SESSION_SIZE)))
 
-    def receiver(self, accept: Accept = "any", since: float | None = None) -> Receiver:
-        """A receiver with its own replay windows, refusing frames stamped before ``since``
-        (default: now) less the node's backlog."""
-        return Receiver(self, accept, since)
+    def receiver(self, accept: Accept = "any") -> Receiver:
+        """A receiver with its own replay windows."""
+        return Receiver(self, accept)
 
 
 class Sender:
@@ -298,14 +297,16 @@ class Sender:
 class Receiver:
     """Opens frames for one receiving socket; owns that socket's replay windows."""
 
-    def __init__(self, codec: ChannelCodec, accept: Accept, since: float | None = None) -> None:
+    def __init__(self, codec: ChannelCodec, accept: Accept) -> None:
         self.codec = codec
-        # Frames stamped before this receiver existed may have been accepted by a previous
-        # incarnation (a restart loses the windows): refuse them, less the node's backlog.
-        # Millisecond precision, as on the wire, so a frame sealed in the same millisecond
-        # as the receiver was made is not refused.
-        since = codec.clock() if since is None else since
-        floor = math.floor(since * 1000) / 1000 - codec.backlog
+        # Windows live in memory: after a restart, frames the previous run accepted within
+        # max_age would pass again. A node created with not_before refuses every frame
+        # stamped earlier (at the price of also refusing honest frames queued before it:
+        # a request or a job waiting for its server or worker to start). Millisecond
+        # precision, as on the wire.
+        floor = float("-inf")
+        if codec.not_before is not None:
+            floor = math.floor(codec.not_before * 1000) / 1000
         self.guard = ReplayGuard(codec.window, codec.max_age, floor=floor)
         self._lock = threading.Lock()
         # Every kind the channel uses, and whether this receiver may open it. A genuine

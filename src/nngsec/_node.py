@@ -38,10 +38,11 @@ class Node:
     ``clock`` (seconds since the epoch) and ``random`` (n -> n random bytes) are
     injectable for tests and test vectors.
 
-    A receiver refuses frames stamped before it was created (it cannot know whether a
-    previous run of this node accepted them already). ``backlog`` (seconds) admits frames
-    that much older, for store-and-forward use or lagging clocks, at the price of
-    accepting a replay across a restart within that time.
+    Replay windows live in memory, so after a restart a frame that the previous run
+    accepted within ``max_age`` would be accepted once more. ``not_before`` (seconds since
+    the epoch; e.g. ``time.time()`` at start-up) makes every receiver of this node refuse
+    frames stamped earlier, which closes that gap but also refuses honest frames queued
+    before the start (a request or a job waiting for its server or worker to come up).
     """
 
     def __init__(
@@ -53,7 +54,7 @@ class Node:
         clock: Callable[[], float] = time.time,
         random: Callable[[int], bytes] = os.urandom,
         clock_skew: float = DEFAULT_CLOCK_SKEW,
-        backlog: float = 0.0,
+        not_before: float | None = None,
     ) -> None:
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
         self.keystore = keystore if isinstance(keystore, Keystore) else Keystore(keystore)
@@ -61,8 +62,7 @@ class Node:
         self.clock = clock
         self.random = random
         self.clock_skew = clock_skew
-        self.backlog = backlog
-        self.started_at = clock()
+        self.not_before = not_before
         keys_file = accept_policy(self.policy, self.keystore)
         self._key: IdentityKey = load_identity(self.policy, self.keystore, identity)
         self._channel_keys = self._open_keys(keys_file)
@@ -164,7 +164,7 @@ class Node:
                 clock=self.clock,
                 random=self.random,
                 clock_skew=self.clock_skew,
-                backlog=self.backlog,
+                not_before=self.not_before,
             )
             self._codecs[channel] = codec
         return codec
@@ -216,10 +216,7 @@ class Node:
         """The message in ``frame``; raises :class:`nngsec.Rejected` with the reason."""
         receiver = self._receivers.get(channel)
         if receiver is None:
-            # The socket-free receiver of the node counts from the node's start.
-            receiver = self._receivers[channel] = self.codec(channel).receiver(
-                "any", since=self.started_at
-            )
+            receiver = self._receivers[channel] = self.receiver(channel)
         return receiver.open(frame)
 
     def __repr__(self) -> str:
