@@ -25,7 +25,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -37,6 +37,7 @@ from ._async_io import wait_readable
 from ._codec import Accept, Received, Receiver, Sender, Topic, topic_bytes
 from ._errors import PolicyError, Problem, Rejected
 from ._policy._model import ROLES
+from ._reply_cache import ReplyCache
 from ._wire import FrameRef
 
 if TYPE_CHECKING:
@@ -135,67 +136,8 @@ class _Shared:
         # would spend random session ids at seq 0 under keys that never rotate (pair,
         # single-server reqrep, survey responses), which is what makes nonces collide.
         self.sender: Sender | None = self.codec.sender() if role in SENDING_ROLES else None
-        self.replies = _ReplyCache()
+        self.replies = ReplyCache()
         self.lock = threading.Lock()
-
-
-class _ReplyCache:
-    """What a server answered, by digest of the request frame, so that a request nng sends
-    again (after ``resend_time``, 60 s by default, or a reconnect) is answered again rather
-    than processed twice.
-
-    It is consulted before any other check: only a byte-identical copy of a request that
-    passed every check (and was answered) can match, and what it gets back is the same
-    reply bytes, readable only by the client. Entries expire after ``RETENTION`` seconds
-    and the cache holds at most ``MAX_BYTES`` of replies.
-    """
-
-    RETENTION = 300.0
-    MAX_BYTES = 16 << 20
-    MAX_ENTRIES = 4096
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._in_progress: OrderedDict[bytes, float] = OrderedDict()
-        self._answered: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
-        self._bytes = 0
-
-    def started(self, digest: bytes) -> None:
-        with self._lock:
-            self._in_progress[digest] = time.monotonic()
-            self._trim(time.monotonic())
-
-    def answered(self, digest: bytes, reply: bytes) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._in_progress.pop(digest, None)
-            self._answered[digest] = (reply, now)
-            self._bytes += len(reply)
-            self._trim(now)
-
-    def lookup(self, digest: bytes) -> tuple[bool, bytes | None]:
-        """(seen before?, the reply if it was answered)."""
-        with self._lock:
-            self._trim(time.monotonic())
-            entry = self._answered.get(digest)
-            if entry is not None:
-                return True, entry[0]
-            return digest in self._in_progress, None
-
-    def _trim(self, now: float) -> None:
-        answered = self._answered
-        while answered and (
-            len(answered) > self.MAX_ENTRIES
-            or self._bytes > self.MAX_BYTES
-            or now - next(iter(answered.values()))[1] > self.RETENTION
-        ):
-            _, (reply, _) = answered.popitem(last=False)
-            self._bytes -= len(reply)
-        pending = self._in_progress
-        while pending and (
-            len(pending) > self.MAX_ENTRIES or now - next(iter(pending.values())) > self.RETENTION
-        ):
-            pending.popitem(last=False)
 
 
 def _digest(frame: bytes) -> bytes:

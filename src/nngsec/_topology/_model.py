@@ -25,7 +25,7 @@ here so that a malformed one is an input error with its position, not a finding.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -62,17 +62,7 @@ Role = Literal[
     "respondent",
     "member",
 ]
-ROLE_NAMES: tuple[Role, ...] = (
-    "publisher",
-    "subscriber",
-    "pusher",
-    "puller",
-    "client",
-    "server",
-    "surveyor",
-    "respondent",
-    "member",
-)
+ROLE_NAMES: tuple[Role, ...] = get_args(Role)
 
 _HOST = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.:-]{0,252})$")
 _URL_SCHEMA: dict[str, Any] = {
