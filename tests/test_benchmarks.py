@@ -30,3 +30,12 @@ def test_bench_command_runs():
     rows = json.loads(run.stdout)
     assert {r["pattern"] for r in rows} == {"pair", "pubsub", "pipeline", "reqrep"}
     assert all(r["plain"]["msgs_per_s"] > 0 and r["secured"]["msgs_per_s"] > 0 for r in rows)
+
+
+def test_async_receive_benchmark_runs():
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.async_recv", "--quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "SecureSocket.arecv" in run.stdout
