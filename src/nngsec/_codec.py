@@ -117,7 +117,6 @@ class ChannelCodec:
         self.has_replies = self.pattern in ("reqrep", "survey")
         self.revoked = policy.revoked
         self.by_key_id = policy.by_key_id
-        self.sign_keys = {name: key.sign_key for name, key in policy.identities.items()}
         members = sorted(self.receivers - {identity}) if self.pattern == "pair" else []
         ctx = ChannelContext(
             policy_name=policy.name,
