@@ -212,3 +212,70 @@ def test_a_reply_to_another_request_is_refused_before_decryption(codec_world):
         receiver.open(answer, reply_to=second)
     assert caught.value.reason == "replay"
     assert receiver.open(answer).payload == b"for one"  # nothing was recorded meanwhile
+
+
+def test_two_threads_opening_one_frame_accept_it_once(codec_world, monkeypatch):
+    """A socket and its contexts share one receiver: a frame raced through it by two
+    threads (both past the first replay check) must still be accepted exactly once."""
+    import threading
+
+    nodes = codec_world.nodes
+    frame = nodes["alice"].seal("pubsub-signed", b"once", topic="t.x")
+    receiver = nodes["carol"].receiver("pubsub-signed")
+    scheme, _ = receiver.schemes[next(iter(receiver.schemes))]
+    both_checked = threading.Barrier(2)
+    real_open = scheme.open
+
+    def open_after_both_checked(*args, **kwargs):
+        both_checked.wait(timeout=5)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(scheme, "open", open_after_both_checked)
+    results = []
+
+    def worker():
+        try:
+            results.append(receiver.open(frame).payload)
+        except Rejected as rejected:
+            results.append(rejected.reason)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(map(str, results)) == ["b'once'", "replay"]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [("unknown", "unknown-sender"), ("erin", "unauthorized"), ("revoked", "revoked")],
+)
+def test_senders_are_refused_before_any_cryptography(world_factory, monkeypatch, tamper, expected):
+    """Unknown, unauthorised and revoked senders cost no public-key operation: the scheme's
+    key lookup and opening must not even be reached."""
+    body = (
+        "channels:\n  t:\n    pattern: pubsub\n    publishers: [alice, mallory]\n"
+        "    subscribers: [carol]\nrevoked: [mallory]\n"
+    )
+    world = world_factory(body, ["alice", "carol", "erin", "mallory"])
+    carol = world.node("carol")
+    frame = bytearray(world.node("alice").seal("t", b"x", topic="a"))
+    at = len(b"a\x00") + 4 + len("t")
+    policy = carol.policy
+    frame[at : at + 8] = {
+        "unknown": b"\xee" * 8,
+        "erin": policy.identities["erin"].key_id,
+        "revoked": policy.identities["mallory"].key_id,
+    }[tamper]
+    receiver = carol.receiver("t")
+    scheme, _ = receiver.schemes[next(iter(receiver.schemes))]
+
+    def no_crypto(*args, **kwargs):
+        raise AssertionError("cryptography ran for a sender that should be refused first")
+
+    monkeypatch.setattr(scheme, "open_key", no_crypto)
+    monkeypatch.setattr(scheme, "open", no_crypto)
+    with pytest.raises(Rejected) as caught:
+        receiver.open(bytes(frame))
+    assert caught.value.reason == expected

@@ -308,3 +308,20 @@ def test_on_reject_raise(nodes, url):
             sub.recv()
         assert caught.value.reason == "malformed"
         assert sub.stats.rejected["malformed"] == 1
+
+
+def test_a_subscriber_drops_unsubscribed_topics_even_if_nng_delivers_them(nodes, url):
+    """Defence in depth: NNG filters at the subscriber socket, but whoever subscribed the
+    raw socket to more (or a future change) must not widen what the application gets."""
+    where = url()
+    with (
+        nodes["alice"].attach(pynng.Pub0(listen=where), "pubsub-signed") as pub,
+        nodes["carol"].attach(pynng.Sub0(dial=where, recv_timeout=TIMEOUT), "pubsub-signed") as sub,
+    ):
+        sub.subscribe("t.line1")
+        sub._io.subscribe(b"")  # the underlying socket now lets everything through
+        connected(pub, sub)
+        pub.send(b"not for us", topic="t.line2")
+        pub.send(b"for us", topic="t.line1")
+        assert sub.recv().payload == b"for us"
+        assert sub.stats.filtered == 1 and sub.stats.rejected == {}

@@ -287,3 +287,23 @@ def test_contexts_share_their_sockets_sending_session(world_factory, tmp_path):
                 rep.send(b"y")
                 assert context.recv().payload == b"y"
         assert len(set(sessions)) == 1
+
+
+def test_a_client_accepts_one_reply_per_request(world_factory):
+    """What a relay could deliver (nng's own Req0 would drop it): a reply while nothing is
+    outstanding, and a second genuine reply to the same request, are both refused."""
+    world = world_factory(
+        "channels:\n  control: {pattern: reqrep, clients: [panel], servers: [plc]}\n",
+        ["panel", "plc"],
+    )
+    plc = world.node("plc")
+    with world.node("panel").attach(pynng.Req0(), "control") as req:
+        request = req._frame(b"open valve 3", None)  # what send() would put on the wire
+        received = plc.open("control", request)
+        first, second = plc.reply(received, b"open"), plc.reply(received, b"open again")
+        assert req._accept(first).payload == b"open"
+        assert req._accept(second) is None  # answered already
+        assert req.stats.rejected == {"replay": 1}
+        req._frame(b"close valve 3", None)  # a new request: the old reply does not answer it
+        assert req._accept(second) is None
+        assert req.stats.rejected == {"replay": 2}
