@@ -24,6 +24,7 @@ def test_demo_passes_and_reports_in_json():
     assert set(channels) == {"telemetry", "jobs", "control", "cells"}
     for name, row in channels.items():
         assert row["delivered"] == row["expected"] > 0, name
+        assert row["missing"] == row["unexpected"] == row["leaked"] == 0, name
         assert row["rejected"] == row["expected_rejected"], name
         assert sum(row["rejected"].values()) >= 3, name  # every channel was attacked
     assert {"replay", "forged", "revoked", "unknown-sender", "unauthorized"} <= {
@@ -31,15 +32,24 @@ def test_demo_passes_and_reports_in_json():
     }
 
 
-def test_demo_fails_loudly_when_an_attack_gets_through():
-    """The verdict is computed, not printed: break a check and the demo must fail."""
+def test_demo_verdict_is_computed_from_what_arrived():
+    """The verdict compares messages, not counts: a lost message plus a duplicate of another
+    fails, and so does an attack that was not rejected or a payload a relay could read."""
+    from collections import Counter
+
     from nngsec import _demo
 
-    report = _demo.DemoReport({"jobs": _demo.ChannelRow(sent=2, delivered=2, expected=2)}, 1.0)
-    report.channels["jobs"].expected_rejected["forged"] = 1
-    assert not report.ok  # an expected rejection that did not happen
-    report.channels["jobs"].rejected["forged"] = 1
+    sent = Counter({("w", "s", b"job 1"): 1, ("w", "s", b"job 2"): 1})
+    row = _demo.ChannelRow(sent=2, expected=sent, delivered=Counter(sent))
+    row.expected_rejected["forged"] = 1
+    report = _demo.DemoReport({"jobs": row}, 1.0)
+    assert not report.ok  # the expected rejection did not happen
+    row.rejected["forged"] = 1
     assert report.ok
-    report.channels["jobs"].delivered = 1
+    row.delivered = Counter({("w", "s", b"job 1"): 2})  # same count, wrong messages
     assert not report.ok
+    assert (row.missing, row.unexpected) == (1, 1)
     assert "FAILED" in report.table()
+    row.delivered = Counter(sent)
+    row.leaked = 1
+    assert not report.ok

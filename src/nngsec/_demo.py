@@ -1,15 +1,16 @@
 """``nngsec demo``: a small secured factory in one process, under attack.
 
 Everything is real: fresh identity keys, a policy signed by an admin whose key the nodes
-pin, channel keys sealed per identity, pynng sockets over inproc and ipc, and key-less
-relays (``nng_device``) between the sensors and their readers, the scheduler and its
-workers, and the dashboard and its two controllers.
+pin, channel keys sealed per identity, pynng sockets over ipc, and key-less relays between
+the sensors and their readers, the scheduler and its workers, and the dashboard and its
+two controllers.
 
 The relays are the attacker: they record every frame they forward, and an attacker
 process on the same wires injects what it can make of them (replays, forgeries, tampered
 topics) plus frames signed with a stolen, revoked key and frames from a foreign policy.
-The demo passes (exit 0) only if every honest message arrived exactly once and every
-attack was rejected, for the reason the design says.
+The demo passes (exit 0) only if every receiver got exactly the honest messages meant for
+it (by sender and payload, each once) and every attack was rejected, for the reason the
+design says, and no relay saw an honest payload in the clear.
 """
 
 from __future__ import annotations
@@ -83,17 +84,34 @@ CHATTER = 5  # bus messages per cell
 TIMEOUT_MS = 5000
 
 
+Delivery = tuple[str, str, bytes]
+"""(who received it, who sent it, payload). Load-balanced receivers are named by group."""
+
+
 @dataclass
 class ChannelRow:
     sent: int = 0
-    delivered: int = 0
-    expected: int = 0
+    expected: Counter[Delivery] = field(default_factory=Counter)
+    delivered: Counter[Delivery] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     expected_rejected: Counter[str] = field(default_factory=Counter)
+    leaked: int = 0  # honest payloads a relay saw in the clear
 
     @property
     def ok(self) -> bool:
-        return self.delivered == self.expected and self.rejected == self.expected_rejected
+        return (
+            self.delivered == self.expected
+            and self.rejected == self.expected_rejected
+            and not self.leaked
+        )
+
+    @property
+    def missing(self) -> int:
+        return sum((self.expected - self.delivered).values())
+
+    @property
+    def unexpected(self) -> int:
+        return sum((self.delivered - self.expected).values())
 
 
 @dataclass
@@ -113,8 +131,11 @@ class DemoReport:
                 "channels": {
                     name: {
                         "sent": row.sent,
-                        "delivered": row.delivered,
-                        "expected": row.expected,
+                        "delivered": sum(row.delivered.values()),
+                        "expected": sum(row.expected.values()),
+                        "missing": row.missing,
+                        "unexpected": row.unexpected,
+                        "leaked": row.leaked,
                         "rejected": dict(row.rejected),
                         "expected_rejected": dict(row.expected_rejected),
                         "ok": row.ok,
@@ -136,9 +157,12 @@ class DemoReport:
         for name, row in self.channels.items():
             cells = " ".join(f"{row.rejected[r]:>14}" for r in reasons)
             mark = "ok" if row.ok else "FAILED"
-            lines.append(
-                f"{name:10} {row.sent:>5} {row.delivered:>6}/{row.expected:<3} {cells}  {mark}"
-            )
+            if row.missing or row.unexpected or row.leaked:
+                mark += (
+                    f" (missing {row.missing}, unexpected {row.unexpected}, leaked {row.leaked})"
+                )
+            delivered, expected = sum(row.delivered.values()), sum(row.expected.values())
+            lines.append(f"{name:10} {row.sent:>5} {delivered:>6}/{expected:<3} {cells}  {mark}")
         lines.append("")
         lines.append(
             "every honest message arrived and every attack was rejected"
@@ -200,6 +224,13 @@ def _with_seq(frame: bytes, seq: int, *, has_topic: bool = False) -> bytes:
     check (and what then breaks the frame's authentication)."""
     header, start = parse_frame(frame, has_topic=has_topic)
     return encode_header(replace(header, seq=seq)) + frame[start:]
+
+
+def _flip(frame: bytes, index: int) -> bytes:
+    """One bit of ``frame`` flipped: what a relay tampering with a frame in flight sends."""
+    tampered = bytearray(frame)
+    tampered[index] ^= 0x01
+    return bytes(tampered)
 
 
 def _wait(condition: Callable[[], object], timeout: float = 10.0) -> None:
@@ -312,8 +343,7 @@ class _Factory:
         if name in self.recorded:
             state = "none in the clear" if not leaked else f"{len(leaked)} IN THE CLEAR"
             say(f"  {name:9} the relay forwarded {frames} frames and read {state}")
-            if leaked:
-                row.rejected["LEAKED"] += len(leaked)
+            row.leaked += len(leaked)
 
     # -- telemetry: pubsub through a relay ----------------------------------------------
     def telemetry(self, row: ChannelRow, say: Callable[[str], None]) -> None:
@@ -334,25 +364,29 @@ class _Factory:
             for index in rounds:
                 for name, pub in pubs.items():
                     topic = f"temp.line{index % 3}" if index % 2 == 0 else f"hum.line{index % 3}"
-                    pub.send(
-                        self._payload(f'{{"sensor": "{name}", "reading": {20 + index}}}'),
-                        topic=topic,
-                    )
+                    payload = self._payload(f'{{"sensor": "{name}", "reading": {20 + index}}}')
+                    pub.send(payload, topic=topic)
                     row.sent += 1
+                    row.expected[("archiver", name, payload)] += 1
+                    if topic.startswith("temp."):
+                        row.expected[("dashboard", name, payload)] += 1
 
         publish(range(READINGS // 2))
         _wait(lambda: any(f.startswith(b"temp.") for f in self.recorded["telemetry"]))
-        original = next(f for f in self.recorded["telemetry"] if f.startswith(b"temp."))
-        topic_length = original.index(b"\x00")  # tamper with the topic's last character
-        fresh = _with_seq(original, 1 << 40, has_topic=True)
-        tampered = bytearray(fresh)
-        tampered[topic_length - 1] ^= 0x01  # temp.line0 -> temp.line1: a relay rerouting it
-        forged = bytearray(fresh)
-        forged[-40] ^= 0x01
+        recorded = next(f for f in self.recorded["telemetry"] if f.startswith(b"temp."))
+        # Frames in flight that the relay alters before anyone saw them: sealed by sensor-1
+        # and never delivered, so only the alteration can make them fail.
+        sensor = self.setup.nodes["sensor-1"]
+        in_flight = sensor.seal("telemetry", b'{"reading": 99}', topic="temp.line0")
+        topic_end = len(b"temp.line0") - 1
         attacks = {
-            "replayed": (original, "replay"),
-            "forged": (bytes(forged), "forged"),
-            "tampered topic": (bytes(tampered), "forged"),
+            "replayed": (recorded, "replay"),
+            "tampered topic": (_flip(in_flight, topic_end), "forged"),  # temp.line0 -> line1
+            "tampered payload": (
+                _flip(sensor.seal("telemetry", b'{"reading": 98}', topic="temp.line0"), -70),
+                "forged",
+            ),
+            "re-sequenced": (_with_seq(recorded, 1 << 40, has_topic=True), "forged"),
             "revoked sensor-9": (
                 self.setup.stolen("telemetry").sender().seal(b"fake", "temp.x"),
                 "revoked",
@@ -367,15 +401,10 @@ class _Factory:
             attacker.send(frame)
             row.expected_rejected[reason] += 2  # both subscribers see every attack
         publish(range(READINGS // 2, READINGS))
-        temps = sum(1 for i in range(READINGS) if i % 2 == 0) * len(pubs)
-        row.expected = temps + READINGS * len(pubs)
-        got_d: list[Any] = []
-        got_a: list[Any] = []
-        _drain(dashboard, temps, got_d)
-        _drain(archiver, READINGS * len(pubs), got_a)
-        row.delivered = len(got_d) + len(got_a)
-        if any(not m.topic.startswith("temp.") for m in got_d):
-            row.delivered = -1  # a subscription leak: fail loudly
+        for who, sock in (("dashboard", dashboard), ("archiver", archiver)):
+            got: list[Any] = []
+            _drain(sock, sum(n for (r, _, _), n in row.expected.items() if r == who), got)
+            row.delivered.update((who, m.sender, m.payload) for m in got)
         self._report(row, "telemetry", {"dashboard": dashboard, "archiver": archiver}, say)
 
     # -- jobs: pipeline fan-out through a relay -------------------------------------------
@@ -388,22 +417,21 @@ class _Factory:
         attacker = self._own(pynng.Push0(dial=front))
         _wait(lambda: scheduler.pipes and attacker.pipes and all(w.pipes for w in workers.values()))
         for index in range(JOBS):
-            scheduler.send(self._payload(f'{{"job": {index}, "part": "bracket-{index}"}}'))
+            payload = self._payload(f'{{"job": {index}, "part": "bracket-{index}"}}')
+            scheduler.send(payload)
             row.sent += 1
+            row.expected[("workers", "scheduler", payload)] += 1  # whichever worker takes it
         _wait(lambda: self.recorded["jobs"])
-        fresh = _with_seq(self.recorded["jobs"][0], 1 << 40)
-        forged = bytearray(fresh)
-        forged[-40] ^= 0x01
+        in_flight = self.setup.nodes["scheduler"].seal("jobs", b'{"job": "rogue"}')
         attacks = {
-            "forged": (bytes(forged), "forged"),
-            "re-sequenced": (fresh, "forged"),
+            "tampered payload": (_flip(in_flight, -70), "forged"),
+            "re-sequenced": (_with_seq(self.recorded["jobs"][0], 1 << 40), "forged"),
             "foreign": (self.setup.foreign.seal("jobs", b"rm -rf /"), "unknown-sender"),
         }
         say(f"jobs: the relay injects {', '.join(attacks)} frames")
         for frame, reason in attacks.values():
             attacker.send(frame)
             row.expected_rejected[reason] += 1  # each goes to one worker
-        row.expected = JOBS
         got: dict[str, list[Any]] = {n: [] for n in workers}
         threads = [
             threading.Thread(target=_drain, args=(w, JOBS, got[n], 0.5)) for n, w in workers.items()
@@ -412,7 +440,8 @@ class _Factory:
             thread.start()
         for thread in threads:
             thread.join()
-        row.delivered = sum(len(g) for g in got.values())
+        for messages in got.values():
+            row.delivered.update(("workers", m.sender, m.payload) for m in messages)
         self._report(row, "jobs", workers, say)
 
     # -- control: reqrep with two servers behind a relay ------------------------------------
@@ -427,7 +456,6 @@ class _Factory:
         }
         attacker = self._own(pynng.Req0(dial=front))
         _wait(lambda: client.pipes and attacker.pipes and all(s.pipes for s in servers.values()))
-        processed: Counter[str] = Counter()
         stop = threading.Event()
 
         def serve(name: str, sock: Any) -> None:
@@ -436,22 +464,24 @@ class _Factory:
                     request = sock.recv()
                 except pynng.Timeout:
                     continue
-                processed[name] += 1
+                row.delivered[("controllers", request.sender, request.payload)] += 1
                 sock.send(b"done: " + request.payload)
 
         threads = [threading.Thread(target=serve, args=item) for item in servers.items()]
         for thread in threads:
             thread.start()
         try:
-            answered = 0
             for index in range(REQUESTS):
-                client.send(self._payload(f'{{"command": "set-speed", "line": {index}}}'))
+                payload = self._payload(f'{{"command": "set-speed", "line": {index}}}')
+                client.send(payload)
                 row.sent += 1
+                row.expected[("controllers", "dashboard", payload)] += 1
+                row.expected[("dashboard", "controllers", b"done: " + payload)] += 1
                 reply = client.recv()
-                answered += reply.payload.startswith(b"done: ")
+                if reply.sender in servers:  # either controller may answer
+                    row.delivered[("dashboard", "controllers", reply.payload)] += 1
                 if index == 1:
                     self._attack_control(row, attacker, say)
-            row.expected = 2 * REQUESTS  # requests at the servers, replies at the client
             _wait(
                 lambda: sum(sum(s.stats.rejected.values()) for s in servers.values()) >= 3,
                 timeout=5,
@@ -460,18 +490,14 @@ class _Factory:
             stop.set()
             for thread in threads:
                 thread.join()
-        row.delivered = sum(processed.values()) + answered
         self._report(row, "control", {"dashboard": client, **servers}, say)
 
     def _attack_control(self, row: ChannelRow, attacker: Any, say: Callable[[str], None]) -> None:
         _wait(lambda: self.recorded["control"])
-        request = self.recorded["control"][0]
-        fresh = _with_seq(request, 1 << 40)
-        tampered = bytearray(fresh)
-        tampered[-5] ^= 0x01
+        in_flight = self.setup.nodes["dashboard"].seal("control", b'{"command": "stop"}')
         attacks = {
-            "re-sequenced": (fresh, "forged"),
-            "tampered": (bytes(tampered), "forged"),
+            "re-sequenced": (_with_seq(self.recorded["control"][0], 1 << 40), "forged"),
+            "tampered payload": (_flip(in_flight, -5), "forged"),
             "foreign": (self.setup.foreign.seal("control", b"shutdown"), "unknown-sender"),
         }
         say(f"control: the relay injects {', '.join(attacks)} requests")
@@ -501,14 +527,19 @@ class _Factory:
         )
         for index in range(CHATTER):
             for name, sock in cells.items():
-                sock.send(self._payload(f'{{"cell": "{name}", "tick": {index}}}'))
+                payload = self._payload(f'{{"cell": "{name}", "tick": {index}}}')
+                sock.send(payload)
                 row.sent += 1
+                for other in names:
+                    if other != name:
+                        row.expected[(other, name, payload)] += 1
         overheard = listener.recv()  # a frame cell-2 sent
         own = injector.recv()  # a frame cell-1 sent
-        fresh = _with_seq(overheard, 1 << 40)
+        in_flight = self.setup.nodes["cell-2"].seal("cells", b'{"tick": "rogue"}')
         attacks = {
             "replayed": (overheard, "replay"),
-            "re-sequenced": (fresh, "forged"),
+            "tampered payload": (_flip(in_flight, -70), "forged"),
+            "re-sequenced": (_with_seq(overheard, 1 << 40), "forged"),
             "reflected": (own, "unauthorized"),
             "foreign": (self.setup.foreign.seal("cells", b"halt"), "unknown-sender"),
         }
@@ -516,7 +547,6 @@ class _Factory:
         for frame, reason in attacks.values():
             injector.send(frame)
             row.expected_rejected[reason] += 1
-        row.expected = CHATTER * 2 * len(cells)
         got: dict[str, list[Any]] = {n: [] for n in names}
         threads = [
             threading.Thread(target=_drain, args=(c, CHATTER * 2, got[n])) for n, c in cells.items()
@@ -525,7 +555,8 @@ class _Factory:
             thread.start()
         for thread in threads:
             thread.join()
-        row.delivered = sum(len(g) for g in got.values())
+        for name, messages in got.items():
+            row.delivered.update((name, m.sender, m.payload) for m in messages)
         self._report(row, "cells", cells, say)
 
 
