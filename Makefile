@@ -28,8 +28,8 @@ pytest: $(VENV)/.installed-test
 bench: $(VENV)/.installed
 	$(BIN)/nngsec bench
 
-# The example deployment must check clean (exit 0; the example policy ships unsigned, so
-# one unsigned-policy warning is expected).
+# The example deployment must check clean (exit 0; expected warnings: the example policy
+# ships unsigned, and its control service has two servers sharing a service key).
 check-example: $(VENV)/.installed
 	$(BIN)/nngsec check policies/factory.yaml policies/factory.topology.yaml
 

@@ -60,6 +60,7 @@ def test_inproc_connects_within_one_node_only():
         ("tcp://hub:0", True, "invalid port '0'"),
         ("tcp://hub:70000", True, "invalid port '70000'"),
         ("tcp://hub:55a", True, "invalid port '55a'"),
+        ("tcp://hub:\u0665\u0665\u0665\u0665", True, "invalid port"),  # Arabic-Indic digits
         ("tcp://hub:5555/path", True, "has a path"),
         ("tcp://*:5555", False, "cannot dial 'tcp://*:5555'"),
         ("tcp://0.0.0.0:5555", False, "cannot dial"),

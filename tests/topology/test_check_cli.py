@@ -43,15 +43,16 @@ def test_example_topology_checks_clean(run_cli, args):
     result = run_cli("check", *args, "--format", "json")
     assert result.returncode == 0, result.stdout + result.stderr
     findings = json.loads(result.stdout)["findings"]
-    # The one finding: the example policy ships unsigned (its admin key is nobody's).
-    assert [f["rule"] for f in findings] == ["unsigned-policy"]
+    # The example policy ships unsigned (its admin key is nobody's), and its control
+    # service has two controllers sharing a service key: both worth a warning.
+    assert [f["rule"] for f in findings] == ["unsigned-policy", "forgeable-service"]
 
 
 def test_example_topology_text_report(run_cli):
     result = run_cli("check", TOPOLOGY, cwd=ROOT)
     assert result.returncode == 0
     assert result.stdout.splitlines()[-1] == (
-        "0 errors, 1 warning in 1 file; checked policy factory (6 channels), 1 topology file "
+        "0 errors, 2 warnings in 1 file; checked policy factory (6 channels), 1 topology file "
         "(13 nodes, 18 links)"
     )
     assert "\033[" not in result.stdout  # not a terminal: no colour
@@ -65,7 +66,10 @@ def test_example_topology_follows_the_published_schema():
 def test_policy_alone_runs_the_policy_rules(run_cli):
     result = run_cli("check", POLICY, "--format", "json")
     assert result.returncode == 0
-    assert [f["rule"] for f in json.loads(result.stdout)["findings"]] == ["unsigned-policy"]
+    assert [f["rule"] for f in json.loads(result.stdout)["findings"]] == [
+        "unsigned-policy",
+        "forgeable-service",
+    ]
 
 
 # -- exit codes and output formats ----------------------------------------------------
@@ -107,7 +111,9 @@ def test_sarif_output_validates_against_the_sarif_schema(run_cli, deployment):
 
 
 def test_sarif_of_a_clean_run_validates_too(run_cli):
-    result = run_cli("check", TOPOLOGY, "--format", "sarif", "--ignore", "unsigned-policy")
+    result = run_cli(
+        "check", TOPOLOGY, "--format", "sarif", "--ignore", "unsigned-policy,forgeable-service"
+    )
     assert result.returncode == 0
     log = json.loads(result.stdout)
     jsonschema.Draft4Validator(json.loads(SARIF_SCHEMA.read_text())).validate(log)
@@ -119,7 +125,7 @@ def test_severity_options(run_cli):
     result = run_cli("check", TOPOLOGY, "--severity", "unsigned-policy=error", "--format", "json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["findings"][0]["severity"] == "error"
-    result = run_cli("check", TOPOLOGY, "--ignore", "unsigned-policy,wide-secret")
+    result = run_cli("check", TOPOLOGY, "--ignore", "unsigned-policy,forgeable-service")
     assert result.returncode == 0
     assert result.stdout.startswith("no findings; checked policy factory")
 
@@ -188,6 +194,12 @@ def _write(path: Path, text: str | bytes) -> Path:
         ("", r":1:1: the topology file is empty"),
         (b"nngsec: 1\npolicy: \xff\n", r":2:9: the topology is not valid UTF-8"),
         ("nngsec: 1\npolicy: policy.yaml\nnodes:\n\ta: {}\n", r":4:1: tab character"),
+        (
+            "nngsec: 1\npolicy: policy.yaml\nnodes:\n  hub:\n    relays:\n"
+            '      - {pattern: pair, channel: c, front: {listen: "tcp://*:1"},\n'
+            '         back: {listen: "tcp://*:2"}}\n',
+            r":6:19: nodes.hub.relays\[0\].pattern: pair has no relay",
+        ),
     ],
 )
 def test_malformed_topology_exits_2_with_one_positioned_line(

@@ -16,6 +16,10 @@ from nngsec._keys._keystore import Keystore
 from nngsec._topology._findings import Finding
 from nngsec._topology._rules import RULES
 
+# What the test deployment always gets: it is unsigned, and its control service has two
+# servers sharing a service key.
+BASELINE = {"unsigned-policy", "forgeable-service"}
+
 
 def of_rule(findings: list[Finding], rule: str) -> list[Finding]:
     return [f for f in findings if f.rule == rule]
@@ -83,7 +87,7 @@ def telemetry(**bad: str) -> str:
 def test_the_good_telemetry_topology_is_clean(deployment) -> None:
     findings = deployment.check(telemetry())
     # The test policy has channels this small topology does not use, and no signature.
-    assert {f.rule for f in findings} == {"unsigned-policy"}
+    assert {f.rule for f in findings} == BASELINE
 
 
 # -- topology rules driven by one changed value ---------------------------------------
@@ -135,7 +139,7 @@ def test_unpaired_listen_is_a_warning(deployment):
     )
     good = telemetry() + _nodes(spare.substitute(dial="tcp://spare:6000"))
     findings = deployment.check(good)
-    assert {f.rule for f in findings} == {"unsigned-policy"}  # a chain of two relays
+    assert {f.rule for f in findings} == BASELINE  # a chain of two relays
 
 
 def test_unpaired_dial_hints_at_the_near_miss(deployment):
@@ -225,7 +229,7 @@ def test_isolated_socket_and_a_subscriber_behind_two_relays(deployment) -> None:
     good = body.substitute(front='dial: "tcp://hub:5556"')
     findings = deployment.check(good)
     assert_clean(findings, "isolated-socket")
-    assert {f.rule for f in findings} == {"unsigned-policy"}
+    assert {f.rule for f in findings} == BASELINE
 
 
 def test_bus_not_meshed(deployment) -> None:
@@ -248,7 +252,9 @@ def test_bus_not_meshed(deployment) -> None:
     assert_clean(deployment.check(good), "bus-not-meshed")
 
 
-def test_bus_relay_joins_its_two_sides_only(deployment):
+def test_bus_relay_reflects_to_every_member_on_both_sides(deployment):
+    """The bus relay is a reflector (one raw Bus0 socket on both URLs): members on the same
+    side hear each other too. A member reached only through another member is not."""
     body = Template("""
     nodes:
       hub:
@@ -260,17 +266,16 @@ def test_bus_relay_joins_its_two_sides_only(deployment):
           - {channel: cells, role: member, dial: "tcp://hub:7000"}  # <-
       cell-2:
         sockets:
-          - {channel: cells, role: member, dial: "tcp://hub:$port", listen: "tcp://*:7002"}
+          - {channel: cells, role: member, dial: "tcp://hub:7000", listen: "tcp://*:7002"}
       cell-3:
         sockets:
-          - {channel: cells, role: member, dial: ["tcp://hub:7001", "tcp://cell-2:7002"]}
+          - {channel: cells, role: member, dial: $dial}
     """)
-    bad = body.substitute(port="7000")  # cell-1 and cell-2 share the front: no forwarding
-    findings = deployment.check(bad)
-    hit = assert_finds(findings, "bus-not-meshed", "warning", deployment.line(bad))
-    assert "does not reach the member socket(s) of cell-2" in hit.message
-    findings = deployment.check(body.substitute(port="7001"))
-    assert {f.rule for f in findings} == {"unsigned-policy"}
+    bad = body.substitute(dial='["tcp://cell-2:7002"]')  # bus sockets do not forward
+    hit = assert_finds(deployment.check(bad), "bus-not-meshed", "warning", deployment.line(bad))
+    assert "does not reach the member socket(s) of cell-3" in hit.message
+    findings = deployment.check(body.substitute(dial='["tcp://hub:7001", "tcp://cell-2:7002"]'))
+    assert {f.rule for f in findings} == BASELINE  # same side (1, 2) is fine
 
 
 def test_no_receivers_in_the_topology(deployment) -> None:
@@ -445,9 +450,12 @@ def admin(deployment):
 
 def test_unsigned_policy(deployment, admin) -> None:
     assert_finds(deployment.check(), "unsigned-policy", "warning", 1)
-    secret, _ = admin[1]
+    secret, public = admin[1]
     sign(deployment.policy_path, secret)
-    assert_clean(deployment.check(), "unsigned-policy")
+    assert_clean(deployment.check(trusted=(public,)), "unsigned-policy")
+    # A signature nothing can verify is not taken on trust: it may no longer match.
+    hit = assert_finds(deployment.check(), "unsigned-policy", "warning", 1)
+    assert "nothing here can verify" in hit.message
 
 
 def test_bad_signature_after_a_change(deployment, admin) -> None:
@@ -557,3 +565,12 @@ def test_duplicate_listen_across_scopes(deployment):
         bad = body.substitute(listen=listen)
         assert_finds(deployment.check(bad), "duplicate-listen", "error", deployment.line(bad))
     assert_clean(deployment.check(body.substitute(listen="tcp://ops:5561")), "duplicate-listen")
+
+
+def test_forgeable_service(deployment) -> None:
+    text = deployment.policy_text()
+    line = marked_line(text.replace("servers: [ctl-a, ctl-b]", "servers: [ctl-a, ctl-b]  # <-"))
+    hit = assert_finds(deployment.check(), "forgeable-service", "warning", line)
+    assert "2 servers sharing one service key" in hit.message
+    deployment.edit_policy("servers: [ctl-a, ctl-b]", "servers: [ctl-a]")
+    assert_clean(deployment.check(), "forgeable-service")

@@ -112,7 +112,7 @@ def _network(text: str, written: str, transport: str, rest: str, *, listen: bool
         host, colon, port_text = hostport.rpartition(":")
         if not colon:
             raise ValueError(f"{text!r} has no port, expected {written}://host:port")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise ValueError(f"invalid port {port_text!r} in {text!r}, expected 1 to 65535")
     host = host.lower()
     if host in _WILDCARDS:

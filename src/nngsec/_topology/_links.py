@@ -172,8 +172,9 @@ class Graph:
     def bus_reach(self, end: End, cache: dict[tuple[str, str], frozenset[str]]) -> set[str]:
         """Keys of the member sockets a bus member's frames reach.
 
-        NNG bus sockets deliver to directly connected peers only; a bus relay passes frames
-        from one side to the other (not back out of the side they came in).
+        NNG bus sockets deliver to directly connected peers only. A bus relay is a
+        reflector (one raw Bus0 socket listening on both URLs): it passes a frame to every
+        connection but the one it came from, so members on either side hear each other.
         """
         reached: set[str] = set()
         for link in end.links:
@@ -181,8 +182,7 @@ class Graph:
             if link.mismatch is not None or not other.sound:
                 continue
             if other.is_relay:
-                exit_side = "back" if other.kind == "front" else "front"
-                reached |= self._exit(other.relay_key, exit_side, cache, set())
+                reached |= self._exit(other.relay_key, cache, set())
             else:
                 reached.add(other.key)
         reached.discard(end.key)
@@ -191,29 +191,32 @@ class Graph:
     def _exit(
         self,
         relay: str,
-        side: str,
         cache: dict[tuple[str, str], frozenset[str]],
-        visiting: set[tuple[str, str]],
+        visiting: set[str],
     ) -> frozenset[str]:
-        token = (relay, side)
+        """Member sockets a frame entering bus relay ``relay`` reaches (both of its sides)."""
+        token = (relay, "both")
         if token in cache:
             return cache[token]
-        if token in visiting:
+        if relay in visiting:
             # A loop of bus relays (a broadcast storm in practice): stop here. What is cached
             # inside the loop may then miss members, so at worst a warning too many.
             return frozenset()
-        visiting.add(token)
+        visiting.add(relay)
         reached: set[str] = set()
-        for link in self.relay_sides[token].links:
-            other = link.other(self.relay_sides[token])
-            if link.mismatch is not None or not other.sound:
+        for side in ("front", "back"):
+            relay_side = self.relay_sides.get((relay, side))
+            if relay_side is None:
                 continue
-            if other.is_relay:
-                onward = "back" if other.kind == "front" else "front"
-                reached |= self._exit(other.relay_key, onward, cache, visiting)
-            else:
-                reached.add(other.key)
-        visiting.discard(token)
+            for link in relay_side.links:
+                other = link.other(relay_side)
+                if link.mismatch is not None or not other.sound:
+                    continue
+                if other.is_relay:
+                    reached |= self._exit(other.relay_key, cache, visiting)
+                else:
+                    reached.add(other.key)
+        visiting.discard(relay)
         cache[token] = frozenset(reached)
         return cache[token]
 

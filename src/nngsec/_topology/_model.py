@@ -38,7 +38,8 @@ from pydantic import (
     model_validator,
 )
 
-from .._policy._model import Name, Pattern, Topic
+from .._diagnostics import FieldValueError
+from .._policy._model import Name, Topic
 from ._addresses import parse_address
 
 __all__ = [
@@ -155,14 +156,31 @@ class RelaySide(_Model):
         return url
 
 
+RELAY_PATTERNS = ("pubsub", "pipeline", "reqrep", "survey", "bus")
+
+
+def _relay_pattern(value: object) -> object:
+    if value == "pair":
+        raise FieldValueError(
+            "pair has no relay: an NNG pair connects exactly two sockets",
+            "connect the two members directly",
+        )
+    return value
+
+
+RelayPattern = Annotated[
+    Literal["pubsub", "pipeline", "reqrep", "survey", "bus"], BeforeValidator(_relay_pattern)
+]
+
+
 class RelayModel(_Model):
     """A key-less device forwarding one channel's frames untouched (``nngsec relay``).
 
     ``front`` faces the initiating side (publishers, pushers, clients, surveyors), ``back``
-    the receiving side. For bus and pair both sides face members.
+    the receiving side. For bus both sides face members (the relay reflects between all).
     """
 
-    pattern: Pattern
+    pattern: RelayPattern
     channel: Name
     front: RelaySide
     back: RelaySide

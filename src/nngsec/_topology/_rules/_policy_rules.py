@@ -209,6 +209,46 @@ def forgeable_group(ctx: Context) -> Iterator[Issue]:
             )
 
 
+@rule("forgeable-service", "warning", scope="policy")
+def forgeable_service(ctx: Context) -> Iterator[Issue]:
+    """A reqrep channel with several servers: they share one service key, so any server can
+    pose as any client towards the others, and as any other server towards the clients.
+
+    **Why it matters.** A request is authenticated by the key between its client and the
+    *service*. With one server that key is the server's own; with several it is a shared
+    service key that every server holds, so each of them (or whoever steals one server's
+    keys) can read every client's requests, forge requests as any client to the other
+    servers, and forge replies as another server. Origin authenticity then holds only
+    between clients and "the service" as a whole.
+
+    **Example.**
+
+    ```yaml
+    channels:
+      control:
+        pattern: reqrep
+        clients: [dashboard]
+        servers: [controller-a, controller-b]   # forgeable-service
+    ```
+
+    **Fix.** Accept it if the servers are one trust domain (replicas of one service). If not,
+    give each server its own channel, or use `scheme: signed` where a clear payload is fine.
+    """
+    facts = ctx.facts
+    for channel in ctx.policy.channels:
+        if facts.key_kind(channel) != "service":
+            continue
+        servers = facts.active(facts.members(channel, "servers"))
+        if len(servers) > 1:
+            yield Issue(
+                ctx.at_policy(("channels", channel, "servers")),
+                f"channel {channel!r} has {len(servers)} servers sharing one service key: each "
+                f"of {_names(servers, 4)} can read every request and forge requests as any "
+                "client and replies as any other server",
+                "fine for replicas of one service; otherwise one channel per server",
+            )
+
+
 @rule("wide-secret", "warning", scope="policy")
 def wide_secret(ctx: Context) -> Iterator[Issue]:
     """A channel secret (group, audience or service key) held by more identities than a
@@ -432,7 +472,8 @@ def _signature_line(path: Path) -> tuple[int, str] | None:
 
 @rule("unsigned-policy", "warning", scope="policy")
 def unsigned_policy(ctx: Context) -> Iterator[Issue]:
-    """The policy has no signature file (`POLICY.sig`, written by `nngsec sign`).
+    """The policy has no valid signature: no signature file (`POLICY.sig`, written by
+    `nngsec sign`), or one that nothing here can verify.
 
     **Why it matters.** Without a signature, a node cannot tell the policy an admin wrote
     from one an attacker edited: whoever can write the file can add an identity to any
@@ -440,7 +481,8 @@ def unsigned_policy(ctx: Context) -> Iterator[Issue]:
     unsigned policy (then this is reported as `bad-signature`, an error).
 
     Offline, a signature is verified only against a signer's public key given with
-    `--trust ADMIN.pub` or pinned in the `--keystore`; otherwise only its form is checked.
+    `--trust ADMIN.pub` or pinned in the `--keystore`. Without either, a signature file is
+    reported here too: present, but not shown to be valid (it may no longer match).
 
     **Example.** `factory.yaml` without `factory.yaml.sig` beside it.
 
@@ -448,9 +490,18 @@ def unsigned_policy(ctx: Context) -> Iterator[Issue]:
     with `nngsec trust ADMIN.pub --keystore DIR`.
     """
     path = ctx.policy.path
-    if path is None or signature_path(path).exists():
+    if path is None:
         return
     pinned = ctx.keystore.trusted_signers() if ctx.keystore is not None else {}
+    if signature_path(path).exists():
+        if not pinned and not ctx.trusted:
+            yield Issue(
+                Place(ctx.policy.document.path, 1, 1),
+                f"the policy has a signature ({signature_path(path).name}) that nothing here "
+                "can verify, so it may not match the policy or its channel keys",
+                "give the signer's key: nngsec check ... --trust ADMIN.pub (or --keystore)",
+            )
+        return  # with signers, bad-signature reports a signature that does not verify
     if pinned:
         return  # bad-signature reports it as an error: those nodes refuse the policy
     yield Issue(
