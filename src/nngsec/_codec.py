@@ -121,9 +121,6 @@ class ChannelCodec:
         ctx = ChannelContext(
             policy_name=policy.name,
             channel=channel,
-            pattern=self.pattern,
-            scheme=self.scheme,
-            identity=identity,
             key=key,
             identities=policy.identities,
             keys=keys,

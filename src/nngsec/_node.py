@@ -206,10 +206,9 @@ class Node:
 
     def reply(self, request: Received, payload: bytes) -> bytes:
         """A frame answering ``request`` (a reqrep request or a survey) with ``payload``."""
-        key = f"{request.channel}\x00reply"
-        sender = self._senders.get(key)
+        sender = self._senders.get(request.channel)
         if sender is None:
-            sender = self._senders[key] = self.sender(request.channel)
+            sender = self._senders[request.channel] = self.sender(request.channel)
         return sender.reply(request, payload)
 
     def open(self, channel: str, frame: bytes) -> Received:

@@ -137,7 +137,6 @@ class _Shared:
         # single-server reqrep, survey responses), which is what makes nonces collide.
         self.sender: Sender | None = self.codec.sender() if role in SENDING_ROLES else None
         self.replies = ReplyCache()
-        self.lock = threading.Lock()
 
 
 def _digest(frame: bytes) -> bytes:

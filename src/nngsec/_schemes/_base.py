@@ -37,9 +37,6 @@ class ChannelContext:
 
     policy_name: str
     channel: str
-    pattern: str
-    scheme: str
-    identity: str
     key: IdentityKey
     identities: Mapping[str, PublicIdentity]
     keys: OpenedChannelKeys | None

@@ -156,9 +156,6 @@ class RelaySide(_Model):
         return url
 
 
-RELAY_PATTERNS = ("pubsub", "pipeline", "reqrep", "survey", "bus")
-
-
 def _relay_pattern(value: object) -> object:
     if value == "pair":
         raise FieldValueError(
