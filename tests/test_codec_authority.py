@@ -279,3 +279,28 @@ def test_senders_are_refused_before_any_cryptography(world_factory, monkeypatch,
     with pytest.raises(Rejected) as caught:
         receiver.open(bytes(frame))
     assert caught.value.reason == expected
+
+
+def test_key_material_never_shows_in_reprs(codec_world):
+    """Objects holding secrets print without them (logs, tracebacks, debuggers)."""
+    nodes = codec_world.nodes
+    sender = nodes["alice"].sender("pubsub-sealed")
+    sender.seal(b"x", topic="t.x")  # caches the session's content key
+    (content_key,) = [key for _, key in sender.state.cache.values()]
+    carol = nodes["carol"]
+    secrets = [
+        content_key.hex(),
+        repr(content_key),
+        repr(carol.key.box_secret),
+        repr(carol.channel_keys["pubsub-sealed"].current.secret),
+        carol.key.box_secret.hex(),
+        carol.key.to_text(),
+        carol.channel_keys["pubsub-sealed"].current.secret.hex(),
+    ]
+    shown = " ".join(
+        repr(thing)
+        for thing in (sender.state, carol.key, carol, carol.channel_keys["pubsub-sealed"])
+    )
+    for secret in secrets:
+        assert secret not in shown
+        assert secret.split(":")[-1] not in shown
