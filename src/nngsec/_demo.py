@@ -291,6 +291,7 @@ class _Factory:
         self.root = root
         self.closers: list[Any] = []
         self.recorded: dict[str, list[bytes]] = {}
+        self.relays: dict[str, Relay] = {}
         self.secrets: list[bytes] = []  # every honest payload, to look for in recordings
 
     def ipc(self, name: str) -> str:
@@ -318,7 +319,7 @@ class _Factory:
             if direction == "to-back":  # what initiators sent: readings, jobs, requests
                 record.append(body)
 
-        self._own(Relay(pattern, front=front, back=back, tap=tap).start())
+        self.relays[channel] = self._own(Relay(pattern, front=front, back=back, tap=tap).start())
         return front, back
 
     def _attach(self, identity: str, socket: Any, channel: str) -> Any:
@@ -357,8 +358,16 @@ class _Factory:
         dashboard.subscribe("temp.")  # the dashboard only wants temperatures
         archiver.subscribe("")
         attacker = self._own(pynng.Pub0(dial=front))
-        _wait(lambda: all(s.pipes for s in (*pubs.values(), dashboard, archiver, attacker)))
-        time.sleep(0.05)  # the relay's own pipes come up just after ours
+        # Pub/sub drops what a not-yet-connected pipe would get: wait for both ends of
+        # every connection (ours, and the relay's view of them).
+        relay = self.relays["telemetry"]
+        _wait(
+            lambda: (
+                all(s.pipes for s in (*pubs.values(), dashboard, archiver, attacker))
+                and relay.peers.front >= len(pubs) + 1
+                and relay.peers.back >= 2
+            )
+        )
 
         def publish(rounds: range) -> None:
             for index in rounds:
@@ -520,9 +529,15 @@ class _Factory:
         injector = self._own(
             pynng.Bus0(dial=urls["cell-1"], recv_timeout=TIMEOUT_MS)
         )  # talks to cell-1
+        # A bus drops what a not-yet-connected pipe would get: wait until cell-1 and cell-2
+        # also see the eavesdroppers (both ends of every connection are up).
         _wait(
             lambda: (
-                all(len(c.pipes) >= 2 for c in cells.values()) and listener.pipes and injector.pipes
+                len(cells["cell-1"].pipes) >= 3
+                and len(cells["cell-2"].pipes) >= 3
+                and len(cells["cell-3"].pipes) >= 2
+                and listener.pipes
+                and injector.pipes
             )
         )
         for index in range(CHATTER):
@@ -564,7 +579,15 @@ def main(as_json: bool = False) -> int:
     say: Callable[[str], None] = (
         (lambda _line: None) if as_json else (lambda line: print(line, flush=True))
     )
-    report = run_demo(say)
+    try:
+        report = run_demo(say)
+    except (pynng.NNGException, TimeoutError) as error:
+        print(
+            f"nngsec demo: FAILED: a socket did not deliver in time ({error}) (hint: the machine "
+            "may be overloaded; run it again)",
+            file=sys.stderr,
+        )
+        return 1
     if as_json:
         print(report.to_json())
     else:
