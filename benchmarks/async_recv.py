@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pynng
 
-from nngsec._async_io import wait_readable
+from nngsec._runtime._async_io import wait_readable
 
 COUNT = 100 if "--quick" in sys.argv else 2000
 ROUNDS = 5

@@ -19,7 +19,7 @@ from typing import Any
 import pynng
 
 from nngsec import Node, Relay
-from nngsec._wire import parse_frame
+from nngsec._runtime._wire import parse_frame
 
 TIMEOUT = 5.0  # seconds an expected event may take on a loaded two-core machine
 TIMEOUT_MS = int(TIMEOUT * 1000)

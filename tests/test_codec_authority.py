@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nngsec import PolicyError, Rejected
-from nngsec._schemes._base import SendState
-from nngsec._wire import Header, encode_header, parse_frame
+from nngsec._runtime._schemes._base import SendState
+from nngsec._runtime._wire import Header, encode_header, parse_frame
 
 
 def forge_as(attacker, channel, claimed, payload, *, topic=None):

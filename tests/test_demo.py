@@ -37,7 +37,7 @@ def test_demo_verdict_is_computed_from_what_arrived():
     fails, and so does an attack that was not rejected or a payload a relay could read."""
     from collections import Counter
 
-    from nngsec import _demo
+    from nngsec._cli import _demo
 
     sent = Counter({("w", "s", b"job 1"): 1, ("w", "s", b"job 2"): 1})
     row = _demo.ChannelRow(sent=2, expected=sent, delivered=Counter(sent))

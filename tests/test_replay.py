@@ -13,7 +13,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from nngsec._replay import ReplayGuard
+from nngsec._runtime._replay import ReplayGuard
 
 WINDOW = 64
 MAX_AGE = 30.0

@@ -11,7 +11,7 @@ import pynng
 import pytest
 
 from nngsec import Node, load_policy
-from nngsec._codec import ChannelCodec
+from nngsec._runtime._codec import ChannelCodec
 from tests import procs
 from tests.net import address, connected, wait_for
 from tests.support import FakeClock

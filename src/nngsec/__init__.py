@@ -4,15 +4,15 @@ Declare who may talk to whom in a YAML policy, attach it to ordinary pynng socke
 validate whole deployments offline. See ``docs/`` for the wire format and threat model.
 """
 
-from ._codec import Received
 from ._errors import KeystoreError, NngsecError, PolicyError, Problem, Rejected
 from ._keys._identity import IdentityKey, PublicIdentity
 from ._keys._keystore import Keystore
-from ._node import Node
 from ._policy._load import load_policy
 from ._policy._policy import Policy
 from ._relay import Relay, relay
-from ._sockets import SecureContext, SecureSocket, SocketStats
+from ._runtime._codec import Received
+from ._runtime._node import Node
+from ._runtime._sockets import SecureContext, SecureSocket, SocketStats
 from ._topology._check import check
 from ._topology._findings import Finding
 

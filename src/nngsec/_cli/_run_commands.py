@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from .. import _bench
+from . import _bench
 
 
 def _csv(kind: type, choices: tuple[Any, ...] | None = None) -> Any:
@@ -62,7 +62,7 @@ def register(commands: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .. import _demo
+    from . import _demo
 
     return _demo.main(as_json=args.json)
 

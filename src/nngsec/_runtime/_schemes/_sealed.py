@@ -19,8 +19,8 @@ import struct
 import threading
 from typing import Any
 
-from .._errors import PolicyError, Problem
-from .._labels import SEALED_FRAME, SEALED_WRAP
+from ..._errors import PolicyError, Problem
+from ..._labels import SEALED_FRAME, SEALED_WRAP
 from .._wire import Header
 from ._base import SchemeCodec, SendState, forged, nonce_of
 from ._crypto import (

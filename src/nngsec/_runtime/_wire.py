@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ._errors import Rejected
+from .._errors import Rejected
 
 __all__ = [
     "KEY_ID_SIZE",

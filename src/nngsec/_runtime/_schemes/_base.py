@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import PolicyError, Problem, Rejected
-from .._keys._channel_keys import EpochKeys, OpenedChannelKeys
-from .._keys._identity import IdentityKey, PublicIdentity
+from ..._errors import PolicyError, Problem, Rejected
+from ..._keys._channel_keys import EpochKeys, OpenedChannelKeys
+from ..._keys._identity import IdentityKey, PublicIdentity
 from .._wire import Header
 
 __all__ = ["ChannelContext", "SchemeCodec", "SendState", "forged", "no_key", "nonce_of"]

@@ -30,14 +30,14 @@ from typing import Any
 
 import pynng
 
-from ._admin import rotate, sign
-from ._codec import ChannelCodec
-from ._keys._channel_keys import ChannelKeyFile
-from ._keys._keystore import Keystore
-from ._node import Node
-from ._policy._load import load_policy
-from ._relay import Relay
-from ._wire import encode_header, parse_frame
+from .._admin import rotate, sign
+from .._keys._channel_keys import ChannelKeyFile
+from .._keys._keystore import Keystore
+from .._policy._load import load_policy
+from .._relay import Relay
+from .._runtime._codec import ChannelCodec
+from .._runtime._node import Node
+from .._runtime._wire import encode_header, parse_frame
 
 __all__ = ["DemoReport", "run_demo"]
 

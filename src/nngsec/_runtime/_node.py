@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pynng
 
+from .._errors import PolicyError, Problem
+from .._keys._channel_keys import ChannelKeyFile, OpenedChannelKeys
+from .._keys._identity import IdentityKey
+from .._keys._keystore import Keystore
+from .._policy._load import load_policy
+from .._policy._policy import Policy
 from ._codec import Accept, ChannelCodec, Received, Receiver, Sender, Topic
-from ._errors import PolicyError, Problem
-from ._keys._channel_keys import ChannelKeyFile, OpenedChannelKeys
-from ._keys._identity import IdentityKey
-from ._keys._keystore import Keystore
-from ._policy._load import load_policy
-from ._policy._policy import Policy
 from ._sockets import DEFAULT_BUFFER, OnReject, SecureSocket
 from ._trust import accept_policy, load_identity
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from ._errors import PolicyError, Problem
-from ._keys._channel_keys import ChannelKeyFile
-from ._keys._identity import IdentityKey
-from ._keys._keystore import Keystore
-from ._policy._policy import Policy, signature_path
-from ._policy._signing import verify_signature
+from .._errors import PolicyError, Problem
+from .._keys._channel_keys import ChannelKeyFile
+from .._keys._identity import IdentityKey
+from .._keys._keystore import Keystore
+from .._policy._policy import Policy, signature_path
+from .._policy._signing import verify_signature
 
 __all__ = ["accept_policy", "load_identity"]
 

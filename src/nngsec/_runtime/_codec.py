@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from ._errors import PolicyError, Problem, Rejected
-from ._keys._channel_keys import OpenedChannelKeys
-from ._keys._identity import IdentityKey
-from ._policy._policy import Policy
+from .._errors import PolicyError, Problem, Rejected
+from .._keys._channel_keys import OpenedChannelKeys
+from .._keys._identity import IdentityKey
+from .._policy._policy import Policy
 from ._replay import ReplayGuard
 from ._schemes._base import ChannelContext, SchemeCodec, SendState
 from ._schemes._peerbox import Reply, Request, SurveyResponse

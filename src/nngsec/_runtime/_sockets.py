@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import pynng
 
+from .._errors import PolicyError, Problem, Rejected
+from .._policy._model import ROLES
 from ._async_io import wait_readable
 from ._codec import Accept, Received, Receiver, Sender, Topic, topic_bytes
-from ._errors import PolicyError, Problem, Rejected
-from ._policy._model import ROLES
 from ._reply_cache import ReplyCache
 from ._wire import FrameRef
 

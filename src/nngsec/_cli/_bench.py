@@ -35,7 +35,7 @@ from typing import Any
 
 import pynng
 
-from ._errors import NngsecError, Problem
+from .._errors import NngsecError, Problem
 
 __all__ = ["BenchResult", "run_bench"]
 
@@ -87,8 +87,8 @@ class BenchResult:
 
 def make_world(root: Path) -> tuple[str, str]:
     """A policy with a sender and a receiver on one channel per pattern, keys and all."""
-    from ._admin import rotate
-    from ._keys._keystore import Keystore
+    from .._admin import rotate
+    from .._keys._keystore import Keystore
 
     keystore = Keystore(root / "keys")
     lines = ["nngsec: 1", "name: bench", "identities:"]
@@ -122,7 +122,7 @@ def _socket(pattern: str, side: str, url: str, world: tuple[str, str] | None) ->
             sock.subscribe(b"bench.")
         endpoint = sock
     else:
-        from ._node import Node
+        from .._runtime._node import Node
 
         logging.getLogger("nngsec").setLevel(logging.ERROR)
         node = Node(world[0], identity="sender" if sending else "receiver", keystore=world[1])
