@@ -288,18 +288,19 @@ def test_key_material_never_shows_in_reprs(codec_world):
     sender.seal(b"x", topic="t.x")  # caches the session's content key
     (content_key,) = [key for _, key in sender.state.cache.values()]
     carol = nodes["carol"]
+    carol_key = carol.keystore.identity("carol")
     secrets = [
         content_key.hex(),
         repr(content_key),
-        repr(carol.key.box_secret),
+        repr(carol_key.box_secret),
         repr(carol.channel_keys["pubsub-sealed"].current.secret),
-        carol.key.box_secret.hex(),
-        carol.key.to_text(),
+        carol_key.box_secret.hex(),
+        carol_key.to_text(),
         carol.channel_keys["pubsub-sealed"].current.secret.hex(),
     ]
     shown = " ".join(
         repr(thing)
-        for thing in (sender.state, carol.key, carol, carol.channel_keys["pubsub-sealed"])
+        for thing in (sender.state, carol_key, carol, carol.channel_keys["pubsub-sealed"])
     )
     for secret in secrets:
         assert secret not in shown

@@ -8,7 +8,7 @@ import threading
 import pynng
 import pytest
 
-from nngsec import PolicyError, Rejected
+from nngsec import PolicyError, Rejected, UsageError
 from tests.net import TRANSPORTS, address, connected
 
 TIMEOUT = 5000  # ms, so a broken test fails instead of hanging
@@ -213,7 +213,7 @@ def test_wrapper_exposes_no_unsecured_send(nodes):
             "new_context", "dial", "listen", "pipes", "close", "stats", "channel", "role",
             "recv_timeout",
         }  # fmt: skip
-        with pytest.raises(PolicyError):
+        with pytest.raises(UsageError):
             pub.recv()
 
 

@@ -43,7 +43,7 @@ def codec_for(world, identity, channel):
     assert keys_file is not None
     keys = keys_file.open_channel(channel, identity, key)
     return ChannelCodec(
-        policy, channel, identity=identity, key=key, keys=keys, clock=time.time,
+        policy, channel, identity=identity, identity_key=key, channel_keys=keys, clock=time.time,
         random=os.urandom, clock_skew=2.0,
     )  # fmt: skip
 

@@ -4,7 +4,7 @@ Declare who may talk to whom in a YAML policy, attach it to ordinary pynng socke
 validate whole deployments offline. See ``docs/`` for the wire format and threat model.
 """
 
-from ._errors import KeystoreError, NngsecError, PolicyError, Problem, Rejected
+from ._errors import KeystoreError, NngsecError, PolicyError, Problem, Rejected, UsageError
 from ._keys._identity import IdentityKey, PublicIdentity
 from ._keys._keystore import Keystore
 from ._policy._load import load_policy
@@ -35,6 +35,7 @@ __all__ = [
     "SecureContext",
     "SecureSocket",
     "SocketStats",
+    "UsageError",
     "__version__",
     "check",
     "load_policy",

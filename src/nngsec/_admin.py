@@ -14,8 +14,9 @@ from pathlib import Path
 
 from ._atomic import write_atomic
 from ._errors import PolicyError, Problem
-from ._keys._channel_keys import ChannelKeyFile, Kind
+from ._keys._channel_keys import ChannelKeyFile
 from ._keys._files import read_secret_file
+from ._patterns import ChannelKeyKind
 from ._policy._edit import add_revoked
 from ._policy._load import load_policy, parse_policy
 from ._policy._policy import Policy, channel_keys_path, signature_path
@@ -47,8 +48,8 @@ class RevokeResult:
     not_rotatable: tuple[str, ...]  # channels it could read whose keys are not channel keys
 
 
-def _channels_needing_keys(policy: Policy) -> dict[str, Kind]:
-    kinds: dict[str, Kind] = {}
+def _channels_needing_keys(policy: Policy) -> dict[str, ChannelKeyKind]:
+    kinds: dict[str, ChannelKeyKind] = {}
     for channel in policy.channels:
         kind = policy.channel_key_kind(channel)
         if kind is not None:

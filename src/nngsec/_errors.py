@@ -3,9 +3,14 @@
 ::
 
     NngsecError                 base of everything nngsec raises on purpose
-    ├── PolicyError             a policy, topology or channel-key file is invalid or untrusted
+    ├── PolicyError             a policy, topology or channel-key file is invalid or untrusted,
+    │                           or the policy does not allow what was asked (attach a socket
+    │                           in a role the identity does not hold, send without a role)
     ├── KeystoreError           a key file or keystore is missing, malformed or unsafe
-    └── Rejected                a received frame failed a check; ``.reason`` says which
+    ├── Rejected                a received frame failed a check; ``.reason`` says which
+    └── UsageError              a caller mistake (also a ``ValueError``): a payload over the
+                                channel's limit, ``send()`` on a Rep socket before ``recv()``,
+                                a topic on a channel without topics, a bad argument
 
 Errors about files carry :class:`Problem` records: the place (file, line, column, field
 path), what was found against what was expected, and a hint. ``str(error)`` prints one
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 __all__ = [
     "KeystoreError",
@@ -30,6 +35,7 @@ __all__ = [
     "Problem",
     "RejectReason",
     "Rejected",
+    "UsageError",
 ]
 
 
@@ -113,6 +119,11 @@ class KeystoreError(NngsecError):
     """A keystore or key file is missing, malformed, or unsafe to use."""
 
 
+class UsageError(NngsecError, ValueError):
+    """A mistake of the calling code, not of its input files: a bad argument, or a call
+    the socket's state does not allow. A ``ValueError`` too, as Python's convention has it."""
+
+
 RejectReason = Literal[
     "malformed",
     "wrong-channel",
@@ -145,18 +156,7 @@ class Rejected(NngsecError):
     NO_KEY: ClassVar[RejectReason] = "no-key"
     FORGED: ClassVar[RejectReason] = "forged"
 
-    REASONS: ClassVar[tuple[RejectReason, ...]] = (
-        "malformed",
-        "wrong-channel",
-        "unknown-sender",
-        "unauthorized",
-        "revoked",
-        "too-large",
-        "stale",
-        "replay",
-        "no-key",
-        "forged",
-    )
+    REASONS: ClassVar[tuple[RejectReason, ...]] = get_args(RejectReason)
 
     reason: RejectReason
     detail: str

@@ -7,8 +7,17 @@ characters, so a channel name fits the wire header's length byte with room to sp
 
 from __future__ import annotations
 
-__all__ = ["NAME_MAX", "NAME_PATTERN", "NAME_RULE"]
+import re
+
+__all__ = ["NAME_MAX", "NAME_PATTERN", "NAME_RULE", "is_name"]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 NAME_MAX = 64
 NAME_RULE = "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
+
+_NAME = re.compile(NAME_PATTERN)
+
+
+def is_name(value: object) -> bool:
+    """Whether ``value`` is a string that follows the name rule (and its length limit)."""
+    return isinstance(value, str) and len(value) <= NAME_MAX and _NAME.match(value) is not None

@@ -45,13 +45,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import pynng
 from pynng import ffi, lib
 
-from ._errors import NngsecError, Problem
+from ._errors import NngsecError, Problem, UsageError
+from ._patterns import PATTERNS as PATTERNS_BY_NAME
+from ._patterns import RELAY_PATTERN_NAMES, Pattern, PatternSpec, pattern_of
 
 __all__ = [
     "DEFAULT_BUFFER",
@@ -67,8 +69,8 @@ __all__ = [
 
 logger = logging.getLogger("nngsec")
 
-RelayPattern = Literal["pubsub", "pipeline", "reqrep", "survey", "bus"]
-PATTERNS: tuple[str, ...] = get_args(RelayPattern)
+RelayPattern = Pattern
+PATTERNS: tuple[str, ...] = RELAY_PATTERN_NAMES
 
 Direction = Literal["to-back", "to-front", "reflected"]
 """Which way a tapped message went: front to back, back to front, or round a bus."""
@@ -103,17 +105,24 @@ class _Spec:
     two_way: bool  # whether replies (or bus traffic) also travel back to the front
 
 
-_SPECS: dict[str, _Spec] = {
-    "pubsub": _Spec(
-        lib.nng_sub0_open_raw, lib.nng_pub0_open_raw, "publishers", "subscribers", False
-    ),
-    "pipeline": _Spec(lib.nng_pull0_open_raw, lib.nng_push0_open_raw, "pushers", "pullers", False),
-    "reqrep": _Spec(lib.nng_rep0_open_raw, lib.nng_req0_open_raw, "clients", "servers", True),
-    "survey": _Spec(
-        lib.nng_respondent0_open_raw, lib.nng_surveyor0_open_raw, "surveyors", "respondents", True
-    ),
-    "bus": _Spec(lib.nng_bus0_open_raw, None, "members", "members", True),
-}
+def _opener(socket_class: str) -> Callable[[Any], int]:
+    """NNG's raw opener for a pynng socket class: ``Sub0`` -> ``nng_sub0_open_raw``."""
+    opener: Callable[[Any], int] = getattr(lib, f"nng_{socket_class.lower()}_open_raw")
+    return opener
+
+
+def _spec(pattern: PatternSpec) -> _Spec:
+    front, back = pattern.relay_sockets()
+    return _Spec(
+        _opener(front),
+        _opener(back) if back is not None else None,
+        pattern.initiator.field,
+        pattern.receiver.field,
+        pattern.has_replies or pattern.symmetric,
+    )
+
+
+_SPECS: dict[str, _Spec] = {name: _spec(PATTERNS_BY_NAME[name]) for name in RELAY_PATTERN_NAMES}
 
 
 class Peers(NamedTuple):
@@ -171,7 +180,7 @@ class Relay:
                 Problem(f"buffer is {buffer}, expected 1 to 8192 messages", field="buffer")
             )
         if problems:
-            raise NngsecError(problems)
+            raise UsageError(problems)
         self.pattern = pattern
         self.front = front
         self.back = back
@@ -202,7 +211,7 @@ class Relay:
         """Open the raw sockets, listen or dial, and start forwarding in the background."""
         with self._lock:
             if self._started:
-                raise NngsecError(Problem("the relay is already started", hint="start() it once"))
+                raise UsageError(Problem("the relay is already started", hint="start() it once"))
             self._started = True
         try:
             front = self._open(self._spec.front)
@@ -477,8 +486,9 @@ def _check_arguments(
     problems: list[Problem] = []
     if pattern not in _SPECS:
         hint = f"relay patterns are {', '.join(PATTERNS)}"
-        if pattern == "pair":
-            hint += "; a pair has exactly two members, connect them directly"
+        known = pattern_of(pattern)
+        if known is not None and known.no_relay is not None:
+            hint += f"; {known.no_relay}"
         problems.append(Problem(f"no relay for pattern {pattern!r}", field="pattern", hint=hint))
     for side, url in (("front", front), ("back", back)):
         if not isinstance(url, str) or not url:

@@ -9,7 +9,7 @@ import pytest
 
 from nngsec import Policy, PolicyError, PublicIdentity, load_policy
 from nngsec._policy._load import parse_policy
-from nngsec._policy._model import BusChannel, PolicyModel, PubSubChannel
+from nngsec._policy._model import CHANNEL_MODELS, PolicyModel
 
 from .helpers import K1, K2
 
@@ -119,21 +119,21 @@ def test_settings_are_parsed():
         '    topics: ["temp.", "hum."]\n    description: readings\n',
     )
     channel = policy.channels["ch"]
-    assert isinstance(channel, PubSubChannel)
+    assert isinstance(channel, CHANNEL_MODELS["pubsub"])
     assert channel.max_age == 90.0
     assert channel.replay_window == 64
     assert channel.max_message_size == 512 * 1024
-    assert channel.topics == ("temp.", "hum.")
+    assert channel.topic_prefixes == ("temp.", "hum.")
     assert channel.description == "readings"
 
 
 def test_bus_origin_defaults_to_signed():
     default = one_channel("bus", "members: [a, b]").channels["ch"]
-    assert isinstance(default, BusChannel)
-    assert default.origin == "signed"
+    assert isinstance(default, CHANNEL_MODELS["bus"])
+    assert default.origin_mode == "signed"
     group = one_channel("bus", "members: [a, b]", "    origin: group\n").channels["ch"]
-    assert isinstance(group, BusChannel)
-    assert group.origin == "group"
+    assert isinstance(group, CHANNEL_MODELS["bus"])
+    assert group.origin_mode == "group"
 
 
 def test_the_example_policy_loads():

@@ -103,7 +103,7 @@ def test_every_default_is_valid_for_its_own_field(schema):
 
 
 def test_durations_and_sizes_are_strings_with_units(schema):
-    channel = schema["$defs"]["PubSubChannel"]["properties"]
+    channel = schema["$defs"]["PubsubChannel"]["properties"]
     assert channel["max_age"]["type"] == "string"
     assert channel["max_age"]["default"] == "30s"
     assert channel["max_message_size"]["type"] == "string"

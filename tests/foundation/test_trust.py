@@ -313,7 +313,7 @@ def test_the_keys_of_another_policy_are_refused(world):
 def test_node_accepts_paths_as_well_as_objects(world):
     node = Node(world.policy_path, identity="dashboard", keystore=Path(world.keystore.directory))
     assert node.policy.name == "factory"
-    assert node.key.public == node.policy.identities["dashboard"]
+    assert node.public_key == node.policy.identities["dashboard"]
 
 
 def test_a_keystore_that_cannot_keep_the_rollback_record_is_a_keystore_error(world, monkeypatch):

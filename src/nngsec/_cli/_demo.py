@@ -213,8 +213,8 @@ class _Setup:
         keys_file = ChannelKeyFile.load(self.policy.keys_path)
         assert keys_file is not None
         return ChannelCodec(
-            self.policy, channel, identity="sensor-9", key=key,
-            keys=keys_file.open_channel(channel, "sensor-9", key),
+            self.policy, channel, identity="sensor-9", identity_key=key,
+            channel_keys=keys_file.open_channel(channel, "sensor-9", key),
             clock=time.time, random=os.urandom, clock_skew=2.0,
         )  # fmt: skip
 

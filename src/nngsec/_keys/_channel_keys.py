@@ -63,12 +63,12 @@ from .._atomic import write_atomic
 from .._diagnostics import FieldValueError, pydantic_problems
 from .._errors import PolicyError, Problem
 from .._labels import CHANNEL_KEY_ENTRY
+from .._patterns import ChannelKeyKind
 from .._yaml import parse_yaml, read_text
 from ._identity import IdentityKey
 
 __all__ = ["ChannelKeyFile", "EpochKeys", "OpenedChannelKeys"]
 
-Kind = Literal["group", "audience", "service"]
 _KIND_BYTE: dict[str, bytes] = {"group": b"g", "audience": b"a", "service": b"s"}
 FORMAT_VERSION = 1
 SECRET_SIZE = 32
@@ -116,7 +116,7 @@ class EpochModel(_Model):
 
 
 class ChannelModel(_Model):
-    kind: Kind
+    kind: ChannelKeyKind
     epochs: tuple[EpochModel, ...] = Field(min_length=1, max_length=2)
 
 
@@ -165,7 +165,7 @@ class EpochKeys:
 class OpenedChannelKeys:
     """The epochs of one channel a node knows: the current one first."""
 
-    kind: Kind
+    kind: ChannelKeyKind
     epochs: tuple[EpochKeys, ...]
 
     @property
@@ -233,7 +233,7 @@ class ChannelKeyFile:
         *,
         policy_name: str,
         path: Path,
-        kinds: dict[str, Kind],
+        kinds: dict[str, ChannelKeyKind],
         holders: Mapping[str, Iterable[tuple[str, bytes]]],
         rotate: Iterable[str],
         now: float,

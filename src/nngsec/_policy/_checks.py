@@ -8,36 +8,71 @@ so nothing is reported twice.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .._errors import Problem
-from .._names import NAME_MAX, NAME_PATTERN
-from .._yaml import YamlDocument
-from ._model import DEFAULT_SCHEME, PATTERNS, ROLES, Pattern
+from .._names import is_name
+from .._patterns import SCHEME_NAMES, pattern_of
+from .._yaml import Loc, YamlDocument
 
-__all__ = ["ALLOWED_SCHEMES", "cross_check", "find_group_cycle"]
-
-ALLOWED_SCHEMES: dict[Pattern, tuple[str, ...]] = {
-    "pair": ("secretbox", "signed", "plaintext"),
-    "bus": ("secretbox", "signed", "plaintext"),
-    "pubsub": ("sealed", "signed", "plaintext"),
-    "pipeline": ("sealed", "signed", "plaintext"),
-    "reqrep": ("peerbox", "signed", "plaintext"),
-    "survey": ("sealed", "signed", "plaintext"),
-}
-
-_NAME = re.compile(NAME_PATTERN)
-
-
-def _is_name(value: object) -> bool:
-    return isinstance(value, str) and len(value) <= NAME_MAX and _NAME.match(value) is not None
+__all__ = ["cross_check", "expand_groups", "find_group_cycle", "unknown_names"]
 
 
 def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key)
     return value if isinstance(value, dict) else {}
+
+
+def expand_groups(names: Iterable[str], groups: Mapping[str, Iterable[str]]) -> frozenset[str]:
+    """The names behind ``names`` once every group in it is replaced by its members,
+    recursively. A group met again (a cycle, reported elsewhere) is not expanded twice."""
+    result: set[str] = set()
+    stack = list(names)
+    seen: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in groups:
+            if name not in seen:
+                seen.add(name)
+                stack.extend(groups[name])
+        else:
+            result.add(name)
+    return frozenset(result)
+
+
+def unknown_names(data: Any) -> Iterator[tuple[Loc, str, str]]:
+    """(loc, name, where) for every well-formed name in groups, channel roles and
+    ``revoked`` that no identity or group defines.
+
+    Works on the raw document so that it also runs when the policy as a whole does not
+    load; values of the wrong shape are skipped (the model reports them). A group listed
+    under ``revoked`` is another problem (reported by :func:`cross_check`), not an unknown.
+    """
+    if not isinstance(data, dict):
+        return
+    groups = _mapping(data, "groups")
+    known = set(_mapping(data, "identities")) | set(groups)
+
+    def scan(loc: Loc, names: object, where: str) -> Iterator[tuple[Loc, str, str]]:
+        if isinstance(names, list):
+            for index, name in enumerate(names):
+                if is_name(name) and name not in known:
+                    yield (*loc, index), name, where
+
+    for group, members in groups.items():
+        yield from scan(("groups", group), members, f"group {group!r}")
+    for channel, spec in _mapping(data, "channels").items():
+        pattern = pattern_of(spec.get("pattern")) if isinstance(spec, dict) else None
+        if pattern is None:
+            continue  # the model reports a missing or malformed pattern
+        for role in pattern.roles:
+            yield from scan(
+                ("channels", channel, role.field),
+                spec.get(role.field),
+                f"{role.field} of channel {channel!r}",
+            )
+    yield from scan(("revoked",), data.get("revoked"), "revoked")
 
 
 def find_group_cycle(groups: dict[str, list[str]]) -> list[str] | None:
@@ -69,24 +104,13 @@ def find_group_cycle(groups: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
-def _expand(names: list[str], groups: dict[str, list[str]], seen: frozenset[str]) -> set[str]:
-    result: set[str] = set()
-    for name in names:
-        if name in groups:
-            if name not in seen:
-                result |= _expand(groups[name], groups, seen | {name})
-        else:
-            result.add(name)
-    return result
-
-
 def cross_check(doc: YamlDocument) -> Iterator[Problem]:
     """Every cross-reference problem in the policy document."""
     data: dict[str, Any] = doc.data
     identities = _mapping(data, "identities")
     raw_groups = _mapping(data, "groups")
     groups = {
-        name: [m for m in members if _is_name(m)]
+        name: [m for m in members if is_name(m)]
         for name, members in raw_groups.items()
         if isinstance(members, list)
     }
@@ -114,14 +138,15 @@ def cross_check(doc: YamlDocument) -> Iterator[Problem]:
         elif isinstance(key, str):
             seen_keys[key.strip()] = name
 
-    for group in groups:
-        for index, member in enumerate(raw_groups[group]):
-            if _is_name(member) and member not in known:
-                yield doc.problem(
-                    ("groups", group, index),
-                    f"unknown name {member!r} in group {group!r}",
-                    hint_names,
-                )
+    for loc, name, where in unknown_names(data):
+        if where == "revoked":
+            yield doc.problem(
+                loc,
+                f"unknown identity {name!r} in revoked",
+                "keep the revoked identity under identities: so its key stays known",
+            )
+        else:
+            yield doc.problem(loc, f"unknown name {name!r} in {where}", hint_names)
     # A name that is also an identity is reported above as ambiguous, not also as a cycle.
     cycle = find_group_cycle(
         {
@@ -140,27 +165,21 @@ def cross_check(doc: YamlDocument) -> Iterator[Problem]:
 
     for channel, spec in _mapping(data, "channels").items():
         if isinstance(spec, dict):
-            yield from _check_channel(doc, channel, spec, known, groups, hint_names)
+            yield from _check_channel(doc, channel, spec, known, groups)
 
     revoked = data.get("revoked")
     if isinstance(revoked, list):
         seen: set[str] = set()
         for index, name in enumerate(revoked):
-            if not _is_name(name):
+            if not is_name(name):
                 continue
-            if name in groups:
+            if name in raw_groups:
                 yield doc.problem(
                     ("revoked", index),
                     f"{name!r} is a group; only identities can be revoked",
                     "list each identity of the group under revoked:",
                 )
-            elif name not in identities:
-                yield doc.problem(
-                    ("revoked", index),
-                    f"unknown identity {name!r} in revoked",
-                    "keep the revoked identity under identities: so its key stays known",
-                )
-            elif name in seen:
+            elif name in seen and name in identities:
                 yield doc.problem(
                     ("revoked", index),
                     f"{name!r} is listed twice in revoked",
@@ -175,50 +194,42 @@ def _check_channel(
     spec: dict[str, Any],
     known: set[str],
     groups: dict[str, list[str]],
-    hint_names: str,
 ) -> Iterator[Problem]:
-    pattern = spec.get("pattern")
-    if pattern not in PATTERNS:
+    pattern = pattern_of(spec.get("pattern"))
+    if pattern is None:
         return  # the model reports the missing or unknown pattern
     loc = ("channels", channel)
-    for role, _singular in ROLES[pattern]:
-        names = spec.get(role)
+    for role in pattern.roles:
+        names = spec.get(role.field)
         if not isinstance(names, list):
+            continue  # unknown names in it are reported by cross_check, shapes by the model
+        if not all(is_name(n) and n in known for n in names):
             continue
-        for index, name in enumerate(names):
-            if _is_name(name) and name not in known:
-                yield doc.problem(
-                    (*loc, role, index),
-                    f"unknown name {name!r} in {role} of channel {channel!r}",
-                    hint_names,
-                )
-        resolved = _expand([n for n in names if _is_name(n) and n in known], groups, frozenset())
-        if pattern == "pair":
-            if len(resolved) != 2 and all(_is_name(n) and n in known for n in names):
-                yield doc.problem(
-                    (*loc, role),
-                    f"a pair channel has exactly 2 members, got {len(resolved)}"
-                    + (f" ({', '.join(sorted(resolved))})" if resolved else ""),
-                    "use pattern: bus for more than two peers",
-                )
-        elif not resolved and all(_is_name(n) and n in known for n in names):
+        resolved = expand_groups(names, groups)
+        if pattern.members is not None and len(resolved) != pattern.members:
             yield doc.problem(
-                (*loc, role),
-                f"{role} of channel {channel!r} names no identity",
-                f"a {pattern} channel needs at least one identity in each role",
+                (*loc, role.field),
+                f"a {pattern.name} channel has exactly {pattern.members} {role.field}, "
+                f"got {len(resolved)}" + (f" ({', '.join(sorted(resolved))})" if resolved else ""),
+                "use pattern: bus for more than two peers",
+            )
+        elif not resolved:
+            yield doc.problem(
+                (*loc, role.field),
+                f"{role.field} of channel {channel!r} names no identity",
+                f"a {pattern.name} channel needs at least one identity in each role",
             )
 
     scheme = spec.get("scheme", "auto")
-    allowed = ALLOWED_SCHEMES[pattern]
-    known_scheme = scheme in ("secretbox", "sealed", "peerbox", "signed", "plaintext")
-    if known_scheme and scheme not in allowed:
+    if scheme in SCHEME_NAMES and scheme not in pattern.schemes:
         yield doc.problem(
             (*loc, "scheme"),
-            f"scheme {scheme!r} does not fit pattern {pattern!r}, "
-            f"expected one of {', '.join(allowed)}",
-            f"use scheme: auto ({DEFAULT_SCHEME[pattern]}) unless you need another",
+            f"scheme {scheme!r} does not fit pattern {pattern.name!r}, "
+            f"expected one of {', '.join(pattern.schemes)}",
+            f"use scheme: auto ({pattern.default_scheme}) unless you need another",
         )
-    if pattern == "bus" and spec.get("origin") == "group" and scheme not in ("auto", "secretbox"):
+    origin = spec.get("origin")
+    if "group" in pattern.origins and origin == "group" and scheme not in ("auto", "secretbox"):
         yield doc.problem(
             (*loc, "origin"),
             f"origin: group applies to scheme secretbox only, got scheme {scheme!r}",

@@ -17,9 +17,10 @@ from .._diagnostics import pydantic_problems
 from .._errors import PolicyError, Problem
 from .._keys._identity import PUBLIC_PREFIX
 from .._names import NAME_MAX
+from .._patterns import PATTERN_NAMES, pattern_of
 from .._yaml import Loc, YamlDocument, parse_yaml, read_text
 from ._checks import cross_check
-from ._model import CHANNEL_MODELS, PATTERNS, ROLES, PolicyModel
+from ._model import CHANNEL_MODELS, PolicyModel
 from ._policy import Policy
 
 __all__ = ["load_policy", "parse_policy"]
@@ -82,9 +83,9 @@ def _sorted_unique(problems: Iterable[Problem]) -> list[Problem]:
 def _channel_fields(doc: YamlDocument, loc: Loc) -> list[str]:
     if len(loc) == 2 and loc[0] == "channels":
         channel = doc.data.get("channels", {}).get(loc[1])
-        pattern = channel.get("pattern") if isinstance(channel, dict) else None
-        if pattern in CHANNEL_MODELS:
-            return list(CHANNEL_MODELS[pattern].model_fields)
+        spec = pattern_of(channel.get("pattern")) if isinstance(channel, dict) else None
+        if spec is not None:
+            return list(CHANNEL_MODELS[spec.name].model_fields)
     return []
 
 
@@ -94,19 +95,20 @@ def _model_problems(doc: YamlDocument, errors: list[ErrorDetails]) -> Iterator[P
         doc,
         errors,
         PolicyModel,
-        union_tags=frozenset(PATTERNS),
+        union_tags=frozenset(PATTERN_NAMES),
         allowed_fields=lambda loc: _channel_fields(doc, loc),
         name_max=NAME_MAX,
     ):
         field = problem.field
         in_channel = field.startswith("channels.") and field.count(".") == 2
         if kind == "extra_forbidden" and in_channel:
-            pattern = doc.data["channels"][field.split(".")[1]].get("pattern")
-            roles = ", ".join(r for r, _ in ROLES[pattern])
-            problem = replace(
-                problem,
-                message=f"{problem.message} for a {pattern} channel (its roles are {roles})",
-            )
+            spec = pattern_of(doc.data["channels"][field.split(".")[1]].get("pattern"))
+            if spec is not None:
+                roles = ", ".join(spec.role_fields)
+                problem = replace(
+                    problem,
+                    message=f"{problem.message} for a {spec.name} channel (its roles are {roles})",
+                )
         elif kind == "missing" and in_channel and not field.endswith(".pattern"):
             problem = replace(
                 problem, hint=f"this pattern needs the role field {field.rsplit('.', 1)[1]!r}"

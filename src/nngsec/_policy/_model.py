@@ -1,12 +1,15 @@
 """The policy file as pydantic models (shape only; cross-references are in ``_checks.py``).
 
 Every model forbids unknown fields (a typo must not silently weaken security) and is
-immutable. ``scheme: auto`` is resolved here, per pattern, from :data:`DEFAULT_SCHEME`.
+immutable. There is one channel model per pattern, built from the pattern's record in
+:mod:`nngsec._patterns` (its role fields, and ``topics``/``origin`` where the pattern has
+them), so the models cannot drift from what the rest of nngsec knows about the pattern.
+``scheme: auto`` is resolved here, to the pattern's default scheme.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -18,6 +21,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     WithJsonSchema,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -25,45 +29,10 @@ from pydantic import (
 from .._diagnostics import FieldValueError
 from .._keys._identity import PUBLIC_PREFIX, PublicIdentity
 from .._names import NAME_MAX, NAME_PATTERN
+from .._patterns import PATTERNS, SCHEME_NAMES, Origin, Pattern, PatternSpec, Scheme, pattern_of
 from .._units import parse_duration, parse_size
 
-__all__ = [
-    "DEFAULT_SCHEME",
-    "PATTERNS",
-    "ROLES",
-    "SCHEMES",
-    "Channel",
-    "ChannelBase",
-    "Pattern",
-    "PolicyModel",
-    "Scheme",
-]
-
-Pattern = Literal["pair", "bus", "pubsub", "pipeline", "reqrep", "survey"]
-Scheme = Literal["secretbox", "sealed", "peerbox", "signed", "plaintext"]
-PATTERNS: tuple[Pattern, ...] = ("pair", "bus", "pubsub", "pipeline", "reqrep", "survey")
-SCHEMES: tuple[Scheme, ...] = ("secretbox", "sealed", "peerbox", "signed", "plaintext")
-
-# Role fields of each pattern as (policy field, singular role name used in topologies).
-ROLES: dict[Pattern, tuple[tuple[str, str], ...]] = {
-    "pair": (("members", "member"),),
-    "bus": (("members", "member"),),
-    "pubsub": (("publishers", "publisher"), ("subscribers", "subscriber")),
-    "pipeline": (("pushers", "pusher"), ("pullers", "puller")),
-    "reqrep": (("clients", "client"), ("servers", "server")),
-    "survey": (("surveyors", "surveyor"), ("respondents", "respondent")),
-}
-
-# Section 3 of the design brief. The survey's responses are peerbox frames; its scheme
-# names how the survey itself travels.
-DEFAULT_SCHEME: dict[Pattern, Scheme] = {
-    "pair": "secretbox",
-    "bus": "secretbox",
-    "pubsub": "sealed",
-    "pipeline": "sealed",
-    "reqrep": "peerbox",
-    "survey": "sealed",
-}
+__all__ = ["CHANNEL_MODELS", "Channel", "ChannelBase", "PolicyModel"]
 
 
 Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN, max_length=NAME_MAX)]
@@ -133,6 +102,10 @@ PublicKey = Annotated[
     WithJsonSchema({"type": "string", "pattern": f"^{PUBLIC_PREFIX}[A-Za-z0-9_-]{{91}}$"}),
 ]
 NameList = tuple[Name, ...]
+if TYPE_CHECKING:
+    SchemeChoice = Literal["auto"] | Scheme
+else:
+    SchemeChoice = Literal[("auto", *SCHEME_NAMES)]
 
 
 class _Model(BaseModel):
@@ -143,7 +116,7 @@ class ChannelBase(_Model):
     """Settings every channel has, whatever its pattern."""
 
     description: StrictStr | None = None
-    scheme: Literal["auto", "secretbox", "sealed", "peerbox", "signed", "plaintext"] = "auto"
+    scheme: SchemeChoice = "auto"
     max_age: Duration = Field(
         default=30.0,
         description="oldest acceptable frame, e.g. 30s",
@@ -162,81 +135,78 @@ class ChannelBase(_Model):
     @classmethod
     def _resolve_auto(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("scheme", "auto") == "auto":
-            pattern = data.get("pattern")
-            if pattern in DEFAULT_SCHEME:
-                data = {**data, "scheme": DEFAULT_SCHEME[pattern]}
+            spec = pattern_of(data.get("pattern"))
+            if spec is not None:
+                data = {**data, "scheme": spec.default_scheme}
         return data
 
+    # The per-pattern fields (``pattern``, the role fields, ``topics``, ``origin``) are
+    # declared by the models built below; these read them with their types.
     @property
     def pattern_name(self) -> Pattern:
-        return self.pattern  # type: ignore[attr-defined,no-any-return]
+        return self.__dict__["pattern"]  # type: ignore[no-any-return]
+
+    @property
+    def pattern_spec(self) -> PatternSpec:
+        return PATTERNS[self.pattern_name]
 
     @property
     def resolved_scheme(self) -> Scheme:
-        """The scheme in force (``auto`` is resolved at load time, so this is ``scheme``)."""
-        assert self.scheme != "auto"
+        """The scheme in force (``auto`` is resolved at validation, so this is ``scheme``)."""
+        if self.scheme == "auto":
+            raise RuntimeError("scheme: auto was not resolved")  # the validator above does
         return self.scheme
+
+    @property
+    def topic_prefixes(self) -> tuple[str, ...] | None:
+        """Allowed topic prefixes (pubsub), or ``None``: any topic, or no topics at all."""
+        return self.__dict__.get("topics")
+
+    @property
+    def origin_mode(self) -> Origin | None:
+        """How receivers learn who sent a frame, where the pattern lets a policy choose."""
+        return self.__dict__.get("origin")
 
     def role_members(self, role_field: str) -> tuple[str, ...]:
         """Names listed under a role field (``publishers`` ...), groups not yet expanded."""
-        return getattr(self, role_field)  # type: ignore[no-any-return]
+        return self.__dict__[role_field]  # type: ignore[no-any-return]
 
 
-class PairChannel(ChannelBase):
-    pattern: Literal["pair"]
-    members: NameList
-
-
-class BusChannel(ChannelBase):
-    pattern: Literal["bus"]
-    members: NameList
-    origin: Literal["signed", "group"] = Field(
-        default="signed",
-        description="signed: each frame carries its sender's signature; group: any member "
-        "can pose as any other (reported by the checker)",
+def _channel_model(spec: PatternSpec) -> type[ChannelBase]:
+    fields: dict[str, Any] = {"pattern": (Literal[spec.name], ...)}
+    for role in spec.roles:
+        fields[role.field] = (NameList, ...)
+    if spec.has_topic:
+        fields["topics"] = (
+            tuple[Topic, ...] | None,
+            Field(default=None, description="allowed topic prefixes; any topic when absent"),
+        )
+    if spec.origins:
+        fields["origin"] = (
+            Literal[spec.origins],
+            Field(
+                default=spec.origins[0],
+                description="signed: each frame carries its sender's signature; group: any "
+                "member can pose as any other (reported by the checker)",
+            ),
+        )
+    model: type[ChannelBase] = create_model(
+        f"{spec.name.title()}Channel", __base__=ChannelBase, __module__=__name__, **fields
     )
+    return model
 
-
-class PubSubChannel(ChannelBase):
-    pattern: Literal["pubsub"]
-    publishers: NameList
-    subscribers: NameList
-    topics: tuple[Topic, ...] | None = Field(
-        default=None, description="allowed topic prefixes; any topic when absent"
-    )
-
-
-class PipelineChannel(ChannelBase):
-    pattern: Literal["pipeline"]
-    pushers: NameList
-    pullers: NameList
-
-
-class ReqRepChannel(ChannelBase):
-    pattern: Literal["reqrep"]
-    clients: NameList
-    servers: NameList
-
-
-class SurveyChannel(ChannelBase):
-    pattern: Literal["survey"]
-    surveyors: NameList
-    respondents: NameList
-
-
-Channel = Annotated[
-    PairChannel | BusChannel | PubSubChannel | PipelineChannel | ReqRepChannel | SurveyChannel,
-    Field(discriminator="pattern"),
-]
 
 CHANNEL_MODELS: dict[Pattern, type[ChannelBase]] = {
-    "pair": PairChannel,
-    "bus": BusChannel,
-    "pubsub": PubSubChannel,
-    "pipeline": PipelineChannel,
-    "reqrep": ReqRepChannel,
-    "survey": SurveyChannel,
+    name: _channel_model(spec) for name, spec in PATTERNS.items()
 }
+
+if TYPE_CHECKING:
+    Channel = ChannelBase
+else:
+    Channel = Annotated[
+        Union[tuple(CHANNEL_MODELS.values())],  # noqa: UP007 - built from the table
+        Field(discriminator="pattern"),
+    ]
 
 
 class PolicyModel(_Model):

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
 
 from .._keys._identity import PublicIdentity
+from .._patterns import ChannelKeyKind, PatternSpec
 from .._yaml import YamlDocument
-from ._model import ROLES, ChannelBase, Pattern, PolicyModel
+from ._checks import expand_groups
+from ._model import ChannelBase, PolicyModel
 
-__all__ = ["ChannelKeyKind", "Policy", "channel_keys_path", "signature_path"]
-
-ChannelKeyKind = Literal["group", "audience", "service"]
-
-# Which role fields send frames first ("forward") and which receive them, per pattern.
-# Replies (reqrep) and responses (survey) travel back from a receiver to a sender.
-SENDER_ROLES: dict[Pattern, tuple[str, ...]] = {
-    "pair": ("members",),
-    "bus": ("members",),
-    "pubsub": ("publishers",),
-    "pipeline": ("pushers",),
-    "reqrep": ("clients",),
-    "survey": ("surveyors",),
-}
-RECEIVER_ROLES: dict[Pattern, tuple[str, ...]] = {
-    "pair": ("members",),
-    "bus": ("members",),
-    "pubsub": ("subscribers",),
-    "pipeline": ("pullers",),
-    "reqrep": ("servers",),
-    "survey": ("respondents",),
-}
+__all__ = ["Policy", "channel_keys_path", "signature_path"]
 
 
 def channel_keys_path(policy_path: Path) -> Path:
@@ -62,6 +42,7 @@ class Policy:
         self.path = path
         self.source = source
         self.document = document
+        self._members: dict[tuple[str, str], frozenset[str]] = {}
 
     # -- declared fields ----------------------------------------------------------------
     @property
@@ -85,7 +66,7 @@ class Policy:
     def channels(self) -> Mapping[str, ChannelBase]:
         return MappingProxyType(self.model.channels)
 
-    @property
+    @cached_property
     def revoked(self) -> frozenset[str]:
         return frozenset(self.model.revoked)
 
@@ -93,92 +74,92 @@ class Policy:
     def keys_path(self) -> Path | None:
         return channel_keys_path(self.path) if self.path else None
 
-    # -- derived ------------------------------------------------------------------------
+    # -- derived (the policy is immutable, so every answer is computed once) -----------
     @cached_property
     def by_key_id(self) -> Mapping[bytes, str]:
         """Identity name by 8-byte key id (the sender field of every frame)."""
         return {key.key_id: name for name, key in self.identities.items()}
 
-    def expand(self, names: tuple[str, ...] | list[str]) -> frozenset[str]:
+    def expand(self, names: Iterable[str]) -> frozenset[str]:
         """Identity names behind a list of identity and group names."""
-        result: set[str] = set()
-        stack = list(names)
-        seen: set[str] = set()
-        while stack:
-            name = stack.pop()
-            if name in self.groups:
-                if name not in seen:
-                    seen.add(name)
-                    stack.extend(self.groups[name])
-            else:
-                result.add(name)
-        return frozenset(result)
+        return expand_groups(names, self.groups)
+
+    def pattern(self, channel: str) -> PatternSpec | None:
+        """The pattern of ``channel``, or ``None`` when the policy has no such channel."""
+        spec = self.channels.get(channel)
+        return spec.pattern_spec if spec is not None else None
 
     def members(self, channel: str, role_field: str) -> frozenset[str]:
-        """Identities listed (directly or through groups) in a role of a channel."""
-        return self.expand(self.channels[channel].role_members(role_field))
+        """Identities listed (directly or through groups) in a role of a channel.
+
+        Only defined identities: a policy that loaded names no other, and a policy loaded
+        for the checker (which reports unknown names as findings) leaves them out here.
+        """
+        key = (channel, role_field)
+        found = self._members.get(key)
+        if found is None:
+            names = self.expand(self.channels[channel].role_members(role_field))
+            found = self._members[key] = frozenset(n for n in names if n in self.identities)
+        return found
+
+    def _union(self, channel: str, sends: bool) -> frozenset[str]:
+        pattern = self.channels[channel].pattern_spec
+        roles = [r for r in pattern.roles if (r.sends if sends else r.receives)]
+        return frozenset().union(*(self.members(channel, r.field) for r in roles))
 
     def senders(self, channel: str) -> frozenset[str]:
-        spec = self.channels[channel]
-        return frozenset().union(
-            *(self.members(channel, r) for r in SENDER_ROLES[spec.pattern_name])
-        )
+        """Identities that may send the channel's forward frames (not replies)."""
+        return self._union(channel, sends=True)
 
     def receivers(self, channel: str) -> frozenset[str]:
-        spec = self.channels[channel]
-        return frozenset().union(
-            *(self.members(channel, r) for r in RECEIVER_ROLES[spec.pattern_name])
-        )
+        """Identities that receive the channel's forward frames (and send its replies)."""
+        return self._union(channel, sends=False)
 
     def roles_of(self, identity: str, channel: str) -> tuple[str, ...]:
         """The role fields (``publishers``, ...) of ``channel`` that list ``identity``."""
-        spec = self.channels[channel]
         return tuple(
-            field
-            for field, _ in ROLES[spec.pattern_name]
-            if identity in self.members(channel, field)
+            role.field
+            for role in self.channels[channel].pattern_spec.roles
+            if identity in self.members(channel, role.field)
         )
 
+    def active(self, names: Iterable[str]) -> frozenset[str]:
+        """Those of ``names`` that are not revoked."""
+        return frozenset(n for n in names if n not in self.revoked)
+
     def channel_key_kind(self, channel: str) -> ChannelKeyKind | None:
-        """Which per-epoch channel secret a channel needs, if any.
+        """Which per-epoch channel secret a channel needs, if any (see the pattern records).
 
         Pair channels and single-server reqrep channels derive their keys from identity
         keys; ``signed`` and ``plaintext`` channels have no secret.
         """
         spec = self.channels[channel]
-        pattern, scheme = spec.pattern_name, spec.resolved_scheme
-        if pattern == "bus" and scheme == "secretbox":
-            return "group"
-        if scheme == "sealed":
-            return "audience"
-        if (
-            pattern == "reqrep"
-            and scheme == "peerbox"
-            and len(self.members(channel, "servers")) > 1
-        ):
-            return "service"
-        return None
+        return spec.pattern_spec.channel_key_kind(
+            spec.resolved_scheme, len(self.receivers(channel))
+        )
 
     def key_holders(self, channel: str) -> frozenset[str]:
         """Identities entitled to the channel secret (revoked ones included; see ``is_revoked``)."""
-        kind = self.channel_key_kind(channel)
-        if kind is None:
+        if self.channel_key_kind(channel) is None:
             return frozenset()
         return self.receivers(channel)
 
-    def readable_by(self, identity: str) -> tuple[str, ...]:
-        """Channels whose payloads ``identity`` can read (as a receiver of any kind)."""
-        readable = []
+    @cached_property
+    def _readable(self) -> Mapping[str, tuple[str, ...]]:
+        readable: dict[str, list[str]] = {}
         for channel, spec in self.channels.items():
             if spec.resolved_scheme == "plaintext":
                 continue
-            if identity in self.receivers(channel):
-                readable.append(channel)
-            elif spec.pattern_name == "reqrep" and identity in self.members(channel, "clients"):
-                readable.append(channel)  # its own replies
-            elif spec.pattern_name == "survey" and identity in self.members(channel, "surveyors"):
-                readable.append(channel)  # responses to its surveys
-        return tuple(readable)
+            readers = set(self.receivers(channel))
+            if spec.pattern_spec.has_replies:  # the replies to what they asked
+                readers |= self.members(channel, spec.pattern_spec.initiator.field)
+            for name in readers:
+                readable.setdefault(name, []).append(channel)
+        return {name: tuple(channels) for name, channels in readable.items()}
+
+    def readable_by(self, identity: str) -> tuple[str, ...]:
+        """Channels whose payloads ``identity`` can read (as a receiver of any kind)."""
+        return self._readable.get(identity, ())
 
     def is_revoked(self, identity: str) -> bool:
         return identity in self.revoked

@@ -19,6 +19,8 @@ from typing import Literal
 from .._errors import PolicyError, Problem, Rejected
 from .._keys._channel_keys import OpenedChannelKeys
 from .._keys._identity import IdentityKey
+from .._patterns import PatternSpec, Scheme
+from .._policy._model import ChannelBase
 from .._policy._policy import Policy
 from ._replay import ReplayGuard
 from ._schemes._base import ChannelContext, SchemeCodec, SendState
@@ -27,7 +29,15 @@ from ._schemes._plaintext import Plaintext
 from ._schemes._sealed import Sealed
 from ._schemes._secretbox import BusBox, PairBox
 from ._schemes._signed import Signed
-from ._wire import MAX_HEADER, SESSION_SIZE, FrameRef, Header, Kind, encode_header, parse_frame
+from ._wire import (
+    MAX_HEADER,
+    SESSION_SIZE,
+    FrameKind,
+    FrameRef,
+    Header,
+    encode_header,
+    parse_frame,
+)
 
 __all__ = ["Accept", "ChannelCodec", "Received", "Receiver", "Sender", "Topic"]
 
@@ -78,7 +88,8 @@ def topic_bytes(topic: Topic | None) -> bytes:
 
 
 class ChannelCodec:
-    """One identity's codec for one channel: roles, limits and the schemes in use."""
+    """One identity's codec for one channel: the channel's spec, who may send and receive,
+    and the schemes its frames use."""
 
     def __init__(
         self,
@@ -86,91 +97,95 @@ class ChannelCodec:
         channel: str,
         *,
         identity: str,
-        key: IdentityKey,
-        keys: OpenedChannelKeys | None,
+        identity_key: IdentityKey,
+        channel_keys: OpenedChannelKeys | None,
         clock: Callable[[], float],
         random: Callable[[int], bytes],
         clock_skew: float,
         not_before: float | None = None,
     ) -> None:
-        spec = policy.channels[channel]
         self.policy = policy
         self.channel = channel
+        self.spec: ChannelBase = policy.channels[channel]
+        self.pattern: PatternSpec = self.spec.pattern_spec
+        self.scheme: Scheme = self.spec.resolved_scheme
         self.identity = identity
-        self.key = key
-        self.pattern = spec.pattern_name
-        self.scheme = spec.resolved_scheme
+        self.identity_key = identity_key
         self.clock = clock
         self.random = random
         self.clock_skew = clock_skew
         self.not_before = not_before
-        self.max_age = spec.max_age
-        self.window = spec.replay_window
-        self.max_size = spec.max_message_size
-        self.has_topic = self.pattern == "pubsub"
-        topics = getattr(spec, "topics", None)
+        # Answers the receive path asks for every frame, computed once.
+        prefixes = self.spec.topic_prefixes
         self.topics: tuple[bytes, ...] | None = (
-            tuple(t.encode() for t in topics) if topics is not None else None
+            tuple(t.encode() for t in prefixes) if prefixes is not None else None
         )
-        self.forward_senders = policy.senders(channel)
+        self.senders = policy.senders(channel)
         self.receivers = policy.receivers(channel)
-        self.has_replies = self.pattern in ("reqrep", "survey")
-        self.revoked = policy.revoked
-        self.by_key_id = policy.by_key_id
-        members = sorted(self.receivers - {identity}) if self.pattern == "pair" else []
-        ctx = ChannelContext(
+        others = sorted(self.receivers - {identity})
+        self.ctx = ChannelContext(
             policy_name=policy.name,
             channel=channel,
-            key=key,
+            key=identity_key,
             identities=policy.identities,
-            keys=keys,
+            keys=channel_keys,
             random=random,
-            servers=policy.members(channel, "servers") if self.pattern == "reqrep" else frozenset(),
-            origin=getattr(spec, "origin", "signed"),
-            peer=members[0] if len(members) == 1 else None,
+            # The service a peerbox client talks to: the channel's servers.
+            servers=self.receivers if self.scheme == "peerbox" else frozenset(),
+            origin=self.spec.origin_mode or "signed",
+            # The other member of a pair (a codec of anyone else has no pair key).
+            peer=others[0] if self.pattern.members == 2 and len(others) == 1 else None,
         )
-        self.ctx = ctx
-        self.forward, self.reply = self._schemes(ctx)
+        self.forward, self.reply = self._schemes(self.ctx)
 
-    def set_keys(self, keys: OpenedChannelKeys | None) -> None:
+    def set_keys(self, channel_keys: OpenedChannelKeys | None) -> None:
         """Use new channel-key epochs (see :meth:`Node.reload_keys`). Schemes read the
         epochs from the shared context on every frame, and their caches are keyed by epoch."""
-        self.ctx.keys = keys
+        self.ctx.keys = channel_keys
 
     def _schemes(self, ctx: ChannelContext) -> tuple[SchemeCodec | None, SchemeCodec | None]:
+        """The scheme of forward frames, and of replies on patterns that have them."""
         forward: SchemeCodec | None
         reply: SchemeCodec | None = None
+        replies = self.pattern.has_replies
         scheme = self.scheme
         if scheme == "plaintext":
-            forward = Plaintext(ctx, Kind.PLAINTEXT)
-            reply = Plaintext(ctx, Kind.PLAINTEXT | Kind.REPLY) if self.has_replies else None
+            forward = Plaintext(ctx, FrameKind.PLAINTEXT)
+            reply = Plaintext(ctx, FrameKind.PLAINTEXT | FrameKind.REPLY) if replies else None
         elif scheme == "signed":
-            forward = Signed(ctx, Kind.SIGNED)
-            reply = Signed(ctx, Kind.SIGNED | Kind.REPLY) if self.has_replies else None
-        elif scheme == "secretbox" and self.pattern == "pair":
-            # Only the two members can derive the pair key; others get no codec at all.
+            forward = Signed(ctx, FrameKind.SIGNED)
+            reply = Signed(ctx, FrameKind.SIGNED | FrameKind.REPLY) if replies else None
+        elif scheme == "secretbox" and self.policy.channel_key_kind(self.channel) is None:
+            # No group key: a pair, whose key only its two members can derive from their
+            # identity keys. Anyone else gets no codec at all.
             forward = PairBox(ctx) if ctx.peer is not None else None
         elif scheme == "secretbox":
             forward = BusBox(ctx)
         elif scheme == "sealed":
-            forward = Sealed(ctx, Kind.SEALED)
-            if self.pattern == "survey":
-                reply = SurveyResponse(ctx, Kind.PEERBOX | Kind.REPLY)
+            forward = Sealed(ctx, FrameKind.SEALED)
+            if replies:  # survey responses go back to the surveyor that asked
+                reply = SurveyResponse(ctx, FrameKind.PEERBOX | FrameKind.REPLY)
         else:  # peerbox
-            forward = Request(ctx, Kind.PEERBOX)
-            reply = Reply(ctx, Kind.PEERBOX | Kind.REPLY)
+            forward = Request(ctx, FrameKind.PEERBOX)
+            reply = Reply(ctx, FrameKind.PEERBOX | FrameKind.REPLY)
         return forward, reply
 
     # -- roles --------------------------------------------------------------------------
     @property
     def sends_forward(self) -> bool:
-        return self.identity in self.forward_senders and self.forward is not None
+        return self.identity in self.senders and self.forward is not None
 
     @property
     def sends_replies(self) -> bool:
-        return self.has_replies and self.identity in self.receivers
+        return self.pattern.has_replies and self.identity in self.receivers
 
-    def _role_error(self, what: str) -> PolicyError:
+    @property
+    def max_size(self) -> int:
+        """The largest payload of the channel (``max_message_size``)."""
+        return self.spec.max_message_size
+
+    def role_error(self, what: str) -> PolicyError:
+        """The policy does not let this identity do ``what`` on the channel."""
         roles = ", ".join(self.policy.roles_of(self.identity, self.channel)) or "none"
         return PolicyError(
             Problem(
@@ -221,10 +236,10 @@ class Sender:
 
     def _topic(self, topic: Topic | None) -> bytes | None:
         codec = self.codec
-        if not codec.has_topic:
+        if not codec.pattern.has_topic:
             if topic is not None:
                 raise ValueError(
-                    f"channel {codec.channel!r} is {codec.pattern}; only pubsub has topics"
+                    f"channel {codec.channel!r} is {codec.pattern.name}; it has no topics"
                 )
             return None
         raw = topic_bytes(topic)
@@ -253,7 +268,7 @@ class Sender:
         header = Header(
             kind=scheme.kind,
             channel=codec.channel,
-            key_id=codec.key.key_id,
+            key_id=codec.identity_key.key_id,
             epoch=scheme.send_epoch(peer, reply_epoch),
             session=self.state.session,
             seq=self.state.take_seq(),
@@ -272,7 +287,7 @@ class Sender:
         """The frame, and the reference a reply to it will carry in ``reply_to``."""
         codec = self.codec
         if not codec.sends_forward or codec.forward is None:
-            raise codec._role_error("send")
+            raise codec.role_error("send")
         payload = self._check_payload(payload)
         return self._frame(codec.forward, payload, self._topic(topic), None, None, None)
 
@@ -280,7 +295,7 @@ class Sender:
         """A reply (reqrep) or response (survey) to ``request``, bound to it."""
         codec = self.codec
         if codec.reply is None or not codec.sends_replies:
-            raise codec._role_error("reply")
+            raise codec.role_error("reply")
         if request.channel != codec.channel or request.is_reply:
             raise ValueError("can only reply to a request or survey received on this channel")
         payload = self._check_payload(payload)
@@ -303,7 +318,7 @@ class Receiver:
         floor = float("-inf")
         if codec.not_before is not None:
             floor = math.floor(codec.not_before * 1000) / 1000
-        self.guard = ReplayGuard(codec.window, codec.max_age, floor=floor)
+        self.guard = ReplayGuard(codec.spec.replay_window, codec.spec.max_age, floor=floor)
         self._lock = threading.Lock()
         # Every kind the channel uses, and whether this receiver may open it. A genuine
         # frame of the channel that this identity is not a recipient of (a pusher reading
@@ -318,7 +333,7 @@ class Receiver:
         if codec.reply is not None:
             self.schemes[codec.reply.kind] = (
                 codec.reply,
-                accept in ("reply", "any") and codec.identity in codec.forward_senders,
+                accept in ("reply", "any") and codec.identity in codec.senders,
             )
 
     def open(self, frame: bytes, *, reply_to: FrameRef | None = None) -> Received:
@@ -331,7 +346,7 @@ class Receiver:
         if len(frame) > codec.max_size + _SLACK:
             raise Rejected(Rejected.TOO_LARGE, f"{len(frame)}-byte frame")
         frame = bytes(frame)
-        header, start = parse_frame(frame, has_topic=codec.has_topic)
+        header, start = parse_frame(frame, has_topic=codec.pattern.has_topic)
         if header.channel != codec.channel:
             raise Rejected(Rejected.WRONG_CHANNEL, f"frame for channel {header.channel!r}")
         entry = self.schemes.get(header.kind)
@@ -344,19 +359,21 @@ class Receiver:
         if body - scheme.overhead > codec.max_size:
             raise Rejected(Rejected.TOO_LARGE, f"{body - scheme.overhead}-byte payload")
 
-        sender = codec.by_key_id.get(header.key_id)
+        sender = codec.policy.by_key_id.get(header.key_id)
         if sender is None:
             raise Rejected(Rejected.UNKNOWN_SENDER, f"key id {header.key_id.hex()}")
-        if sender in codec.revoked:
+        if sender in codec.policy.revoked:
             raise Rejected(Rejected.REVOKED, sender)
-        allowed = codec.receivers if header.is_reply else codec.forward_senders
+        allowed = codec.receivers if header.is_reply else codec.senders
         if sender not in allowed:
             raise Rejected(Rejected.UNAUTHORIZED, f"{sender} holds no sending role for this frame")
-        if codec.pattern in ("pair", "bus") and sender == codec.identity:
+        if codec.pattern.symmetric and sender == codec.identity:
             # nng never delivers a pair or bus peer's own message back to it: such a frame
             # was reflected by someone on the wire. (A pubsub node may subscribe to what it
             # publishes, so this is not refused there.)
-            raise Rejected(Rejected.UNAUTHORIZED, f"a {codec.pattern} frame from this node itself")
+            raise Rejected(
+                Rejected.UNAUTHORIZED, f"a {codec.pattern.name} frame from this node itself"
+            )
         topic = header.topic
         if (
             topic is not None
@@ -367,7 +384,7 @@ class Receiver:
 
         now = codec.clock()
         sent_at = header.time_ms / 1000
-        if now - sent_at > codec.max_age:
+        if now - sent_at > codec.spec.max_age:
             raise Rejected(Rejected.STALE, f"sent {now - sent_at:.3f}s ago")
         if sent_at - now > codec.clock_skew:
             raise Rejected(Rejected.STALE, f"stamped {sent_at - now:.3f}s in the future")
@@ -378,7 +395,7 @@ class Receiver:
         if not recipient:
             raise Rejected(Rejected.NO_KEY, f"{codec.identity} is not a recipient of this frame")
         if header.reply_to is not None:
-            if header.reply_to.key_id != codec.key.key_id:
+            if header.reply_to.key_id != codec.identity_key.key_id:
                 raise Rejected(Rejected.NO_KEY, "a reply to another identity")
             if reply_to is not None and header.reply_to != reply_to:
                 raise Rejected(Rejected.REPLAY, "a reply to another request")

@@ -12,12 +12,12 @@ import pynng
 
 from .._errors import PolicyError, Problem
 from .._keys._channel_keys import ChannelKeyFile, OpenedChannelKeys
-from .._keys._identity import IdentityKey
+from .._keys._identity import IdentityKey, PublicIdentity
 from .._keys._keystore import Keystore
 from .._policy._load import load_policy
 from .._policy._policy import Policy
 from ._codec import Accept, ChannelCodec, Received, Receiver, Sender, Topic
-from ._sockets import DEFAULT_BUFFER, OnReject, SecureSocket
+from ._sockets import DEFAULT_BUFFER, OnReject, SecureSocket, socket_role
 from ._trust import accept_policy, load_identity
 
 __all__ = ["DEFAULT_CLOCK_SKEW", "Node"]
@@ -120,8 +120,9 @@ class Node:
             codec.set_keys(self._channel_keys.get(channel))
 
     @property
-    def key(self) -> IdentityKey:
-        return self._key
+    def public_key(self) -> PublicIdentity:
+        """This node's public identity (the private half never leaves the node's codecs)."""
+        return self._key.public
 
     @property
     def channel_keys(self) -> Mapping[str, OpenedChannelKeys]:
@@ -159,8 +160,8 @@ class Node:
                 self.policy,
                 channel,
                 identity=self.identity,
-                key=self._key,
-                keys=self._channel_keys.get(channel),
+                identity_key=self._key,
+                channel_keys=self._channel_keys.get(channel),
                 clock=self.clock,
                 random=self.random,
                 clock_skew=self.clock_skew,
@@ -194,7 +195,9 @@ class Node:
         dropping and counting; ``buffers`` raises nng's send/receive buffers to at least
         that many messages (``None`` leaves them).
         """
-        return SecureSocket(self, socket, channel, on_reject=on_reject, buffers=buffers)
+        role = socket_role(self.policy, self.channel(channel), self.identity, socket)
+        codec = self.codec(channel)
+        return SecureSocket(socket, codec, role, on_reject=on_reject, buffers=buffers)
 
     # -- the socket-free codec ------------------------------------------------------------
     def seal(self, channel: str, payload: bytes, *, topic: Topic | None = None) -> bytes:

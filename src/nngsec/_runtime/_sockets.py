@@ -29,51 +29,29 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Literal, Self
 
 import pynng
 
-from .._errors import PolicyError, Problem, Rejected
-from .._policy._model import ROLES
+from .._errors import PolicyError, Problem, Rejected, UsageError
+from .._patterns import BY_PROTOCOL, RoleSpec
+from .._policy._policy import Policy
 from ._async_io import wait_readable
-from ._codec import Accept, Received, Receiver, Sender, Topic, topic_bytes
+from ._codec import Accept, ChannelCodec, Received, Receiver, Sender, Topic, topic_bytes
 from ._reply_cache import ReplyCache
 from ._wire import FrameRef
 
-if TYPE_CHECKING:
-    from ._node import Node
-
-__all__ = ["OnReject", "SecureContext", "SecureSocket", "SocketStats", "attach"]
+__all__ = [
+    "DEFAULT_BUFFER",
+    "OnReject",
+    "SecureContext",
+    "SecureSocket",
+    "SocketStats",
+    "socket_role",
+]
 
 logger = logging.getLogger("nngsec")
 OnReject = Literal["drop", "raise"]
-
-# Protocol number -> (pattern, role). From nng's protocol ids (DESIGN.md section 9).
-PROTOCOLS: dict[int, tuple[str, str]] = {
-    16: ("pair", "member"),
-    17: ("pair", "member"),
-    112: ("bus", "member"),
-    32: ("pubsub", "publisher"),
-    33: ("pubsub", "subscriber"),
-    80: ("pipeline", "pusher"),
-    81: ("pipeline", "puller"),
-    48: ("reqrep", "client"),
-    49: ("reqrep", "server"),
-    98: ("survey", "surveyor"),
-    99: ("survey", "respondent"),
-}
-SOCKETS_FOR: dict[str, str] = {
-    "pair": "Pair0 or Pair1",
-    "bus": "Bus0",
-    "pubsub": "Pub0 or Sub0",
-    "pipeline": "Push0 or Pull0",
-    "reqrep": "Req0 or Rep0",
-    "survey": "Surveyor0 or Respondent0",
-}
-SENDING_ROLES = {"member", "publisher", "pusher", "client", "surveyor", "server", "respondent"}
-RECEIVING_ROLES = {"member", "subscriber", "puller", "client", "surveyor", "server", "respondent"}
-REPLYING_ROLES = {"server", "respondent"}
-ASKING_ROLES = {"client", "surveyor"}
 
 DEFAULT_BUFFER = 128  # messages; nng's default of 0 or 1 costs several times the throughput
 LOG_INTERVAL = 10.0  # seconds between two warnings for the same rejection reason
@@ -119,23 +97,23 @@ class _RejectLog:
 class _Shared:
     """State shared by a socket and its contexts."""
 
-    def __init__(self, node: Node, channel: str, role: str, on_reject: OnReject) -> None:
-        self.node = node
-        self.channel = channel
+    def __init__(self, codec: ChannelCodec, role: RoleSpec, on_reject: OnReject) -> None:
+        self.codec = codec
+        self.channel = codec.channel
         self.role = role
         self.on_reject = on_reject
-        self.codec = node.codec(channel)
         self.receiver: Receiver | None = None
-        if role in RECEIVING_ROLES:
-            accept: Accept = "reply" if role in ASKING_ROLES else "forward"
-            self.receiver = self.codec.receiver("any" if role == "member" else accept)
+        if role.receives_any:
+            # Forward frames, replies to what it asked, or both (pair and bus members).
+            accept: Accept = "any" if role.sends and role.receives else "forward"
+            self.receiver = codec.receiver("reply" if role.asks else accept)
         self.stats = SocketStats()
-        self.log = _RejectLog(channel)
+        self.log = _RejectLog(codec.channel)
         self.subscriptions: set[bytes] = set()
         # One sending session for the socket and all its contexts: a session per context
         # would spend random session ids at seq 0 under keys that never rotate (pair,
         # single-server reqrep, survey responses), which is what makes nonces collide.
-        self.sender: Sender | None = self.codec.sender() if role in SENDING_ROLES else None
+        self.sender: Sender | None = codec.sender() if role.sends_any else None
         self.replies = ReplyCache()
 
 
@@ -160,15 +138,20 @@ class _Endpoint:
         shared = self._shared
         sender = shared.sender
         if sender is None:
-            raise shared.codec._role_error(f"send (this is a {shared.role} socket)")
-        if shared.role in REPLYING_ROLES:
+            raise UsageError(
+                Problem(
+                    f"a {shared.role.name} socket does not send on channel {shared.channel!r}",
+                    hint="send from a socket of a sending role",
+                )
+            )
+        if shared.role.answers:
             if topic is not None:
-                raise ValueError("replies have no topic")
+                raise UsageError(Problem("replies have no topic", hint="leave topic out"))
             if self._request is None:
-                raise PolicyError(
+                raise UsageError(
                     Problem(
-                        f"nothing to answer: a {shared.role} socket replies to the request it "
-                        "received last",
+                        f"nothing to answer: a {shared.role.name} socket replies to the "
+                        "request it received last",
                         hint="call recv() first",
                     )
                 )
@@ -178,7 +161,7 @@ class _Endpoint:
             self._request = None
             return frame
         frame, ref = sender.seal_ref(payload, topic)
-        if shared.role in ASKING_ROLES:
+        if shared.role.asks:
             self._outstanding = ref
             self._responders = set()
         return frame
@@ -195,26 +178,37 @@ class _Endpoint:
 
     # -- receiving ----------------------------------------------------------------------
     def _receiver(self) -> Receiver:
-        receiver = self._shared.receiver
-        if receiver is None:
-            raise self._shared.codec._role_error(f"receive (this is a {self._shared.role} socket)")
-        return receiver
+        shared = self._shared
+        if shared.receiver is None:
+            raise UsageError(
+                Problem(
+                    f"a {shared.role.name} socket does not receive on channel {shared.channel!r}",
+                    hint="receive on a socket of a receiving role",
+                )
+            )
+        return shared.receiver
 
     def _accept(self, frame: bytes) -> Received | None:
         """The message, or ``None`` when the frame was dropped (counted and logged)."""
         shared = self._shared
         receiver = self._receiver()
-        if shared.role == "subscriber" and not any(map(frame.startswith, shared.subscriptions)):
+        if (
+            shared.codec.pattern.has_topic
+            and shared.role.receives
+            and not any(map(frame.startswith, shared.subscriptions))
+        ):
             # A pubsub frame starts with its clear topic (binding), so this is NNG's own
             # prefix rule, applied again here before any cryptography. If the frame is
             # accepted below, these very bytes were authenticated.
             shared.stats.filtered += 1
             return None
-        digest = _digest(frame) if shared.role == "server" else None
+        # A server may receive the same request again (nng re-sends it); a respondent
+        # answers each survey once and is never asked again with the same frame.
+        digest = _digest(frame) if shared.role.answers and shared.codec.pattern.resent else None
         if digest is not None and self._answer_duplicate(digest):
             return None
         try:
-            if shared.role in ASKING_ROLES and self._outstanding is None:
+            if shared.role.asks and self._outstanding is None:
                 raise Rejected(Rejected.REPLAY, "a reply, but no request is outstanding")
             message = receiver.open(frame, reply_to=self._outstanding)
             self._check_context(message)
@@ -224,7 +218,7 @@ class _Endpoint:
             if shared.on_reject == "raise":
                 raise
             return None
-        if shared.role in REPLYING_ROLES:
+        if shared.role.answers:
             self._request = message
             self._request_digest = digest
             if digest is not None:
@@ -235,10 +229,12 @@ class _Endpoint:
     def _check_context(self, message: Received) -> None:
         """One reply per request; one response per respondent and survey. (That the reply
         answers the outstanding request was checked by the codec, before decryption.)"""
-        role = self._shared.role
-        if role == "client":
+        shared = self._shared
+        if not shared.role.asks:
+            return
+        if shared.codec.pattern.replies == "one":
             self._outstanding = None
-        elif role == "surveyor":
+        else:  # one answer from each
             if message.sender in self._responders:
                 raise Rejected(Rejected.REPLAY, f"a second response from {message.sender}")
             self._responders.add(message.sender)
@@ -331,7 +327,8 @@ class _Endpoint:
 
     @property
     def role(self) -> str:
-        return self._shared.role
+        """The socket's role on its channel, as a topology names it (``subscriber``)."""
+        return self._shared.role.name
 
 
 class SecureContext(_Endpoint):
@@ -348,56 +345,66 @@ class SecureContext(_Endpoint):
 
 
 class SecureSocket(_Endpoint):
-    """A pynng socket attached to a channel of a policy (see :meth:`nngsec.Node.attach`)."""
+    """A pynng socket attached to a channel of a policy (see :meth:`nngsec.Node.attach`).
+
+    It needs the socket, the channel's codec (built by the node for its identity) and the
+    role the socket's protocol plays (:func:`socket_role`, which the policy must grant).
+    """
 
     def __init__(
         self,
-        node: Node,
         socket: pynng.Socket,
-        channel: str,
+        codec: ChannelCodec,
+        role: RoleSpec,
         *,
         on_reject: OnReject = "drop",
         buffers: int | None = DEFAULT_BUFFER,
     ) -> None:
         super().__init__()
-        pattern, role = _check_socket(node, socket, channel)
+        if socket_role(codec.policy, codec.channel, codec.identity, socket) is not role:
+            raise UsageError(Problem(f"socket {type(socket).__name__} is not a {role.name}"))
         if on_reject not in ("drop", "raise"):
-            raise ValueError("on_reject is 'drop' or 'raise'")
-        del pattern
+            raise UsageError(
+                Problem(f"on_reject is 'drop' or 'raise', got {on_reject!r}", field="on_reject")
+            )
         self._socket = socket
         self._io = socket
-        self._shared = _Shared(node, channel, role, on_reject)
+        self._shared = _Shared(codec, role, on_reject)
         self._recv_fd: int | None = None
         self._send_fd: int | None = None
-        _tune(socket, role, self._shared.codec.max_frame_size, buffers)
+        _tune(socket, role, codec.max_frame_size, buffers)
 
     # -- pubsub -------------------------------------------------------------------------
     def subscribe(self, topic: Topic) -> None:
         """Receive frames whose clear topic starts with ``topic`` (NNG's own filter)."""
-        self._require("subscriber", "subscribe")
+        self._require_topics("subscribe")
         raw = topic_bytes(topic)
         self._socket.subscribe(raw)
         self._shared.subscriptions.add(raw)
 
     def unsubscribe(self, topic: Topic) -> None:
-        self._require("subscriber", "unsubscribe")
+        self._require_topics("unsubscribe")
         raw = topic_bytes(topic)
         self._socket.unsubscribe(raw)
         self._shared.subscriptions.discard(raw)
 
-    def _require(self, role: str, what: str) -> None:
-        if self._shared.role != role:
-            raise PolicyError(
-                Problem(f"only a {role} socket can {what}; this is a {self._shared.role} socket")
+    def _require_topics(self, what: str) -> None:
+        shared = self._shared
+        if not (shared.codec.pattern.has_topic and shared.role.receives):
+            raise UsageError(
+                Problem(
+                    f"only a socket receiving a channel with topics can {what}; this is a "
+                    f"{shared.role.name} socket on a {shared.codec.pattern.name} channel"
+                )
             )
 
     # -- contexts -------------------------------------------------------------------------
     def new_context(self) -> SecureContext:
         """A context for concurrent requests (reqrep and survey sockets)."""
         pattern = self._shared.codec.pattern
-        if pattern not in ("reqrep", "survey"):
-            raise PolicyError(
-                Problem(f"contexts exist for reqrep and survey sockets, not {pattern} ones")
+        if not pattern.has_replies:
+            raise UsageError(
+                Problem(f"contexts exist for patterns with replies, not for {pattern.name} sockets")
             )
         return SecureContext(self)
 
@@ -454,18 +461,18 @@ class SecureSocket(_Endpoint):
         shared = self._shared
         return (
             f"<SecureSocket {type(self._socket).__name__} channel={shared.channel!r} "
-            f"role={shared.role} identity={shared.node.identity!r}>"
+            f"role={shared.role.name} identity={shared.codec.identity!r}>"
         )
 
 
-def _check_socket(node: Node, socket: Any, channel: str) -> tuple[str, str]:
-    """(pattern, role) of ``socket``, or a PolicyError saying why it cannot be attached."""
+def socket_role(policy: Policy, channel: str, identity: str, socket: Any) -> RoleSpec:
+    """The role ``socket`` plays on ``channel``, or a :class:`PolicyError` saying why
+    ``identity`` cannot attach it there (raw socket, wrong pattern, role not granted)."""
     if not isinstance(socket, pynng.Socket):
         raise TypeError(f"attach() takes a pynng socket, got {type(socket).__name__}")
     name = type(socket).__name__
-    where = str(node.policy.path) if node.policy.path else None
-    spec = node.policy.channels.get(node.channel(channel))
-    assert spec is not None
+    pattern = policy.channels[channel].pattern_spec
+    where = str(policy.path) if policy.path else None
     if socket.raw:
         raise PolicyError(
             Problem(
@@ -475,41 +482,42 @@ def _check_socket(node: Node, socket: Any, channel: str) -> tuple[str, str]:
                 hint="use nngsec.relay for devices; attach cooked sockets",
             )
         )
-    pattern, role = PROTOCOLS.get(socket.protocol, ("?", "?"))
-    if pattern != spec.pattern_name:
+    found = BY_PROTOCOL.get(socket.protocol)
+    if found is None or found[0] is not pattern:
+        kind = found[0].name if found is not None else "?"
         raise PolicyError(
             Problem(
-                f"socket {name} ({pattern}) does not fit channel {channel!r}, whose pattern is "
-                f"{spec.pattern_name}",
+                f"socket {name} ({kind}) does not fit channel {channel!r}, whose pattern is "
+                f"{pattern.name}",
                 where,
                 field=f"channels.{channel}.pattern",
-                hint=f"use {SOCKETS_FOR[spec.pattern_name]} for this channel",
+                hint=f"use {pattern.socket_names} for this channel",
             )
         )
-    role_field = next(f for f, singular in ROLES[spec.pattern_name] if singular == role)
-    if node.identity not in node.policy.members(channel, role_field):
+    role = found[1]
+    if identity not in policy.members(channel, role.field):
         raise PolicyError(
             Problem(
-                f"socket {name} acts as {role} on channel {channel!r}, but identity "
-                f"{node.identity!r} is not listed in its {role_field}",
+                f"socket {name} acts as {role.name} on channel {channel!r}, but identity "
+                f"{identity!r} is not listed in its {role.field}",
                 where,
-                field=f"channels.{channel}.{role_field}",
-                hint=f"add {node.identity!r} to {role_field} in the policy, or use another socket",
+                field=f"channels.{channel}.{role.field}",
+                hint=f"add {identity!r} to {role.field} in the policy, or use another socket",
             )
         )
-    return pattern, role
+    return role
 
 
-def _tune(socket: Any, role: str, max_frame: int, buffers: int | None) -> None:
+def _tune(socket: Any, role: RoleSpec, max_frame: int, buffers: int | None) -> None:
     """Buffers and the receive size limit. nng drops larger messages before we see them,
     which caps what a peer can make us allocate; pynng's setter fails silently, so the
     value is read back."""
     if buffers is not None:
-        if role in RECEIVING_ROLES and socket.recv_buffer_size < buffers:
+        if role.receives_any and socket.recv_buffer_size < buffers:
             socket.recv_buffer_size = buffers
-        if role in SENDING_ROLES and socket.send_buffer_size < buffers:
+        if role.sends_any and socket.send_buffer_size < buffers:
             socket.send_buffer_size = buffers
-    if role in RECEIVING_ROLES:
+    if role.receives_any:
         socket.recv_max_size = max_frame
         if socket.recv_max_size != max_frame:
             raise PolicyError(
@@ -519,14 +527,3 @@ def _tune(socket: Any, role: str, max_frame: int, buffers: int | None) -> None:
                     hint="attach the socket before dialing or listening",
                 )
             )
-
-
-def attach(
-    node: Node,
-    socket: pynng.Socket,
-    channel: str,
-    *,
-    on_reject: OnReject = "drop",
-    buffers: int | None = DEFAULT_BUFFER,
-) -> SecureSocket:
-    return SecureSocket(node, socket, channel, on_reject=on_reject, buffers=buffers)

@@ -17,9 +17,9 @@ __all__ = [
     "MAX_TOPIC",
     "SESSION_SIZE",
     "VERSION",
+    "FrameKind",
     "FrameRef",
     "Header",
-    "Kind",
     "encode_header",
     "parse_frame",
 ]
@@ -40,8 +40,8 @@ _REPLY_TO = struct.Struct(">8s8sQ")
 MAX_HEADER = MAX_TOPIC + 1 + _PREFIX.size + MAX_CHANNEL + _FIXED.size + _REPLY_TO.size
 
 
-class Kind:
-    """Kind byte values: direction bit | scheme id."""
+class FrameKind:
+    """Frame kind byte values: direction bit | scheme id (not the kind of a channel key)."""
 
     PLAINTEXT = 0x01
     SIGNED = 0x02
@@ -128,7 +128,7 @@ def parse_frame(frame: bytes, *, has_topic: bool) -> tuple[Header, int]:
     version, kind, flags, channel_len = _PREFIX.unpack_from(frame, offset)
     if version != VERSION:
         raise _malformed(f"unsupported version {version}")
-    if kind not in Kind.KNOWN:
+    if kind not in FrameKind.KNOWN:
         raise _malformed(f"unknown kind 0x{kind:02x}")
     if flags:
         raise _malformed("reserved flags set")

@@ -21,11 +21,11 @@ from .._keys._channel_keys import ChannelKeyFile
 from .._keys._files import read_public_file
 from .._keys._identity import PublicIdentity
 from .._keys._keystore import Keystore
+from .._policy._checks import unknown_names
 from .._policy._load import parse_policy
 from .._policy._model import PolicyModel
 from .._policy._policy import Policy
 from .._yaml import format_loc, parse_yaml, read_text
-from ._facts import PolicyFacts, unknown_names
 from ._findings import SEVERITIES, Finding, Severity
 from ._links import Graph, build_graph
 from ._load import Topology, topology_from_document
@@ -152,11 +152,9 @@ def _run(paths: Sequence[Path], options: CheckOptions) -> CheckResult:
     keystore = _keystore(options.keystore)
     trusted = _trusted(options.trusted)
     keys = ChannelKeyFile.load(policy.keys_path) if policy.keys_path else None
-    facts = PolicyFacts(policy)
-    graph = build_graph(topologies, facts.pattern)
+    graph = build_graph(topologies, policy.pattern)
     context = Context(
         policy=policy,
-        facts=facts,
         topologies=topologies,
         graph=graph,
         keys=keys,

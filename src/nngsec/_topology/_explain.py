@@ -27,9 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from .._errors import PolicyError
-from .._policy._model import ROLES
 from .._policy._policy import Policy
-from ._facts import PolicyFacts
 
 __all__ = ["ChannelExposure", "Exposure", "explain", "render_explain_json", "render_explain_text"]
 
@@ -68,18 +66,20 @@ def _others(names: frozenset[str], identity: str) -> tuple[str, ...]:
     return tuple(sorted(names - {identity}))
 
 
-def _channel(policy: Policy, facts: PolicyFacts, identity: str, channel: str) -> ChannelExposure:
+def _channel(policy: Policy, identity: str, channel: str) -> ChannelExposure:
     spec = policy.channels[channel]
-    pattern, scheme = spec.pattern_name, spec.resolved_scheme
-    singular = dict(ROLES[pattern])
-    roles = tuple(singular[field] for field in policy.roles_of(identity, channel))
-    senders, receivers = facts.senders(channel), facts.receivers(channel)
+    pattern, scheme = spec.pattern_spec, spec.resolved_scheme
+    roles = tuple(
+        role.name for role in pattern.roles if role.field in policy.roles_of(identity, channel)
+    )
+    senders, receivers = policy.senders(channel), policy.receivers(channel)
     is_sender, is_receiver = identity in senders, identity in receivers
+    key_kind = policy.channel_key_kind(channel)
     impersonates: tuple[str, ...] = ()
     reads: Reads = "none"
     sends_detail = "cannot send on it (not a sender): peers reject its frames"
     # Servers reply and respondents respond: they send too, though not first.
-    sends_as_itself = is_sender or (is_receiver and pattern in ("reqrep", "survey"))
+    sends_as_itself = is_sender or (is_receiver and pattern.has_replies)
 
     if scheme == "plaintext":
         reads, read_detail = (
@@ -93,32 +93,31 @@ def _channel(policy: Policy, facts: PolicyFacts, identity: str, channel: str) ->
         reads, read_detail = "public", "everything: signed frames are not encrypted"
         if is_sender:
             sends_detail = f"frames signed as {identity} only"
-    elif pattern in ("pubsub", "pipeline"):
+    elif scheme == "sealed" and not pattern.has_replies:  # publications, jobs
         if is_receiver:
             reads, read_detail = "all", "every message on the channel (it holds the audience key)"
         else:
             read_detail = "nothing: messages are sealed to the receivers, not to senders"
         if is_sender:
             sends_detail = f"messages signed as {identity} only; it cannot pose as another sender"
-    elif pattern == "bus":
+    elif scheme == "secretbox" and key_kind == "group":  # a bus
         reads, read_detail = "all", "every message on the bus (it holds the group key)"
-        if getattr(spec, "origin", "signed") == "group":
-            impersonates = _others(facts.active(facts.members(channel, "members")), identity)
+        if spec.origin_mode == "group":
+            impersonates = _others(policy.active(receivers), identity)
             sends_detail = "messages as any member: origin: group frames are not signed"
             sends_as_itself = False
         else:
             sends_detail = f"messages signed as {identity} only"
-    elif pattern == "pair":
-        peer = ", ".join(_others(facts.members(channel, "members"), identity)) or "its peer"
+    elif scheme == "secretbox":  # a pair: the key comes from the two identity keys
+        peer = ", ".join(_others(receivers, identity)) or "its peer"
         reads, read_detail = "all", f"everything {peer} sends on the pair"
         sends_detail = f"messages as {identity} to {peer}"
-    elif pattern == "reqrep":
+    elif scheme == "peerbox":  # requests and replies under per-client keys
         if is_receiver:
-            servers = facts.members(channel, "servers")
             reads, read_detail = "all", "every request to the service, from every client"
             sends_detail = "replies to any client, as the service"
-            if len(servers) > 1:
-                impersonates = _others(facts.members(channel, "clients"), identity)
+            if key_kind == "service":
+                impersonates = _others(senders, identity)
                 sends_detail += (
                     "; with the shared service key it can derive any client's key and forge "
                     "requests as that client to the other servers"
@@ -126,7 +125,7 @@ def _channel(policy: Policy, facts: PolicyFacts, identity: str, channel: str) ->
         else:
             reads, read_detail = "own", "replies to its own requests only"
             sends_detail = f"requests as {identity} only"
-    else:  # survey
+    else:  # sealed surveys, answered by peerbox responses
         if is_receiver:
             reads, read_detail = "all", "every survey (it holds the respondents' audience key)"
             sends_detail = f"responses as {identity} only"
@@ -138,7 +137,7 @@ def _channel(policy: Policy, facts: PolicyFacts, identity: str, channel: str) ->
 
     return ChannelExposure(
         channel,
-        pattern,
+        pattern.name,
         scheme,
         roles,
         reads,
@@ -163,15 +162,14 @@ def explain(policy: Policy, identity: str) -> Exposure:
                 key=True,
             )
         )
-    facts = PolicyFacts(policy)
     channels = tuple(
-        _channel(policy, facts, identity, channel)
+        _channel(policy, identity, channel)
         for channel in policy.channels
         if policy.roles_of(identity, channel)
     )
     groups = tuple(sorted(g for g in policy.groups if identity in policy.expand([g])))
     readable = set(policy.readable_by(identity))
-    rotates = tuple(c.channel for c in channels if identity in facts.key_holders(c.channel))
+    rotates = tuple(c.channel for c in channels if identity in policy.key_holders(c.channel))
     not_rotatable = tuple(
         c.channel
         for c in channels

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .._errors import NngsecError, Problem
 from ._check import CheckResult
-from ._links import INITIATOR, SYMMETRIC, End, Link, node_key
+from ._links import End, Link, node_key
 
 __all__ = ["GRAPH_SUFFIXES", "render_dot", "render_mermaid", "write_graph"]
 
@@ -96,10 +96,10 @@ class _Picture:
     def _edge(self, link: Link) -> _Edge:
         a, b = link.dialer.end, link.listener.end
         tail, head = self._vertex(a), self._vertex(b)
-        both = a.pattern in SYMMETRIC and link.mismatch is None
+        both = a.symmetric and link.mismatch is None
         # Point the way frames flow: from the initiator side (a relay's back acts as one).
         flows = not both and link.mismatch is None and a.sound and b.sound
-        if flows and a.pattern is not None and b.role == INITIATOR[a.pattern]:
+        if flows and b.initiates:
             tail, head = head, tail
         bad = a.key in self.flagged or b.key in self.flagged
         dashed = link.mismatch is not None

@@ -21,39 +21,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .._policy._model import ROLES, Pattern
+from .._patterns import PatternSpec, RoleSpec, pattern_of
 from .._yaml import Loc, format_loc
 from ._addresses import Address, Key, dial_keys, listen_key, parse_address
 from ._load import Topology
 
-__all__ = [
-    "COMPLEMENT",
-    "INITIATOR",
-    "RECEIVER",
-    "SYMMETRIC",
-    "End",
-    "Graph",
-    "Link",
-    "Port",
-    "build_graph",
-    "node_key",
-    "plural",
-]
-
-INITIATOR: dict[Pattern, str] = {pattern: roles[0][1] for pattern, roles in ROLES.items()}
-RECEIVER: dict[Pattern, str] = {pattern: roles[-1][1] for pattern, roles in ROLES.items()}
-COMPLEMENT: dict[str, str] = {
-    **{INITIATOR[p]: RECEIVER[p] for p in ROLES},
-    **{RECEIVER[p]: INITIATOR[p] for p in ROLES},
-}
-SYMMETRIC: frozenset[str] = frozenset({"pair", "bus"})
-PATTERN_ROLES: dict[Pattern, frozenset[str]] = {
-    pattern: frozenset(singular for _, singular in roles) for pattern, roles in ROLES.items()
-}
-
-
-def plural(role: str) -> str:
-    return role + "s"
+__all__ = ["End", "Graph", "Link", "Port", "build_graph", "node_key"]
 
 
 def node_key(topology: Topology, node: str) -> str:
@@ -80,8 +53,8 @@ class End:
     kind: EndKind
     index: int
     channel: str
-    pattern: Pattern | None
-    role: str
+    pattern: PatternSpec | None  # of the channel (sockets) or of the relay (relay sides)
+    role: str  # as written for a socket (``publisher``); the part a relay side plays
     identity: str | None
     loc: Loc
     sound: bool
@@ -105,9 +78,33 @@ class End:
             return f"{self.node}'s {self.role} socket on {self.channel}"
         return f"the {self.kind} of relay {self.node}.relays[{self.index}] ({self.channel})"
 
+    @property
+    def role_spec(self) -> RoleSpec | None:
+        return self.pattern.role(self.role) if self.pattern is not None else None
+
+    @property
+    def symmetric(self) -> bool:
+        return self.pattern is not None and self.pattern.symmetric
+
+    @property
+    def initiates(self) -> bool:
+        """Whether this end plays the pattern's initiating role (publisher, client, ...)."""
+        return self.pattern is not None and self.role == self.pattern.initiator.name
+
+    @property
+    def receives(self) -> bool:
+        """Whether this end plays the pattern's receiving role (subscriber, server, ...)."""
+        return self.pattern is not None and self.role == self.pattern.receiver.name
+
+    def complement(self) -> RoleSpec | None:
+        """The role at the other end of a link from this one."""
+        role = self.role_spec
+        return self.pattern.complement(role) if self.pattern and role else None
+
     def faces(self) -> str:
         """Who a relay side faces, e.g. ``publishers`` for the front of a pubsub relay."""
-        return plural(COMPLEMENT.get(self.role, self.role))
+        other = self.complement()
+        return other.field if other is not None else self.role
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -159,7 +156,7 @@ class Graph:
                 continue
             if not other.is_relay:
                 return True
-            if end.pattern in SYMMETRIC:
+            if end.symmetric:
                 members = self._cluster_members.get(self._cluster_of[other.relay_key], set())
                 if len(members) > 1 or (members and end.key not in members):
                     return True
@@ -228,14 +225,15 @@ def _mismatch(a: End, b: End) -> str | None:
             f"{a.describe()} is linked to {b.describe()}: channel {a.channel!r} meets "
             f"channel {b.channel!r}"
         )
-    if COMPLEMENT.get(a.role) == b.role:
+    complement = a.complement()
+    if complement is not None and complement.name == b.role:
         return None
     relay, other = (a, b) if a.is_relay else (b, a)
     if relay.is_relay and not other.is_relay:
         right = "back" if relay.kind == "front" else "front"
         return (
             f"{other.describe()} is linked to {relay.describe()}, which faces "
-            f"{relay.faces()}; {plural(other.role)} connect to its {right}"
+            f"{relay.faces()}; {_plural(other)} connect to its {right}"
         )
     if relay.is_relay:
         return (
@@ -243,13 +241,19 @@ def _mismatch(a: End, b: End) -> str | None:
             "link a relay's back to the next relay's front"
         )
     return (
-        f"{a.describe()} is linked to {b.describe()}: two {plural(a.role)} cannot talk, "
-        f"expected a {COMPLEMENT.get(a.role, '?')} on the other end"
+        f"{a.describe()} is linked to {b.describe()}: two {_plural(a)} cannot talk, "
+        f"expected a {complement.name if complement else '?'} on the other end"
     )
 
 
+def _plural(end: End) -> str:
+    """``publishers`` for a publisher socket: the policy field of its role."""
+    role = end.role_spec
+    return role.field if role is not None else end.role + "s"
+
+
 def build_graph(
-    topologies: Iterable[Topology], channel_pattern: Callable[[str], Pattern | None]
+    topologies: Iterable[Topology], channel_pattern: Callable[[str], PatternSpec | None]
 ) -> Graph:
     """Ends, ports and links of all topologies together (addresses match across files)."""
     graph = Graph()
@@ -261,7 +265,7 @@ def build_graph(
 
 
 def _add_ends(
-    graph: Graph, topology: Topology, channel_pattern: Callable[[str], Pattern | None]
+    graph: Graph, topology: Topology, channel_pattern: Callable[[str], PatternSpec | None]
 ) -> None:
     prefix = topology.display + "#"
     for node, spec in topology.model.nodes.items():
@@ -270,7 +274,7 @@ def _add_ends(
         for index, socket in enumerate(spec.sockets):
             loc: Loc = ("nodes", node, "sockets", index)
             pattern = channel_pattern(socket.channel)
-            sound = pattern is not None and socket.role in PATTERN_ROLES[pattern]
+            sound = pattern is not None and pattern.role(socket.role) is not None
             end = End(
                 prefix + format_loc(loc),
                 topology,
@@ -294,9 +298,14 @@ def _add_ends(
                     graph.ports.append(_port(end, mode, url, url_loc))
         for index, relay in enumerate(spec.relays):
             relay_loc: Loc = ("nodes", node, "relays", index)
-            sound = channel_pattern(relay.channel) == relay.pattern
+            relay_pattern = pattern_of(relay.pattern)
+            if relay_pattern is None:  # the model admits relayable patterns only
+                raise ValueError(f"unknown relay pattern {relay.pattern!r}")
+            sound = channel_pattern(relay.channel) is relay_pattern
             for kind, side in (("front", relay.front), ("back", relay.back)):
-                role = RECEIVER[relay.pattern] if kind == "front" else INITIATOR[relay.pattern]
+                # A relay's front stands in for the receivers, its back for the initiators.
+                part = relay_pattern.receiver if kind == "front" else relay_pattern.initiator
+                role = part.name
                 side_loc = (*relay_loc, kind)
                 end = End(
                     prefix + format_loc(side_loc),
@@ -306,7 +315,7 @@ def _add_ends(
                     kind,  # type: ignore[arg-type]
                     index,
                     relay.channel,
-                    relay.pattern,
+                    relay_pattern,
                     role,
                     None,  # a relay holds no keys, whatever its node runs
                     side_loc,
@@ -446,7 +455,7 @@ def _follow_relays(graph: Graph) -> None:
         for relay, other in ((a, b), (b, a)):
             if not relay.is_relay:
                 continue
-            if relay.pattern in SYMMETRIC:
+            if relay.symmetric:
                 if other.is_relay:
                     parent[find(relay.relay_key)] = find(other.relay_key)
                 continue
@@ -463,7 +472,7 @@ def _follow_relays(graph: Graph) -> None:
     for relay_id in parent:
         graph._cluster_of[relay_id] = find(relay_id)
     for end in graph.sockets():
-        if not end.sound or end.pattern not in SYMMETRIC:
+        if not end.sound or not end.symmetric:
             continue
         for link in end.links:
             other = link.other(end)

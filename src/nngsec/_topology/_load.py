@@ -14,8 +14,9 @@ from pydantic_core import ErrorDetails
 from .._diagnostics import pydantic_problems
 from .._errors import PolicyError, Problem
 from .._names import NAME_MAX
+from .._patterns import ROLE_NAMES
 from .._yaml import Loc, YamlDocument, format_loc, parse_yaml, read_text
-from ._model import ROLE_NAMES, NodeModel, RelayModel, RelaySide, SocketModel, TopologyModel
+from ._model import NodeModel, RelayModel, RelaySide, SocketModel, TopologyModel
 
 __all__ = ["FORMAT_VERSION", "Topology", "is_topology_document", "load_topology"]
 

@@ -25,7 +25,7 @@ here so that a malformed one is an input error with its position, not a finding.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -39,11 +39,11 @@ from pydantic import (
 )
 
 from .._diagnostics import FieldValueError
+from .._patterns import RELAY_PATTERN_NAMES, ROLE_NAMES, Pattern, RoleName, pattern_of
 from .._policy._model import Name, Topic
 from ._addresses import parse_address
 
 __all__ = [
-    "ROLE_NAMES",
     "NodeModel",
     "RelayModel",
     "RelaySide",
@@ -52,18 +52,12 @@ __all__ = [
     "TopologyModel",
 ]
 
-Role = Literal[
-    "publisher",
-    "subscriber",
-    "pusher",
-    "puller",
-    "client",
-    "server",
-    "surveyor",
-    "respondent",
-    "member",
-]
-ROLE_NAMES: tuple[Role, ...] = get_args(Role)
+if TYPE_CHECKING:
+    Role = RoleName
+    RelayPatternName = Pattern
+else:  # the choices come from the pattern records
+    Role = Literal[ROLE_NAMES]
+    RelayPatternName = Literal[RELAY_PATTERN_NAMES]
 
 _HOST = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.:-]{0,252})$")
 _URL_SCHEMA: dict[str, Any] = {
@@ -157,17 +151,14 @@ class RelaySide(_Model):
 
 
 def _relay_pattern(value: object) -> object:
-    if value == "pair":
-        raise FieldValueError(
-            "pair has no relay: an NNG pair connects exactly two sockets",
-            "connect the two members directly",
-        )
+    spec = pattern_of(value)
+    if spec is not None and spec.no_relay is not None:
+        reason, _, hint = spec.no_relay.partition("; ")
+        raise FieldValueError(f"{spec.name} has no relay: {reason}", hint)
     return value
 
 
-RelayPattern = Annotated[
-    Literal["pubsub", "pipeline", "reqrep", "survey", "bus"], BeforeValidator(_relay_pattern)
-]
+RelayPattern = Annotated[RelayPatternName, BeforeValidator(_relay_pattern)]
 
 
 class RelayModel(_Model):

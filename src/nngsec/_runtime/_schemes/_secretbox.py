@@ -15,7 +15,7 @@ from typing import Any
 
 from ..._errors import PolicyError, Problem
 from ..._labels import BUS_FRAME, PAIR_KEY, SECRETBOX_FRAME
-from .._wire import Header, Kind
+from .._wire import FrameKind, Header
 from ._base import ChannelContext, SchemeCodec, SendState, forged, no_key, nonce_of
 from ._crypto import AEAD_TAG, SIGNATURE, aead_open, aead_seal, kdf, verify, x25519
 
@@ -23,7 +23,7 @@ from ._crypto import AEAD_TAG, SIGNATURE, aead_open, aead_seal, kdf, verify, x25
 class PairBox(SchemeCodec):
     overhead = AEAD_TAG
 
-    def __init__(self, ctx: ChannelContext, kind: int = Kind.SECRETBOX) -> None:
+    def __init__(self, ctx: ChannelContext, kind: int = FrameKind.SECRETBOX) -> None:
         super().__init__(ctx, kind)
         assert ctx.peer is not None
         own = ctx.key.public.box_key
@@ -59,7 +59,7 @@ class PairBox(SchemeCodec):
 
 
 class BusBox(SchemeCodec):
-    def __init__(self, ctx: ChannelContext, kind: int = Kind.SECRETBOX) -> None:
+    def __init__(self, ctx: ChannelContext, kind: int = FrameKind.SECRETBOX) -> None:
         super().__init__(ctx, kind)
         self.signed = ctx.origin == "signed"
         self.overhead = AEAD_TAG + (SIGNATURE if self.signed else 0)

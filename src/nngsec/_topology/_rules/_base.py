@@ -18,7 +18,6 @@ from ..._keys._identity import PublicIdentity
 from ..._keys._keystore import Keystore
 from ..._policy._policy import Policy
 from ..._yaml import Loc
-from .._facts import PolicyFacts
 from .._findings import Issue, Place, Severity, place
 from .._links import Graph
 from .._load import Topology
@@ -36,7 +35,6 @@ class Context:
     """Everything a rule may look at. Nothing in it is modified by rules."""
 
     policy: Policy
-    facts: PolicyFacts
     topologies: tuple[Topology, ...]
     graph: Graph
     keys: ChannelKeyFile | None

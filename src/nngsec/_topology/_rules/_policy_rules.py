@@ -9,12 +9,11 @@ from pathlib import Path
 from ..._errors import PolicyError
 from ..._keys._identity import KEY_ID_SIZE
 from ..._keys._text import TextKeyError, decode_text
-from ..._policy._model import ROLES
-from ..._policy._policy import RECEIVER_ROLES, signature_path
+from ..._policy._checks import unknown_names
+from ..._policy._policy import signature_path
 from ..._policy._signing import SIGNATURE_PREFIX, verify_signature
-from .._facts import unknown_names
 from .._findings import Issue, Place
-from .._links import INITIATOR, RECEIVER, SYMMETRIC, End, node_key
+from .._links import End, node_key
 from ._base import Context, rule
 
 
@@ -116,7 +115,7 @@ def revoked_in_use(ctx: Context) -> Iterator[Issue]:
     policy = ctx.policy
     if policy.revoked:
         for channel, spec in policy.channels.items():
-            for field, _ in ROLES[spec.pattern_name]:
+            for field in spec.pattern_spec.role_fields:
                 for index, name in enumerate(spec.role_members(field)):
                     hit = {n for n in policy.expand([name]) if policy.is_revoked(n)}
                     if not hit:
@@ -195,11 +194,11 @@ def forgeable_group(ctx: Context) -> Iterator[Issue]:
     **Fix.** Remove `origin:` (the default, `signed`, signs each frame by its sender), or
     split the bus so that each group key is shared by two members only.
     """
-    facts = ctx.facts
-    for channel, spec in ctx.policy.channels.items():
-        if getattr(spec, "origin", None) != "group" or facts.key_kind(channel) != "group":
+    policy = ctx.policy
+    for channel, spec in policy.channels.items():
+        if spec.origin_mode != "group" or policy.channel_key_kind(channel) != "group":
             continue
-        members = facts.active(facts.members(channel, "members"))
+        members = policy.active(policy.receivers(channel))
         if len(members) > 2:
             yield Issue(
                 ctx.at_policy(("channels", channel, "origin")),
@@ -234,14 +233,14 @@ def forgeable_service(ctx: Context) -> Iterator[Issue]:
     **Fix.** Accept it if the servers are one trust domain (replicas of one service). If not,
     give each server its own channel, or use `scheme: signed` where a clear payload is fine.
     """
-    facts = ctx.facts
-    for channel in ctx.policy.channels:
-        if facts.key_kind(channel) != "service":
+    policy = ctx.policy
+    for channel, spec in policy.channels.items():
+        if policy.channel_key_kind(channel) != "service":
             continue
-        servers = facts.active(facts.members(channel, "servers"))
+        servers = policy.active(policy.receivers(channel))
         if len(servers) > 1:
             yield Issue(
-                ctx.at_policy(("channels", channel, "servers")),
+                ctx.at_policy(("channels", channel, spec.pattern_spec.receiver.field)),
                 f"channel {channel!r} has {len(servers)} servers sharing one service key: each "
                 f"of {_names(servers, 4)} can read every request and forge requests as any "
                 "client and replies as any other server",
@@ -264,11 +263,11 @@ def wide_secret(ctx: Context) -> Iterator[Issue]:
     **Fix.** Split the channel by audience (e.g. per site), narrow the receiving role, or
     raise the threshold when the width is intended.
     """
-    facts = ctx.facts
+    policy = ctx.policy
     limit = ctx.wide_secret_threshold
-    for channel in ctx.policy.channels:
-        kind = facts.key_kind(channel)
-        holders = facts.active(facts.key_holders(channel))
+    for channel in policy.channels:
+        kind = policy.channel_key_kind(channel)
+        holders = policy.active(policy.key_holders(channel))
         if kind is not None and len(holders) > limit:
             yield Issue(
                 ctx.at_policy(("channels", channel), key=True),
@@ -300,19 +299,20 @@ def no_receivers(ctx: Context) -> Iterator[Issue]:
     **Fix.** Add the receiving sockets to the topology, or an active receiver to the
     policy; or remove the channel.
     """
-    facts = ctx.facts
-    for channel, spec in ctx.policy.channels.items():
-        pattern = spec.pattern_name
-        senders = facts.active(facts.senders(channel))
-        receivers = facts.active(facts.receivers(channel))
-        needed = 2 if pattern in ("pair", "bus") else 1
+    policy = ctx.policy
+    for channel, spec in policy.channels.items():
+        pattern = spec.pattern_spec
+        senders = policy.active(policy.senders(channel))
+        receivers = policy.active(policy.receivers(channel))
+        # A member of a symmetric pattern does not receive its own frames: it needs another.
+        needed = 2 if pattern.symmetric else 1
         if senders and len(receivers) < needed:
-            field = RECEIVER_ROLES[pattern][0]
+            field = pattern.receiver.field
             yield Issue(
                 ctx.at_policy(("channels", channel, field)),
                 f"channel {channel!r} has senders but {len(receivers)} active "
-                f"{'member' if needed == 2 else field}"
-                + (" (every other one is revoked)" if facts.receivers(channel) else ""),
+                f"{pattern.receiver.name if pattern.symmetric else field}"
+                + (" (every other one is revoked)" if policy.receivers(channel) else ""),
                 f"add an identity to {field}, or remove the channel",
             )
     if not ctx.topologies:
@@ -320,25 +320,29 @@ def no_receivers(ctx: Context) -> Iterator[Issue]:
     sending: dict[str, list[End]] = {}
     receiving: dict[str, int] = {}
     for end in ctx.graph.sockets():
-        if not end.sound or end.pattern is None:
+        if not end.sound:
             continue
-        if end.role == INITIATOR[end.pattern]:
+        if end.initiates:
             sending.setdefault(end.channel, []).append(end)
-        elif end.role == RECEIVER[end.pattern]:
+        elif end.receives:
             receiving[end.channel] = receiving.get(end.channel, 0) + 1
     for channel, ends in sending.items():
         kind = ends[0].pattern
-        if kind in SYMMETRIC:
+        if kind is None:  # sound ends have a pattern
+            continue
+        if kind.symmetric:
             if len(ends) > 1:
                 continue
-            message = f"channel {channel!r} has one member socket in the topology and no other"
+            message = (
+                f"channel {channel!r} has one {kind.initiator.name} socket in the topology "
+                "and no other"
+            )
         elif receiving.get(channel):
             continue
         else:
-            assert kind is not None
             message = (
-                f"channel {channel!r} has {len(ends)} {INITIATOR[kind]} socket(s) "
-                f"in the topology but no {RECEIVER[kind]} socket"
+                f"channel {channel!r} has {len(ends)} {kind.initiator.name} socket(s) "
+                f"in the topology but no {kind.receiver.name} socket"
             )
         yield Issue(
             ctx.at(ends[0].topology, ends[0].loc),
@@ -368,7 +372,7 @@ def missing_channel_keys(ctx: Context) -> Iterator[Issue]:
     **Fix.** Run `nngsec rotate POLICY CHANNEL` (or `nngsec rotate POLICY` for all), then
     sign and distribute the policy and its `.keys.json` file.
     """
-    policy, facts, keys = ctx.policy, ctx.facts, ctx.keys
+    policy, keys = ctx.policy, ctx.keys
     keys_name = policy.keys_path.name if policy.keys_path else "the channel-key file"
     rotate = f"nngsec rotate {policy.document.path}"
     if keys is not None and keys.model.policy != policy.name:
@@ -379,7 +383,7 @@ def missing_channel_keys(ctx: Context) -> Iterator[Issue]:
         )
         return
     for channel in policy.channels:
-        kind = facts.key_kind(channel)
+        kind = policy.channel_key_kind(channel)
         if kind is None:
             continue
         where = ctx.at_policy(("channels", channel), key=True)
@@ -400,8 +404,9 @@ def missing_channel_keys(ctx: Context) -> Iterator[Issue]:
                 f"{rotate} {channel}",
             )
             continue
-        assert keys is not None
-        lacking = facts.active(facts.key_holders(channel)) - keys.holders(channel)
+        if keys is None:  # spec came from it
+            continue
+        lacking = policy.active(policy.key_holders(channel)) - keys.holders(channel)
         if lacking:
             epoch = spec.epochs[0].epoch
             yield Issue(
@@ -428,16 +433,16 @@ def stale_key_holder(ctx: Context) -> Iterator[Issue]:
     **Fix.** `nngsec rotate POLICY CHANNEL` (`nngsec revoke POLICY IDENTITY` does both
     steps at once), then sign and distribute the new files.
     """
-    policy, facts, keys = ctx.policy, ctx.facts, ctx.keys
+    policy, keys = ctx.policy, ctx.keys
     if keys is None or keys.model.policy != policy.name:
         return
     rotate = f"nngsec rotate {policy.document.path}"
     for channel, spec in keys.model.channels.items():
-        if channel not in policy.channels or facts.key_kind(channel) != spec.kind:
+        if channel not in policy.channels or policy.channel_key_kind(channel) != spec.kind:
             continue  # missing-channel-keys reports a kind that changed
         holders = keys.holders(channel)
         revoked = {n for n in holders if policy.is_revoked(n)}
-        removed = holders - facts.key_holders(channel) - revoked
+        removed = holders - policy.key_holders(channel) - revoked
         epoch = spec.epochs[0].epoch
         where = ctx.at_policy(("channels", channel), key=True)
         if revoked:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 
-from ..._policy._model import ROLES
+from ..._patterns import PATTERNS
 from .._findings import Issue
-from .._links import COMPLEMENT, INITIATOR, RECEIVER, SYMMETRIC, End
+from .._links import End
 from ._base import Context, rule
 
 # A bus larger than this is not checked for a full mesh (the check is quadratic).
@@ -71,10 +71,10 @@ def role_pattern_mismatch(ctx: Context) -> Iterator[Issue]:
     for end in ctx.graph.sockets():
         if end.sound or end.pattern is None:
             continue
-        roles = [singular for _, singular in ROLES[end.pattern]]
+        roles = [role.name for role in end.pattern.roles]
         yield Issue(
             ctx.at(end.topology, (*end.loc, "role")),
-            f"role {end.role!r} on channel {end.channel!r}, a {end.pattern} channel, "
+            f"role {end.role!r} on channel {end.channel!r}, a {end.pattern.name} channel, "
             f"expected {' or '.join(roles)}",
             f"use role: {' or role: '.join(roles)}",
             subjects=(end.key,),
@@ -102,13 +102,13 @@ def relay_pattern_mismatch(ctx: Context) -> Iterator[Issue]:
     for end in ctx.graph.ends:
         if end.kind != "front" or end.sound:
             continue
-        pattern = ctx.facts.pattern(end.channel)
-        if pattern is None:
+        pattern = ctx.policy.pattern(end.channel)
+        if pattern is None or end.pattern is None:
             continue  # unknown-channel
         yield Issue(
             ctx.at(end.topology, (*end.relay_loc, "pattern")),
-            f"relay is a {end.pattern} relay, but channel {end.channel!r} is {pattern}",
-            f"use pattern: {pattern}",
+            f"relay is a {end.pattern.name} relay, but channel {end.channel!r} is {pattern.name}",
+            f"use pattern: {pattern.name}",
             subjects=(end.relay_key,),
         )
 
@@ -132,16 +132,18 @@ def role_not_authorized(ctx: Context) -> Iterator[Issue]:
     **Fix.** Add the identity (or a group holding it) to the role in the policy, or give
     the socket the role the identity has, or run it on a node with the right identity.
     """
-    facts = ctx.facts
+    policy = ctx.policy
     for end in ctx.graph.sockets():
         identity = end.identity
-        if not end.sound or identity is None or identity not in ctx.policy.identities:
+        role, pattern = end.role_spec, end.pattern
+        if not end.sound or identity is None or identity not in policy.identities:
             continue
-        field = facts.role_field(end.channel, end.role)
-        assert field is not None
-        if identity in facts.members(end.channel, field):
+        if role is None or pattern is None:  # sound sockets have both
             continue
-        held = [s for f, s in ROLES[end.pattern] if identity in facts.members(end.channel, f)]  # type: ignore[index]
+        field = role.field
+        if identity in policy.members(end.channel, field):
+            continue
+        held = [r.name for r in pattern.roles if identity in policy.members(end.channel, r.field)]
         yield Issue(
             ctx.at(end.topology, (*end.loc, "role")),
             f"node {end.node!r} opens a {end.role} socket on {end.channel!r}, but identity "
@@ -295,19 +297,20 @@ def topic_not_allowed(ctx: Context) -> Iterator[Issue]:
         socket = end.topology.model.nodes[end.node].sockets[end.index]
         if spec is None or socket.topics is None:
             continue
-        if spec.pattern_name != "pubsub":
+        if not spec.pattern_spec.has_topic:
+            with_topics = ", ".join(p.name for p in PATTERNS.values() if p.has_topic)
             yield Issue(
                 ctx.at(end.topology, (*end.loc, "topics"), key=True),
                 f"topics on channel {end.channel!r}, a {spec.pattern_name} channel; only "
-                "pubsub channels have topics",
+                f"{with_topics} channels have topics",
                 "remove topics:",
                 subjects=(end.key,),
             )
             continue
-        allowed: tuple[str, ...] | None = getattr(spec, "topics", None)
+        allowed = spec.topic_prefixes
         if allowed is None:
             continue
-        subscriber = end.role == "subscriber"
+        subscriber = end.receives
         shown = ", ".join(repr(a) for a in allowed)
         for index, topic in enumerate(socket.topics):
             if _topic_ok(topic, allowed, subscriber=subscriber):
@@ -344,7 +347,6 @@ def relay_holds_keys(ctx: Context) -> Iterator[Issue]:
     **Fix.** Run the relay in a node without an identity (a node with only `relays:`
     needs none), on a host that holds no readers' keys.
     """
-    facts = ctx.facts
     for end in ctx.graph.ends:
         if end.kind != "front":
             continue
@@ -353,7 +355,7 @@ def relay_holds_keys(ctx: Context) -> Iterator[Issue]:
         spec = ctx.policy.channels.get(end.channel)
         if identity is None or spec is None or spec.resolved_scheme in ("signed", "plaintext"):
             continue
-        if end.channel in facts.readable(identity):
+        if end.channel in ctx.policy.readable_by(identity):
             yield Issue(
                 ctx.at(topology, end.relay_loc),
                 f"node {end.node!r} relays channel {end.channel!r} and runs identity "
@@ -381,23 +383,24 @@ def isolated_socket(ctx: Context) -> Iterator[Issue]:
     receivers: dict[str, int] = {}
     members: dict[str, int] = {}
     for end in graph.sockets():
-        if end.sound and end.pattern is not None:
-            if end.pattern in SYMMETRIC:
+        if end.sound:
+            if end.symmetric:
                 members[end.channel] = members.get(end.channel, 0) + 1
-            elif end.role == RECEIVER[end.pattern]:
+            elif end.receives:
                 receivers[end.channel] = receivers.get(end.channel, 0) + 1
     for end in graph.sockets():
-        if not end.sound or end.pattern is None:
+        complement = end.complement()
+        if not end.sound or complement is None:
             continue
-        if end.pattern in SYMMETRIC:
+        if end.symmetric:
             if members.get(end.channel, 0) < 2:
                 continue  # no-receivers
-        elif end.role == INITIATOR[end.pattern] and not receivers.get(end.channel):
+        elif end.initiates and not receivers.get(end.channel):
             continue  # no-receivers
         usable = [link for link in end.links if link.mismatch is None]
         if not usable or graph.served(end):
             continue
-        want = COMPLEMENT[end.role]
+        want = complement.name
         yield Issue(
             ctx.at(end.topology, end.loc),
             f"{end.describe()} reaches no {want}: its links lead only to relays with no "
@@ -431,7 +434,7 @@ def bus_not_meshed(ctx: Context) -> Iterator[Issue]:
     graph = ctx.graph
     by_channel: dict[str, list[End]] = {}
     for end in graph.sockets():
-        if end.sound and end.pattern == "bus":
+        if end.sound and end.pattern is not None and end.pattern.name == "bus":
             by_channel.setdefault(end.channel, []).append(end)
     cache: dict[tuple[str, str], frozenset[str]] = {}
     for ends in by_channel.values():
