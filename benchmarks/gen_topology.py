@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nngsec._admin import rotate
 from nngsec._keys._identity import IdentityKey
+from nngsec._policy._admin import rotate
 
 PATTERNS = (
     "pubsub",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from nngsec import Keystore, Node, load_policy
-from nngsec._admin import rotate
+from nngsec._policy._admin import rotate
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nngsec import PolicyError, Rejected
+from nngsec import PolicyError, Rejected, UsageError
 from nngsec._runtime._schemes._base import SendState
 from nngsec._runtime._wire import Header, encode_header, parse_frame
 
@@ -72,7 +72,7 @@ def test_a_relay_rewriting_the_topic_is_caught(codec_world):
 
 def test_topic_outside_the_allowed_prefixes(codec_world):
     nodes = codec_world.nodes
-    with pytest.raises(PolicyError, match="not allowed"):
+    with pytest.raises(UsageError, match="not allowed"):
         nodes["alice"].seal("pubsub-sealed", b"x", topic="v.other")
     frame = forge_as(nodes["alice"], "pubsub-signed", "alice", b"x", topic="v.other")
     assert reason(nodes["carol"].open, "pubsub-signed", frame) == "unauthorized"
@@ -161,7 +161,7 @@ def test_max_age_is_exact_for_old_frames(codec_world):
 def test_too_large(codec_world):
     nodes = codec_world.nodes
     limit = nodes["alice"].policy.channels["pubsub-signed"].max_message_size
-    with pytest.raises(PolicyError, match="exceeds max_message_size"):
+    with pytest.raises(UsageError, match="exceeds max_message_size"):
         nodes["alice"].seal("pubsub-signed", bytes(limit + 1), topic="t.")
     big = forge_as(nodes["alice"], "pubsub-signed", "alice", bytes(limit + 1), topic="t.")
     assert reason(nodes["carol"].open, "pubsub-signed", big) == "too-large"

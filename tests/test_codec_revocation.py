@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nngsec import PolicyError, Rejected
-from nngsec._admin import revoke, rotate
+from nngsec._policy._admin import revoke, rotate
 from tests.support import FakeClock
 
 BODY = """

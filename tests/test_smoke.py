@@ -1,4 +1,4 @@
-from nngsec._admin import rotate
+from nngsec._policy._admin import rotate
 
 
 def test_world_builds_and_node_opens_its_keys(world_factory):

@@ -75,7 +75,7 @@ def test_pubsub_filters_on_the_clear_topic(nodes, url):
         pub.send(b"21.5", topic="t.line1")
         message = sub.recv()
         assert (message.payload, message.topic, message.sender) == (b"21.5", "t.line1", "alice")
-        with pytest.raises(PolicyError, match="not allowed"):
+        with pytest.raises(UsageError, match="not allowed"):
             pub.send(b"x", topic="z.elsewhere")
 
 

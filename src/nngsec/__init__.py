@@ -4,7 +4,14 @@ Declare who may talk to whom in a YAML policy, attach it to ordinary pynng socke
 validate whole deployments offline. See ``docs/`` for the wire format and threat model.
 """
 
-from ._errors import KeystoreError, NngsecError, PolicyError, Problem, Rejected, UsageError
+from ._errors import (
+    KeystoreError,
+    NngsecError,
+    PolicyError,
+    Problem,
+    Rejected,
+    UsageError,
+)
 from ._keys._identity import IdentityKey, PublicIdentity
 from ._keys._keystore import Keystore
 from ._policy._load import load_policy
@@ -15,8 +22,7 @@ from ._runtime._node import Node
 from ._runtime._sockets import SecureContext, SecureSocket, SocketStats
 from ._topology._check import check
 from ._topology._findings import Finding
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "Finding",
@@ -41,3 +47,11 @@ __all__ = [
     "load_policy",
     "relay",
 ]
+
+# Public names report the package as their home, as httpx and trio do: tracebacks, reprs
+# and pickles say ``nngsec.Rejected``, never the private module that defines it.
+for _name in __all__:
+    _value = globals()[_name]
+    if callable(_value):  # classes and functions (not the version string)
+        _value.__module__ = __name__
+del _name, _value

@@ -1,4 +1,4 @@
-"""``nngsec._admin``: rotate, revoke and sign through the Python API.
+"""``nngsec._policy._admin``: rotate, revoke and sign through the Python API.
 
 Time is passed explicitly (``now=``); nothing here patches the clock.
 """
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from nngsec import PolicyError, load_policy
-from nngsec._admin import revoke, rotate, sign
+from nngsec._policy._admin import revoke, rotate, sign
 
 from .helpers import at
 
@@ -257,7 +257,7 @@ def test_rotate_never_seals_to_a_revoked_identity_still_listed_in_roles(factory)
 
 def test_rotate_notes_that_the_signature_is_stale(factory, tmp_path):
     from nngsec import Keystore
-    from nngsec._admin import sign
+    from nngsec._policy._admin import sign
 
     admin = Keystore(tmp_path / "admin")
     admin.generate("admin")

@@ -1,6 +1,6 @@
 """A crash during a write (simulated by failing the rename) leaves the previous file intact.
 
-``nngsec._atomic.write_atomic`` writes a temporary file beside the target and renames it
+``nngsec._formats._atomic.write_atomic`` writes a temporary file beside the target and renames it
 into place (``os.replace``; ``os.link`` when it must not overwrite). Here those calls fail,
 as a crash or a full disk would make them, and every command that writes is checked.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from nngsec import Keystore, KeystoreError, load_policy
-from nngsec._admin import revoke, rotate, sign
-from nngsec._atomic import write_atomic
 from nngsec._cli import main
+from nngsec._formats._atomic import write_atomic
+from nngsec._policy._admin import revoke, rotate, sign
 
 NOW = 1_800_000_000.0
 BODY = """
@@ -39,7 +39,7 @@ class Crash(OSError):
 
 
 def fail_when(monkeypatch, name: str, target: Callable[[Path], bool] = lambda _: True):
-    """Make ``os.<name>`` (as ``nngsec._atomic`` calls it) fail for matching targets."""
+    """Make ``os.<name>`` (as ``nngsec._formats._atomic`` calls it) fail for matching targets."""
     real = getattr(os, name)
     calls: list[Path] = []
 
@@ -49,7 +49,7 @@ def fail_when(monkeypatch, name: str, target: Callable[[Path], bool] = lambda _:
             raise Crash(source, destination)
         return real(source, destination, *args, **kwargs)
 
-    monkeypatch.setattr("nngsec._atomic.os." + name, failing)
+    monkeypatch.setattr("nngsec._formats._atomic.os." + name, failing)
     return calls
 
 
@@ -86,7 +86,7 @@ def test_a_failed_write_before_the_rename_keeps_the_old_file(tmp_path, monkeypat
     def failing_fsync(fd: int) -> None:
         raise Crash
 
-    monkeypatch.setattr("nngsec._atomic.os.fsync", failing_fsync)
+    monkeypatch.setattr("nngsec._formats._atomic.os.fsync", failing_fsync)
     with pytest.raises(Crash):
         write_atomic(path, b"new")
     assert path.read_bytes() == b"old"
@@ -102,7 +102,7 @@ def test_the_new_file_is_complete_and_private_before_it_takes_the_name(tmp_path,
         seen.append((Path(source).read_bytes(), os.stat(source).st_mode & 0o777))
         real(source, destination)
 
-    monkeypatch.setattr("nngsec._atomic.os.replace", spy)
+    monkeypatch.setattr("nngsec._formats._atomic.os.replace", spy)
     write_atomic(path, b"x" * 100_000, mode=0o600)
     assert seen == [(b"x" * 100_000, 0o600)]
     assert path.stat().st_mode & 0o777 == 0o600

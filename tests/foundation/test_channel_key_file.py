@@ -65,13 +65,27 @@ CASES: dict[str, tuple[int, int, str, str, str]] = {
         "the channel-key file must be a mapping of fields, got a list",
     ),
     "duplicate-key.json": (4, 3, "policy", '"policy": "other"', "duplicate key 'policy'"),
-    "format-2.json": (2, 26, "nngsec-channel-keys", "2", "got 2, expected 1"),
+    "format-2.json": (
+        2,
+        26,
+        "nngsec-channel-keys",
+        "2",
+        "unsupported channel-key format version 2",
+    ),
+    # JSON's true equals 1 in a lax comparison; it is not a format version.
+    "format-true.json": (
+        2,
+        26,
+        "nngsec-channel-keys",
+        "true",
+        "unsupported channel-key format version true",
+    ),
     "format-missing.json": (
         1,
         1,
-        "nngsec-channel-keys",
+        "",
         "{",
-        "missing required field 'nngsec-channel-keys'",
+        "missing the format version field 'nngsec-channel-keys'",
     ),
     "unknown-field.json": (4, 3, "comment", '"comment"', "unknown field 'comment'"),
     "kind-unknown.json": (

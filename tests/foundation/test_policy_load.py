@@ -20,7 +20,7 @@ def problems_of(text: str) -> list[tuple[int | None, int | None, str, str, str]]
 def test_only_the_integer_1_is_format_version_1(written):
     [(line, column, field, message, hint)] = problems_of(f"nngsec: {written}\nname: x\n")
     assert (line, column, field) == (1, 9, "nngsec")
-    assert message.startswith("unsupported format version")
+    assert message.startswith("unsupported policy format version")
     assert "nngsec: 1" in hint
 
 

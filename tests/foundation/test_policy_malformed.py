@@ -47,12 +47,12 @@ CASES: dict[str, list[Expect]] = {
     "yaml-control-char": [Expect(8, 14, "", "\x07here", "character U+0007 is not allowed")],
     "not-utf8": [Expect(7, 17, "", "", "not valid UTF-8 (byte 0xe9)")],
     # --- format version -----------------------------------------------------------------
-    "format-version-2": [Expect(1, 9, "nngsec", "2", "unsupported format version 2")],
+    "format-version-2": [Expect(1, 9, "nngsec", "2", "unsupported policy format version 2")],
     "format-version-missing": [
         Expect(2, 1, "", "name: bad", "missing the format version field 'nngsec'")
     ],
-    "format-version-string": [Expect(1, 9, "nngsec", "'1'", "unsupported format version '1'")],
-    "format-version-float": [Expect(1, 9, "nngsec", "1.0", "unsupported format version 1.0")],
+    "format-version-string": [Expect(1, 9, "nngsec", "'1'", "unsupported policy format version '1'")],
+    "format-version-float": [Expect(1, 9, "nngsec", "1.0", "unsupported policy format version 1.0")],
     # --- fields -------------------------------------------------------------------------
     "unknown-top-field": [Expect(7, 1, "chanels", "chanels:", "unknown field 'chanels'")],
     "unknown-channel-field": [

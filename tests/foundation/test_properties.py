@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nngsec import KeystoreError, PolicyError
+from nngsec._formats._text import TextKeyError, decode_text, encode_text
+from nngsec._formats._yaml import parse_yaml
 from nngsec._keys._channel_keys import ChannelKeyFile
 from nngsec._keys._files import read_public_file, read_secret_file
 from nngsec._keys._identity import PublicIdentity
-from nngsec._keys._text import TextKeyError, decode_text, encode_text
 from nngsec._policy._edit import add_revoked
 from nngsec._policy._load import parse_policy
-from nngsec._yaml import parse_yaml
 
 from .helpers import K1, K2
 

@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
-from nngsec._yaml import load_yaml_file
+from nngsec._formats._yaml import load_yaml_file
 
 from .helpers import run_cli
 

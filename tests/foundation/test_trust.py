@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nngsec import Keystore, KeystoreError, Node, PolicyError, load_policy
-from nngsec._admin import revoke, rotate, sign
+from nngsec._policy._admin import revoke, rotate, sign
 from nngsec._policy._load import parse_policy
 
 NOW = 1_800_000_000.0

@@ -1,4 +1,4 @@
-"""Durations and sizes as written in policies (``nngsec._units``)."""
+"""Durations and sizes as written in policies (``nngsec._formats._units``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nngsec._units import format_duration, format_size, parse_duration, parse_size
+from nngsec._formats._units import format_duration, format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(

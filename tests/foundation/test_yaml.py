@@ -1,4 +1,4 @@
-"""Positioned YAML loading (``nngsec._yaml``): YAML 1.2 core scalars, refusals with places."""
+"""Positioned YAML loading (``nngsec._formats._yaml``): YAML 1.2 core scalars, refusals."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 
 from nngsec import PolicyError
-from nngsec._yaml import format_loc, parse_yaml
+from nngsec._formats._yaml import format_loc, parse_yaml
 
 
 def problems(text: str) -> list[tuple[int | None, int | None, str, str]]:

@@ -189,6 +189,10 @@ def _write(path: Path, text: str | bytes) -> Path:
             "nngsec: 2\npolicy: policy.yaml\n",
             r":1:9: nngsec: unsupported topology format version 2",
         ),
+        (  # 1.0 == 1, but a format version is an integer, as in a policy
+            "nngsec: 1.0\npolicy: policy.yaml\n",
+            r":1:9: nngsec: unsupported topology format version 1.0",
+        ),
         ("nngsec: 1\npolicy: nowhere.yaml\n", r":2:9: policy: policy file .* not found"),
         ("nngsec: 1\nnodes: {}\n", r":1:1: the topology does not name its policy"),
         ("", r":1:1: the topology file is empty"),

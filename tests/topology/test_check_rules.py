@@ -11,8 +11,8 @@ from string import Template
 
 import pytest
 
-from nngsec._admin import rotate, sign
 from nngsec._keys._keystore import Keystore
+from nngsec._policy._admin import rotate, sign
 from nngsec._topology._findings import Finding
 from nngsec._topology._rules import RULES
 

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from nngsec import Keystore, Node, Received, Rejected, load_policy
-from nngsec._admin import rotate
 from nngsec._keys._files import write_identity_files
 from nngsec._keys._identity import IdentityKey
+from nngsec._policy._admin import rotate
 
 HERE = Path(__file__).parent
 CLOCK = 1_800_000_000.0

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from .._errors import NngsecError
+from .._version import __version__
 from . import _admin_commands, _check_commands, _info_commands, _relay_command, _run_commands
 
 __all__ = ["main"]
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nngsec",
         description="End-to-end, per-message security for NNG messaging, declared in policies.",
     )
-    parser.add_argument("--version", action="version", version="nngsec 0.1.0")
+    parser.add_argument("--version", action="version", version=f"nngsec {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     _admin_commands.register(commands)

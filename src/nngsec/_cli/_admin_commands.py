@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import _admin
 from .._errors import NngsecError, Problem
+from .._formats._units import format_duration, parse_duration
 from .._keys._keystore import Keystore
-from .._units import format_duration, parse_duration
+from .._policy import _admin
 
 DEFAULT_KEYSTORE = os.environ.get("NNGSEC_KEYSTORE", "keys")
 

@@ -87,8 +87,8 @@ class BenchResult:
 
 def make_world(root: Path) -> tuple[str, str]:
     """A policy with a sender and a receiver on one channel per pattern, keys and all."""
-    from .._admin import rotate
     from .._keys._keystore import Keystore
+    from .._policy._admin import rotate
 
     keystore = Keystore(root / "keys")
     lines = ["nngsec: 1", "name: bench", "identities:"]

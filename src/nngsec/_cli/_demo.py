@@ -30,9 +30,9 @@ from typing import Any
 
 import pynng
 
-from .._admin import rotate, sign
 from .._keys._channel_keys import ChannelKeyFile
 from .._keys._keystore import Keystore
+from .._policy._admin import rotate, sign
 from .._policy._load import load_policy
 from .._relay import Relay
 from .._runtime._codec import ChannelCodec

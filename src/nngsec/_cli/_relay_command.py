@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from .._formats._units import format_size, parse_size
 from .._relay import DEFAULT_MAX_MESSAGE_SIZE, PATTERNS, Relay, relay
-from .._units import format_size, parse_size
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_FAILED = 1

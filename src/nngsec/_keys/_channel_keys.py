@@ -35,8 +35,6 @@ The newest epoch is the current one; at most one previous epoch is kept, until i
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import json
 import os
@@ -51,35 +49,28 @@ from nacl.bindings import crypto_box_seal, crypto_box_seal_open, crypto_scalarmu
 from nacl.exceptions import CryptoError
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     StrictInt,
     StrictStr,
     ValidationError,
 )
 
-from .._atomic import write_atomic
-from .._diagnostics import FieldValueError, pydantic_problems
 from .._errors import PolicyError, Problem
-from .._labels import CHANNEL_KEY_ENTRY
+from .._formats._atomic import write_atomic
+from .._formats._diagnostics import FieldValueError, pydantic_problems
+from .._formats._labels import CHANNEL_KEY_ENTRY
+from .._formats._model import StrictModel, check_format_version
+from .._formats._text import b64url_decode, b64url_encode
+from .._formats._yaml import parse_yaml, read_text
 from .._patterns import ChannelKeyKind
-from .._yaml import parse_yaml, read_text
 from ._identity import IdentityKey
 
 __all__ = ["ChannelKeyFile", "EpochKeys", "OpenedChannelKeys"]
 
 _KIND_BYTE: dict[str, bytes] = {"group": b"g", "audience": b"a", "service": b"s"}
+FORMAT_FIELD = "nngsec-channel-keys"
 FORMAT_VERSION = 1
 SECRET_SIZE = 32
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
 def _timestamp(seconds: float) -> str:
@@ -103,11 +94,7 @@ def _check_timestamp(text: str) -> str:
 Timestamp = Annotated[StrictStr, AfterValidator(_check_timestamp)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class EpochModel(_Model):
+class EpochModel(StrictModel):
     epoch: StrictInt = Field(ge=1, lt=1 << 32)
     created: Timestamp
     retire_at: Timestamp | None = None
@@ -115,13 +102,13 @@ class EpochModel(_Model):
     sealed: dict[str, StrictStr]
 
 
-class ChannelModel(_Model):
+class ChannelModel(StrictModel):
     kind: ChannelKeyKind
     epochs: tuple[EpochModel, ...] = Field(min_length=1, max_length=2)
 
 
-class ChannelKeyFileModel(_Model):
-    format: Literal[1] = Field(alias="nngsec-channel-keys")
+class ChannelKeyFileModel(StrictModel):
+    format: Literal[1] = Field(alias="nngsec-channel-keys")  # FORMAT_FIELD
     policy: StrictStr
     channels: dict[str, ChannelModel]
 
@@ -205,6 +192,7 @@ class ChannelKeyFile:
         hint = "this file is written by `nngsec rotate`; re-run it rather than editing"
         try:
             doc = parse_yaml(text, shown, what="channel-key")
+            check_format_version(doc, what="channel-key", field=FORMAT_FIELD)
         except PolicyError as error:
             raise PolicyError([replace(p, hint=hint) for p in error.problems]) from None
         try:
@@ -225,6 +213,19 @@ class ChannelKeyFile:
     def save(self) -> None:
         assert self.path is not None
         write_atomic(self.path, self.dumps(), mode=0o644)
+
+    def check_policy(self, policy_name: str, hint: str) -> None:
+        """Refuse this file unless it was written for the policy named ``policy_name``:
+        nodes would refuse it, so nothing may sign, rotate or use it for another policy."""
+        if self.model.policy != policy_name:
+            raise PolicyError(
+                Problem(
+                    f"the channel-key file belongs to policy {self.model.policy!r}, "
+                    f"not {policy_name!r}",
+                    str(self.path) if self.path else "<channel keys>",
+                    hint=hint,
+                )
+            )
 
     # -- rotation -----------------------------------------------------------------------
     @staticmethod
@@ -265,13 +266,13 @@ class ChannelKeyFile:
             public = crypto_scalarmult_base(secret) if kind != "group" else None
             plaintext = _entry_plaintext(policy_name, channel, epoch, kind, secret)
             sealed = {
-                name: _b64(crypto_box_seal(plaintext, box_key))
+                name: b64url_encode(crypto_box_seal(plaintext, box_key))
                 for name, box_key in sorted(holders.get(channel, ()))
             }
             current = EpochModel(
                 epoch=epoch,
                 created=_timestamp(now),
-                public=_b64(public) if public else None,
+                public=b64url_encode(public) if public else None,
                 sealed=sealed,
             )
             epochs = [current]
@@ -283,7 +284,7 @@ class ChannelKeyFile:
                 epochs.append(prior.model_copy(update={"retire_at": _timestamp(retire_at)}))
             channels[channel] = ChannelModel(kind=kind, epochs=tuple(epochs))
         model = ChannelKeyFileModel.model_validate(
-            {"nngsec-channel-keys": FORMAT_VERSION, "policy": policy_name, "channels": channels}
+            {FORMAT_FIELD: FORMAT_VERSION, "policy": policy_name, "channels": channels}
         )
         file = ChannelKeyFile(model, b"", path)
         file.raw = file.dumps()
@@ -304,8 +305,8 @@ class ChannelKeyFile:
             sealed = entry.sealed.get(identity)
             public = None
             try:
-                public = _unb64(entry.public) if entry.public is not None else None
-            except (binascii.Error, ValueError):
+                public = b64url_decode(entry.public) if entry.public is not None else None
+            except ValueError:
                 public = b""
             if spec.kind != "group" and (public is None or len(public) != 32):
                 raise PolicyError(
@@ -338,8 +339,10 @@ class ChannelKeyFile:
     ) -> bytes:
         expected_prefix = _entry_plaintext(self.model.policy, channel, epoch, kind, b"")
         try:
-            plaintext = crypto_box_seal_open(_unb64(sealed), key.public.box_key, key.box_secret)
-        except (CryptoError, binascii.Error, ValueError):
+            plaintext = crypto_box_seal_open(
+                b64url_decode(sealed), key.public.box_key, key.box_secret
+            )
+        except (CryptoError, ValueError):
             plaintext = b""
         if len(plaintext) != len(expected_prefix) + SECRET_SIZE or not hmac.compare_digest(
             plaintext[: len(expected_prefix)], expected_prefix

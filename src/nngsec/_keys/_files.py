@@ -21,12 +21,15 @@ from __future__ import annotations
 import os
 import re
 import stat
+from dataclasses import replace
 from pathlib import Path
 
-from .._atomic import write_atomic
 from .._errors import KeystoreError, Problem
+from .._formats._atomic import write_atomic
+from .._formats._names import NAME_HINT, is_name
+from .._formats._text import TextKeyError
+from .._formats._yaml import not_utf8
 from ._identity import PUBLIC_PREFIX, SECRET_PREFIX, IdentityKey, PublicIdentity
-from ._text import TextKeyError
 
 __all__ = [
     "read_public_file",
@@ -37,7 +40,6 @@ __all__ = [
 ]
 
 _PUB_LINE = re.compile(r"^(?P<name>[^:\s]+)\s*:\s*(?P<key>\S+)\s*$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 def render_secret_file(name: str, key: IdentityKey) -> bytes:
@@ -93,15 +95,11 @@ def _key_lines(path: Path, what: str) -> list[tuple[int, int, str]]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        # A key file is text: say where it stops being text (not what it holds).
         raise KeystoreError(
-            Problem(
-                f"{what} is not text (byte 0x{raw[error.start]:02x})",
-                str(path),
-                line,
-                column,
-                hint="is this really an nngsec key file?",
+            replace(
+                not_utf8(raw, error, what, str(path), "is this really an nngsec key file?"),
+                message=f"{what} is not text (byte 0x{raw[error.start]:02x})",
             )
         ) from None
     lines = [
@@ -236,15 +234,14 @@ def read_public_file(path: Path) -> tuple[str, PublicIdentity]:
                 hint="use the NAME.pub file written by nngsec keygen",
             )
         )
-    if not _NAME.match(match["name"]):
+    if not is_name(match["name"]):
         raise KeystoreError(
             Problem(
                 f"invalid identity name {match['name']!r}",
                 str(path),
                 number,
                 column,
-                hint="names are lowercase letters, digits, '.', '_' and '-', starting with a "
-                "letter or digit (at most 64)",
+                hint=NAME_HINT,
             )
         )
     try:

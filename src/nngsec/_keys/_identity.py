@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from nacl.bindings import crypto_scalarmult_base
 from nacl.signing import SigningKey
 
-from .._labels import IDENTITY_BOX_SECRET, IDENTITY_SIGN_SEED, KEY_ID
-from ._text import TextKeyError, decode_text, encode_text
+from .._formats._labels import IDENTITY_BOX_SECRET, IDENTITY_SIGN_SEED, KEY_ID
+from .._formats._text import TextKeyError, decode_text, encode_text
 
 __all__ = ["KEY_ID_SIZE", "IdentityKey", "PublicIdentity", "TextKeyError", "key_id_of"]
 

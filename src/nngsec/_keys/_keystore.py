@@ -19,28 +19,25 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from .._atomic import write_atomic
 from .._errors import KeystoreError, Problem
+from .._formats._atomic import write_atomic
+from .._formats._names import NAME_HINT, is_name
 from ._files import read_public_file, read_secret_file, render_public_file, write_identity_files
 from ._identity import IdentityKey, PublicIdentity
 
 __all__ = ["Keystore"]
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-
 
 def _check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not is_name(name):
         raise KeystoreError(
             Problem(
                 f"invalid identity name {name!r}",
                 field="name",
-                hint="names are lowercase letters, digits, '.', '_' and '-', starting with a "
-                "letter or digit (at most 64)",
+                hint=NAME_HINT,
             )
         )
     return name

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .._errors import Problem
-from .._names import is_name
+from .._formats._names import is_name
+from .._formats._yaml import Loc, YamlDocument
 from .._patterns import SCHEME_NAMES, pattern_of
-from .._yaml import Loc, YamlDocument
 
 __all__ = ["cross_check", "expand_groups", "find_group_cycle", "unknown_names"]
 

@@ -8,7 +8,7 @@ validated again before anyone writes it.
 from __future__ import annotations
 
 from .._errors import PolicyError
-from .._yaml import YamlDocument, parse_yaml
+from .._formats._yaml import YamlDocument, parse_yaml
 from ._load import parse_policy
 
 __all__ = ["add_revoked"]

@@ -13,19 +13,18 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from .._diagnostics import pydantic_problems
 from .._errors import PolicyError, Problem
+from .._formats._diagnostics import pydantic_problems
+from .._formats._model import check_format_version
+from .._formats._names import NAME_MAX
+from .._formats._yaml import Loc, YamlDocument, parse_yaml, read_text
 from .._keys._identity import PUBLIC_PREFIX
-from .._names import NAME_MAX
 from .._patterns import PATTERN_NAMES, pattern_of
-from .._yaml import Loc, YamlDocument, parse_yaml, read_text
 from ._checks import cross_check
 from ._model import CHANNEL_MODELS, PolicyModel
 from ._policy import Policy
 
 __all__ = ["load_policy", "parse_policy"]
-
-FORMAT_VERSION = 1
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -42,7 +41,7 @@ def parse_policy(text: str, display_path: str = "<policy>", *, file: Path | None
     """Validate policy ``text``; ``display_path`` is used in messages, ``file`` is where it
     lives (for its channel-key and signature files)."""
     doc = parse_yaml(text, display_path, what="policy")
-    _check_format_version(doc)
+    check_format_version(doc, what="policy")
     problems: list[Problem] = []
     model: PolicyModel | None = None
     try:
@@ -54,25 +53,6 @@ def parse_policy(text: str, display_path: str = "<policy>", *, file: Path | None
         raise PolicyError(_sorted_unique(problems))
     assert model is not None
     return Policy(model, path=file, source=text.encode("utf-8"), document=doc)
-
-
-def _check_format_version(doc: YamlDocument) -> None:
-    if "nngsec" not in doc.data:
-        raise PolicyError(
-            doc.problem(
-                (), "missing the format version field 'nngsec'", "start the file with 'nngsec: 1'"
-            )
-        )
-    version = doc.data["nngsec"]
-    if type(version) is not int or version != FORMAT_VERSION:  # not True, 1.0 or '1'
-        raise PolicyError(
-            doc.problem(
-                ("nngsec",),
-                f"unsupported format version {version!r}, this nngsec reads version "
-                f"{FORMAT_VERSION}",
-                "write 'nngsec: 1', or upgrade nngsec to read newer formats",
-            )
-        )
 
 
 def _sorted_unique(problems: Iterable[Problem]) -> list[Problem]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StrictInt,
     StrictStr,
@@ -26,11 +24,12 @@ from pydantic import (
     model_validator,
 )
 
-from .._diagnostics import FieldValueError
+from .._formats._diagnostics import FieldValueError
+from .._formats._model import StrictModel
+from .._formats._names import NAME_MAX, NAME_PATTERN
+from .._formats._units import parse_duration, parse_size
 from .._keys._identity import PUBLIC_PREFIX, PublicIdentity
-from .._names import NAME_MAX, NAME_PATTERN
 from .._patterns import PATTERNS, SCHEME_NAMES, Origin, Pattern, PatternSpec, Scheme, pattern_of
-from .._units import parse_duration, parse_size
 
 __all__ = ["CHANNEL_MODELS", "Channel", "ChannelBase", "PolicyModel"]
 
@@ -108,11 +107,7 @@ else:
     SchemeChoice = Literal[("auto", *SCHEME_NAMES)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
-
-
-class ChannelBase(_Model):
+class ChannelBase(StrictModel):
     """Settings every channel has, whatever its pattern."""
 
     description: StrictStr | None = None
@@ -209,7 +204,7 @@ else:
     ]
 
 
-class PolicyModel(_Model):
+class PolicyModel(StrictModel):
     """The fields of a policy file (format version 1)."""
 
     nngsec: Literal[1] = Field(description="policy format version")

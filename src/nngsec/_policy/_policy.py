@@ -7,9 +7,9 @@ from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 
+from .._formats._yaml import YamlDocument
 from .._keys._identity import PublicIdentity
 from .._patterns import ChannelKeyKind, PatternSpec
-from .._yaml import YamlDocument
 from ._checks import expand_groups
 from ._model import ChannelBase, PolicyModel
 

@@ -27,11 +27,11 @@ from pathlib import Path
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from .._atomic import write_atomic
 from .._errors import PolicyError, Problem
+from .._formats._atomic import write_atomic
+from .._formats._labels import POLICY_SIGNATURE
+from .._formats._text import TextKeyError, decode_text, encode_text
 from .._keys._identity import KEY_ID_SIZE, IdentityKey, PublicIdentity
-from .._keys._text import TextKeyError, decode_text, encode_text
-from .._labels import POLICY_SIGNATURE
 
 __all__ = ["SIGNATURE_PREFIX", "sign_files", "signed_message", "verify_signature"]
 

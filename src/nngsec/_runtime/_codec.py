@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from .._errors import PolicyError, Problem, Rejected
+from .._errors import PolicyError, Problem, Rejected, UsageError
 from .._keys._channel_keys import OpenedChannelKeys
 from .._keys._identity import IdentityKey
 from .._patterns import PatternSpec, Scheme
@@ -31,6 +31,7 @@ from ._schemes._secretbox import BusBox, PairBox
 from ._schemes._signed import Signed
 from ._wire import (
     MAX_HEADER,
+    MAX_TOPIC,
     SESSION_SIZE,
     FrameKind,
     FrameRef,
@@ -82,8 +83,14 @@ def topic_bytes(topic: Topic | None) -> bytes:
     if topic is None:
         return b""
     raw = topic.encode("utf-8", "surrogateescape") if isinstance(topic, str) else bytes(topic)
-    if b"\x00" in raw or len(raw) > 255:
-        raise ValueError("a topic is at most 255 bytes and cannot contain NUL")
+    if b"\x00" in raw or len(raw) > MAX_TOPIC:
+        raise UsageError(
+            Problem(
+                f"a topic is at most {MAX_TOPIC} bytes and cannot contain NUL "
+                f"(got {len(raw)} bytes)",
+                hint="use a shorter topic without NUL characters",
+            )
+        )
     return raw
 
 
@@ -224,7 +231,7 @@ class Sender:
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
         payload = bytes(payload)
         if len(payload) > self.codec.max_size:
-            raise PolicyError(
+            raise UsageError(
                 Problem(
                     f"payload of {len(payload)} bytes exceeds max_message_size "
                     f"({self.codec.max_size}) of channel {self.codec.channel!r}",
@@ -238,14 +245,17 @@ class Sender:
         codec = self.codec
         if not codec.pattern.has_topic:
             if topic is not None:
-                raise ValueError(
-                    f"channel {codec.channel!r} is {codec.pattern.name}; it has no topics"
+                raise UsageError(
+                    Problem(
+                        f"channel {codec.channel!r} is {codec.pattern.name}; it has no topics",
+                        hint="leave topic out",
+                    )
                 )
             return None
         raw = topic_bytes(topic)
         if codec.topics is not None and not any(raw.startswith(p) for p in codec.topics):
             allowed = ", ".join(repr(t.decode()) for t in codec.topics)
-            raise PolicyError(
+            raise UsageError(
                 Problem(
                     f"topic {raw.decode('utf-8', 'replace')!r} is not allowed on channel "
                     f"{codec.channel!r} (allowed prefixes: {allowed})",
@@ -297,7 +307,12 @@ class Sender:
         if codec.reply is None or not codec.sends_replies:
             raise codec.role_error("reply")
         if request.channel != codec.channel or request.is_reply:
-            raise ValueError("can only reply to a request or survey received on this channel")
+            raise UsageError(
+                Problem(
+                    f"can only reply to a request or survey received on channel {codec.channel!r}",
+                    hint="pass the Received message of the request being answered",
+                )
+            )
         payload = self._check_payload(payload)
         frame, _ = self._frame(
             codec.reply, payload, None, request.sender, request.ref, request.epoch

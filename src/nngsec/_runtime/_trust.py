@@ -29,15 +29,8 @@ def accept_policy(policy: Policy, keystore: Keystore) -> ChannelKeyFile | None:
     The channel-key file is read once, and the same bytes are verified and used.
     """
     keys = ChannelKeyFile.load(policy.keys_path) if policy.keys_path else None
-    if keys is not None and keys.model.policy != policy.name:
-        raise PolicyError(
-            Problem(
-                f"the channel-key file belongs to policy {keys.model.policy!r}, "
-                f"not {policy.name!r}",
-                str(keys.path),
-                hint="use the channel-key file written for this policy",
-            )
-        )
+    if keys is not None:
+        keys.check_policy(policy.name, hint="use the channel-key file written for this policy")
     signers = keystore.trusted_signers()
     where = str(policy.path) if policy.path else "<policy>"
     if signers:

@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .._errors import NngsecError, PolicyError, Problem
+from .._formats._yaml import format_loc, parse_yaml, read_text
 from .._keys._channel_keys import ChannelKeyFile
 from .._keys._files import read_public_file
 from .._keys._identity import PublicIdentity
@@ -25,7 +26,6 @@ from .._policy._checks import unknown_names
 from .._policy._load import parse_policy
 from .._policy._model import PolicyModel
 from .._policy._policy import Policy
-from .._yaml import format_loc, parse_yaml, read_text
 from ._findings import SEVERITIES, Finding, Severity
 from ._links import Graph, build_graph
 from ._load import Topology, topology_from_document

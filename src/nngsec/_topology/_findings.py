@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .._yaml import Loc, YamlDocument
+from .._formats._yaml import Loc, YamlDocument
 
 __all__ = ["SEVERITIES", "Finding", "Issue", "Place", "Severity", "place"]
 

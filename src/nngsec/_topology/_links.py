@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .._formats._yaml import Loc, format_loc
 from .._patterns import PatternSpec, RoleSpec, pattern_of
-from .._yaml import Loc, format_loc
 from ._addresses import Address, Key, dial_keys, listen_key, parse_address
 from ._load import Topology
 

@@ -11,16 +11,15 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from .._diagnostics import pydantic_problems
 from .._errors import PolicyError, Problem
-from .._names import NAME_MAX
+from .._formats._diagnostics import pydantic_problems
+from .._formats._model import check_format_version
+from .._formats._names import NAME_MAX
+from .._formats._yaml import Loc, YamlDocument, format_loc
 from .._patterns import ROLE_NAMES
-from .._yaml import Loc, YamlDocument, format_loc, parse_yaml, read_text
 from ._model import NodeModel, RelayModel, RelaySide, SocketModel, TopologyModel
 
-__all__ = ["FORMAT_VERSION", "Topology", "is_topology_document", "load_topology"]
-
-FORMAT_VERSION = 1
+__all__ = ["Topology", "topology_from_document"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,21 +60,9 @@ class Topology:
         return ("nodes", node), True
 
 
-def is_topology_document(doc: YamlDocument) -> bool:
-    """Whether a parsed file is a topology rather than a policy (for ``check FILE``)."""
-    data = doc.data
-    return isinstance(data, dict) and ("nodes" in data or "policy" in data)
-
-
-def load_topology(path: str | Path) -> Topology:
-    """Load and validate a topology file; every problem is positioned in a PolicyError."""
-    path = Path(path)
-    doc = parse_yaml(read_text(path, what="topology"), str(path), what="topology")
-    return topology_from_document(doc, path)
-
-
 def topology_from_document(doc: YamlDocument, path: Path) -> Topology:
-    _check_format_version(doc)
+    """Validate a parsed topology file; every problem is positioned in a PolicyError."""
+    check_format_version(doc, what="topology")
     try:
         model = TopologyModel.model_validate(doc.data)
     except ValidationError as error:
@@ -84,25 +71,6 @@ def topology_from_document(doc: YamlDocument, path: Path) -> Topology:
             sorted(problems, key=lambda p: (p.line or 0, p.column or 0, p.field))
         ) from None
     return Topology(path, doc, model)
-
-
-def _check_format_version(doc: YamlDocument) -> None:
-    version = doc.data.get("nngsec")
-    if "nngsec" not in doc.data:
-        raise PolicyError(
-            doc.problem(
-                (), "missing the format version field 'nngsec'", "start the file with 'nngsec: 1'"
-            )
-        )
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise PolicyError(
-            doc.problem(
-                ("nngsec",),
-                f"unsupported topology format version {version!r}, this nngsec reads version "
-                f"{FORMAT_VERSION}",
-                "write 'nngsec: 1', or upgrade nngsec to read newer formats",
-            )
-        )
 
 
 def _model_at(loc: Loc) -> type[BaseModel] | None:

@@ -29,16 +29,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StrictStr,
     WithJsonSchema,
     model_validator,
 )
 
-from .._diagnostics import FieldValueError
+from .._formats._diagnostics import FieldValueError
+from .._formats._model import StrictModel
 from .._patterns import RELAY_PATTERN_NAMES, ROLE_NAMES, Pattern, RoleName, pattern_of
 from .._policy._model import Name, Topic
 from ._addresses import parse_address
@@ -102,11 +101,7 @@ DialUrls = Annotated[
 Host = Annotated[StrictStr, AfterValidator(_host)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SocketModel(_Model):
+class SocketModel(StrictModel):
     """One secured socket of a node: a channel, a role, and where it listens or dials."""
 
     channel: Name
@@ -125,7 +120,7 @@ class SocketModel(_Model):
         return self
 
 
-class RelaySide(_Model):
+class RelaySide(StrictModel):
     """One side of a relay: it either listens or dials, at one address."""
 
     listen: ListenUrl | None = None
@@ -161,7 +156,7 @@ def _relay_pattern(value: object) -> object:
 RelayPattern = Annotated[RelayPatternName, BeforeValidator(_relay_pattern)]
 
 
-class RelayModel(_Model):
+class RelayModel(StrictModel):
     """A key-less device forwarding one channel's frames untouched (``nngsec relay``).
 
     ``front`` faces the initiating side (publishers, pushers, clients, surveyors), ``back``
@@ -175,7 +170,7 @@ class RelayModel(_Model):
     description: StrictStr | None = None
 
 
-class NodeModel(_Model):
+class NodeModel(StrictModel):
     """A process: the identity it runs, its host, its sockets and relays."""
 
     identity: Name | None = Field(
@@ -191,7 +186,7 @@ class NodeModel(_Model):
     relays: tuple[RelayModel, ...] = ()
 
 
-class TopologyModel(_Model):
+class TopologyModel(StrictModel):
     """The fields of a topology file (format version 1)."""
 
     nngsec: Literal[1] = Field(description="topology format version")

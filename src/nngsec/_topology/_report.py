@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .._version import __version__
 from ._check import CheckResult
 from ._findings import Finding
 from ._rules import Rule, ordered_rules
@@ -109,8 +110,6 @@ def _sarif_rule(rule: Rule) -> dict[str, Any]:
 
 def render_sarif(result: CheckResult, rules: Sequence[Rule] | None = None) -> str:
     """A SARIF 2.1.0 log with one run; locations are relative to the working directory."""
-    from .. import __version__  # late: the package imports this module's neighbours
-
     rules = list(rules) if rules is not None else ordered_rules()
     index = {rule.id: position for position, rule in enumerate(rules)}
     results = []

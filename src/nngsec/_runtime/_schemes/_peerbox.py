@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 from ..._errors import PolicyError, Problem, Rejected
-from ..._labels import PEER_KEY, PEERBOX_FRAME
+from ..._formats._labels import PEER_KEY, PEERBOX_FRAME
 from .._wire import Header
 from ._base import ChannelContext, SchemeCodec, SendState, forged, no_key, nonce_of
 from ._crypto import AEAD_TAG, aead_open, aead_seal, kdf, x25519

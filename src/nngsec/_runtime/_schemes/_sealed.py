@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from ..._errors import PolicyError, Problem
-from ..._labels import SEALED_FRAME, SEALED_WRAP
+from ..._formats._labels import SEALED_FRAME, SEALED_WRAP
 from .._wire import Header
 from ._base import SchemeCodec, SendState, forged, nonce_of
 from ._crypto import (

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..._errors import PolicyError, Problem
-from ..._labels import BUS_FRAME, PAIR_KEY, SECRETBOX_FRAME
+from ..._formats._labels import BUS_FRAME, PAIR_KEY, SECRETBOX_FRAME
 from .._wire import FrameKind, Header
 from ._base import ChannelContext, SchemeCodec, SendState, forged, no_key, nonce_of
 from ._crypto import AEAD_TAG, SIGNATURE, aead_open, aead_seal, kdf, verify, x25519

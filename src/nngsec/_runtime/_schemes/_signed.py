@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..._labels import SIGNED_FRAME
+from ..._formats._labels import SIGNED_FRAME
 from .._wire import Header
 from ._base import SchemeCodec, SendState, forged
 from ._crypto import SIGNATURE, verify

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..._formats._yaml import Loc
 from ..._keys._channel_keys import ChannelKeyFile
 from ..._keys._identity import PublicIdentity
 from ..._keys._keystore import Keystore
 from ..._policy._policy import Policy
-from ..._yaml import Loc
 from .._findings import Issue, Place, Severity, place
 from .._links import Graph
 from .._load import Topology

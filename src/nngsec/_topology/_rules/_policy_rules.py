@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..._errors import PolicyError
+from ..._formats._text import TextKeyError, decode_text
 from ..._keys._identity import KEY_ID_SIZE
-from ..._keys._text import TextKeyError, decode_text
 from ..._policy._checks import unknown_names
 from ..._policy._policy import signature_path
 from ..._policy._signing import SIGNATURE_PREFIX, verify_signature

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from ._errors import PolicyError, Problem
+from .._errors import PolicyError, Problem
 
 __all__ = ["Loc", "Span", "YamlDocument", "format_loc", "load_yaml_file", "parse_yaml"]
 
@@ -240,13 +240,27 @@ def _tab_problems(text: str, path: str) -> Iterator[Problem]:
 _NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+def position(text: str | bytes, offset: int) -> tuple[int, int]:
+    """The 1-based (line, column) of ``offset`` in ``text`` (columns count characters of
+    a ``str``, bytes of ``bytes``)."""
+    newline: Any = "\n" if isinstance(text, str) else b"\n"
+    line = text.count(newline, 0, offset) + 1
+    return line, offset - (text.rfind(newline, 0, offset) + 1) + 1
+
+
+def not_utf8(raw: bytes, error: UnicodeDecodeError, what: str, path: str, hint: str) -> Problem:
+    """The problem of a file that is not UTF-8, placed at the first bad byte."""
+    line, column = position(raw, error.start)
+    return Problem(
+        f"{what} is not valid UTF-8 (byte 0x{raw[error.start]:02x})", path, line, column, hint=hint
+    )
+
+
 def _unprintable_problem(text: str, path: str) -> Problem | None:
     found = _NOT_PRINTABLE.search(text)
     if found is None:
         return None
-    offset = found.start()
-    line = text.count("\n", 0, offset) + 1
-    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    line, column = position(text, found.start())
     return Problem(
         f"character U+{ord(found.group()):04X} is not allowed in YAML",
         path,
@@ -355,16 +369,8 @@ def read_text(path: Path, *, what: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
         raise PolicyError(
-            Problem(
-                f"the {what} is not valid UTF-8 (byte 0x{raw[error.start]:02x})",
-                str(path),
-                line,
-                column,
-                hint="save the file as UTF-8",
-            )
+            not_utf8(raw, error, f"the {what}", str(path), "save the file as UTF-8")
         ) from None
 
 

@@ -12,15 +12,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._atomic import write_atomic
-from ._errors import PolicyError, Problem
-from ._keys._channel_keys import ChannelKeyFile
-from ._keys._files import read_secret_file
-from ._patterns import ChannelKeyKind
-from ._policy._edit import add_revoked
-from ._policy._load import load_policy, parse_policy
-from ._policy._policy import Policy, channel_keys_path, signature_path
-from ._policy._signing import sign_files
+from .._errors import PolicyError, Problem, UsageError
+from .._formats._atomic import write_atomic
+from .._keys._channel_keys import ChannelKeyFile
+from .._keys._files import read_secret_file
+from .._patterns import ChannelKeyKind
+from ._edit import add_revoked
+from ._load import load_policy, parse_policy
+from ._policy import Policy, channel_keys_path, signature_path
+from ._signing import sign_files
 
 __all__ = ["RevokeResult", "RotateResult", "revoke", "rotate", "sign"]
 
@@ -72,7 +72,11 @@ def rotate(
     epoch stays readable for ``grace`` seconds. The file is written atomically.
     """
     if not 0 <= grace <= MAX_GRACE:
-        raise ValueError(f"grace must be from 0 to {MAX_GRACE:.0f} seconds, got {grace!r}")
+        raise UsageError(
+            Problem(
+                f"grace must be from 0 to {MAX_GRACE:.0f} seconds, got {grace!r}", field="grace"
+            )
+        )
     policy_path = Path(policy_path)
     policy = _policy or load_policy(policy_path)
     kinds = _channels_needing_keys(policy)
@@ -101,15 +105,8 @@ def rotate(
     targets = wanted or list(kinds)
     keys_path = channel_keys_path(policy_path)
     existing = ChannelKeyFile.load(keys_path)
-    if existing is not None and existing.model.policy != policy.name:
-        raise PolicyError(
-            Problem(
-                f"the channel-key file belongs to policy {existing.model.policy!r}, "
-                f"not {policy.name!r}",
-                str(keys_path),
-                hint="move the file away, or rename the policy back",
-            )
-        )
+    if existing is not None:
+        existing.check_policy(policy.name, hint="move the file away, or rename the policy back")
     holders = {
         channel: [
             (name, policy.identities[name].box_key)
@@ -205,17 +202,9 @@ def sign(policy_path: str | Path, key_file: str | Path) -> tuple[Path, str]:
     keys_bytes = keys_path.read_bytes() if keys_path.exists() else None
     if keys_bytes is not None:
         keys = ChannelKeyFile.parse(keys_bytes.decode("utf-8", "replace"), keys_path)
-        if keys.model.policy != policy.name:  # nodes would refuse it: never sign it
-            raise PolicyError(
-                Problem(
-                    f"the channel-key file belongs to policy {keys.model.policy!r}, "
-                    f"not {policy.name!r}",
-                    str(keys_path),
-                    1,
-                    1,
-                    hint="run nngsec rotate for this policy, or move the file away",
-                )
-            )
+        keys.check_policy(
+            policy.name, hint="run nngsec rotate for this policy, or move the file away"
+        )
     target = signature_path(policy_path)
     sign_files(
         target,

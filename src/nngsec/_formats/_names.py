@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["NAME_MAX", "NAME_PATTERN", "NAME_RULE", "is_name"]
+__all__ = ["NAME_HINT", "NAME_MAX", "NAME_PATTERN", "NAME_RULE", "is_name"]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 NAME_MAX = 64
 NAME_RULE = "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
+NAME_HINT = f"names are {NAME_RULE} (at most {NAME_MAX})"
 
 _NAME = re.compile(NAME_PATTERN)
 

@@ -14,15 +14,31 @@ import binascii
 import hashlib
 import hmac
 
-from .._labels import TEXT_CHECKSUM
+from ._labels import TEXT_CHECKSUM
 
-__all__ = ["TextKeyError", "decode_text", "encode_text"]
+__all__ = ["TextKeyError", "b64url_decode", "b64url_encode", "decode_text", "encode_text"]
 
 CHECKSUM_SIZE = 4
 
 
 class TextKeyError(ValueError):
     """The text is not a well-formed key string of the expected type (message says why)."""
+
+
+def b64url_encode(raw: bytes) -> str:
+    """base64url without padding (RFC 4648 section 5), as every nngsec file writes it."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """The bytes of unpadded base64url ``text``; ``ValueError`` for anything else
+    (standard-alphabet ``+`` and ``/``, padding, whitespace, other characters)."""
+    if "+" in text or "/" in text or "=" in text:
+        raise ValueError("not base64url")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except binascii.Error:
+        raise ValueError("not base64url") from None
 
 
 def _checksum(prefix: str, raw: bytes) -> bytes:
@@ -33,7 +49,7 @@ def _checksum(prefix: str, raw: bytes) -> bytes:
 
 def encode_text(prefix: str, raw: bytes, *, checksum: bool = True) -> str:
     body = raw + (_checksum(prefix, raw) if checksum else b"")
-    return prefix + base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii")
+    return prefix + b64url_encode(body)
 
 
 def decode_text(text: str, prefix: str, size: int, *, checksum: bool = True) -> bytes:
@@ -49,11 +65,8 @@ def decode_text(text: str, prefix: str, size: int, *, checksum: bool = True) -> 
             f"{what}: {len(body)} characters after the prefix, expected {want_chars}"
         )
     try:
-        if "+" in body or "/" in body:
-            raise ValueError
-        padded = body + "=" * (-len(body) % 4)
-        raw = base64.b64decode(padded, altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
+        raw = b64url_decode(body)
+    except ValueError:
         raise TextKeyError("not base64url (characters A-Z a-z 0-9 - _)") from None
     if checksum:
         raw, check = raw[:size], raw[size:]

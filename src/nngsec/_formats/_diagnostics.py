@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
-from ._errors import Problem
+from .._errors import Problem
 from ._names import NAME_PATTERN, NAME_RULE
 from ._yaml import Loc, YamlDocument
 
