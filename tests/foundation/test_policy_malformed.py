@@ -51,8 +51,12 @@ CASES: dict[str, list[Expect]] = {
     "format-version-missing": [
         Expect(2, 1, "", "name: bad", "missing the format version field 'nngsec'")
     ],
-    "format-version-string": [Expect(1, 9, "nngsec", "'1'", "unsupported policy format version '1'")],
-    "format-version-float": [Expect(1, 9, "nngsec", "1.0", "unsupported policy format version 1.0")],
+    "format-version-string": [
+        Expect(1, 9, "nngsec", "'1'", "unsupported policy format version '1'")
+    ],
+    "format-version-float": [
+        Expect(1, 9, "nngsec", "1.0", "unsupported policy format version 1.0")
+    ],
     # --- fields -------------------------------------------------------------------------
     "unknown-top-field": [Expect(7, 1, "chanels", "chanels:", "unknown field 'chanels'")],
     "unknown-channel-field": [
