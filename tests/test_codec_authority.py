@@ -304,4 +304,5 @@ def test_key_material_never_shows_in_reprs(codec_world):
     )
     for secret in secrets:
         assert secret not in shown
-        assert secret.split(":")[-1] not in shown
+        if secret.startswith("nngsec-"):  # a key in text form: its body alone neither
+            assert secret.split(":", 1)[1] not in shown

@@ -34,6 +34,7 @@ from .._keys._channel_keys import ChannelKeyFile
 from .._keys._keystore import Keystore
 from .._policy._admin import rotate, sign
 from .._policy._load import load_policy
+from .._policy._policy import channel_keys_path
 from .._relay import Relay
 from .._runtime._codec import ChannelCodec
 from .._runtime._node import Node
@@ -209,9 +210,9 @@ class _Setup:
     def stolen(self, channel: str) -> ChannelCodec:
         """A codec for the revoked sensor-9, built from its stolen key (no Node would run it)."""
         key = self.keystore.identity("sensor-9")
-        assert self.policy.keys_path is not None
-        keys_file = ChannelKeyFile.load(self.policy.keys_path)
-        assert keys_file is not None
+        keys_file = ChannelKeyFile.load(channel_keys_path(self.policy_path))
+        if keys_file is None:  # written by rotate() at set-up
+            raise RuntimeError("the demo's channel-key file is missing")
         return ChannelCodec(
             self.policy, channel, identity="sensor-9", identity_key=key,
             channel_keys=keys_file.open_channel(channel, "sensor-9", key),

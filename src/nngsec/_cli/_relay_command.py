@@ -102,8 +102,8 @@ def _relay(args: argparse.Namespace) -> int:
             if running is not None:
                 running.close()
     if not stopped_by:  # wait() returned by itself: forwarding failed (the error says why)
-        assert running is not None
-        for problem in running.error.problems if running.error else ():
+        error = running.error if running is not None else None
+        for problem in error.problems if error else ():
             print(f"nngsec: error: {problem}", file=sys.stderr)
         return EXIT_FAILED
     print(f"nngsec: relay stopped on {stopped_by}, sockets closed", file=sys.stderr)

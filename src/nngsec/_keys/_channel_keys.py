@@ -211,7 +211,8 @@ class ChannelKeyFile:
         return (json.dumps(data, indent=2) + "\n").encode()
 
     def save(self) -> None:
-        assert self.path is not None
+        if self.path is None:
+            raise ValueError("a channel-key file read from text has no path to save to")
         write_atomic(self.path, self.dumps(), mode=0o644)
 
     def check_policy(self, policy_name: str, hint: str) -> None:

@@ -49,9 +49,8 @@ def parse_policy(text: str, display_path: str = "<policy>", *, file: Path | None
     except ValidationError as error:
         problems.extend(_model_problems(doc, error.errors()))
     problems.extend(cross_check(doc))
-    if problems:
+    if problems or model is None:
         raise PolicyError(_sorted_unique(problems))
-    assert model is not None
     return Policy(model, path=file, source=text.encode("utf-8"), document=doc)
 
 

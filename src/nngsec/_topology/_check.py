@@ -281,7 +281,8 @@ def _policy_named_by(topologies: list[Topology]) -> Path:
                     "check one deployment (one policy) at a time",
                 )
             )
-    assert chosen is not None
+    if chosen is None:
+        raise PolicyError(Problem("no topology names a policy", hint="nngsec check POLICY ..."))
     return chosen[0]
 
 

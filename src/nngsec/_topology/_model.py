@@ -140,9 +140,11 @@ class RelaySide(StrictModel):
 
     @property
     def url(self) -> str:
-        url = self.listen if self.listen is not None else self.dial
-        assert url is not None
-        return url
+        if self.listen is not None:
+            return self.listen
+        if self.dial is not None:
+            return self.dial
+        raise ValueError("a relay side has listen: or dial:")  # the validator ensures it
 
 
 def _relay_pattern(value: object) -> object:

@@ -62,6 +62,25 @@ class ChannelContext:
             )
         return self.keys.current
 
+    def epoch_stamped(self, epoch: int) -> EpochKeys:
+        """The keys of the epoch a frame being sealed was stamped with.
+
+        The header's epoch is chosen first (:meth:`SchemeCodec.send_epoch`) and the body
+        sealed after; new keys loaded in between must not make the body use another
+        epoch's key than the header names (every receiver would reject the frame). The
+        previous epoch is still held then, so this finds it.
+        """
+        keys = self.keys.get(epoch, None) if self.keys is not None else None
+        if keys is None:
+            raise PolicyError(
+                Problem(
+                    f"channel {self.channel!r} no longer has key epoch {epoch}",
+                    field=f"channels.{self.channel}",
+                    hint="send again: the next frame uses the current epoch",
+                )
+            )
+        return keys
+
     def epoch_for_receiving(self, epoch: int, now: float | None) -> EpochKeys:
         """The keys of ``epoch`` if this node holds its secret, else ``Rejected('no-key')``."""
         keys = self.keys.get(epoch, now) if self.keys is not None else None

@@ -14,13 +14,23 @@ from __future__ import annotations
 
 import struct
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 from ..._errors import PolicyError, Problem, Rejected
 from ..._formats._labels import PEER_KEY, PEERBOX_FRAME
 from .._wire import Header
 from ._base import ChannelContext, SchemeCodec, SendState, forged, no_key, nonce_of
 from ._crypto import AEAD_TAG, aead_open, aead_seal, kdf, x25519
+
+T = TypeVar("T")
+
+
+def _required(value: T | None, what: str) -> T:
+    """``value``, which the codec always passes for replies (an explicit check, not an
+    ``assert``: it must hold under ``python -O`` too)."""
+    if value is None:
+        raise RuntimeError(f"nngsec: {what}")
+    return value
 
 
 class _PeerBox(SchemeCodec):
@@ -103,8 +113,9 @@ class Request(_PeerBox):
     def _server_key(self, client: str, epoch: int, now: float | None) -> bytes:
         """At a server: the key it shares with ``client`` in ``epoch``."""
         if len(self.ctx.servers) > 1:
-            keys = self.ctx.epoch_for_receiving(epoch, now)
-            assert keys.secret is not None and keys.public is not None
+            keys = self.ctx.epoch_for_receiving(epoch, now)  # refuses an epoch not held
+            if keys.secret is None or keys.public is None:
+                raise no_key(f"service epoch {epoch} has no key pair here")
             secret, service = keys.secret, keys.public
         else:
             if epoch != 0:
@@ -134,11 +145,10 @@ class Reply(Request):
     """reqrep replies: server -> client, under the request's peer key and epoch."""
 
     def send_epoch(self, peer: str | None, reply_epoch: int | None) -> int:
-        assert reply_epoch is not None
-        return reply_epoch
+        return _required(reply_epoch, "a reply needs the epoch of its request")
 
     def send_key(self, peer: str | None, epoch: int) -> bytes:
-        assert peer is not None
+        peer = _required(peer, "a reply needs its client")
         # The request was accepted under this epoch moments ago; a reply is allowed even
         # if the epoch retired in between, so no retirement check here.
         return self._server_key(peer, epoch, None)
@@ -151,7 +161,7 @@ class SurveyResponse(_PeerBox):
     """survey responses: respondent -> the surveyor that asked."""
 
     def send_key(self, peer: str | None, epoch: int) -> bytes:
-        assert peer is not None
+        peer = _required(peer, "a survey response needs its surveyor")
         own = self.ctx.key
         surveyor = self.ctx.identities[peer].box_key
         return self._cached(

@@ -68,12 +68,12 @@ class Sealed(SchemeCodec):
         cached: tuple[bytes, bytes] | None = state.cache.get(("sealed", header.epoch))
         if cached is not None:
             return cached
-        keys = self.ctx.epoch_for_sending()
-        assert keys.public is not None and keys.epoch == header.epoch
+        keys = self.ctx.epoch_stamped(header.epoch)
+        audience = keys.public
         ephemeral_secret = self.ctx.random(32)
         ephemeral = x25519_base(ephemeral_secret)
-        shared = x25519(ephemeral_secret, keys.public)
-        if shared is None:
+        shared = x25519(ephemeral_secret, audience) if audience is not None else None
+        if audience is None or shared is None:
             raise PolicyError(
                 Problem(
                     f"channel {self.ctx.channel!r} epoch {keys.epoch} has an unusable audience key",
@@ -82,7 +82,7 @@ class Sealed(SchemeCodec):
             )
         content_key = self.ctx.random(32)
         wrapped = aead_seal(
-            self._wrap_key(shared, ephemeral, keys.public, header), ZERO_NONCE, content_key, b""
+            self._wrap_key(shared, ephemeral, audience, header), ZERO_NONCE, content_key, b""
         )
         material = (ephemeral + wrapped, content_key)
         state.cache[("sealed", header.epoch)] = material

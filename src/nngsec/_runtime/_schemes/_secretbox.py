@@ -25,7 +25,8 @@ class PairBox(SchemeCodec):
 
     def __init__(self, ctx: ChannelContext, kind: int = FrameKind.SECRETBOX) -> None:
         super().__init__(ctx, kind)
-        assert ctx.peer is not None
+        if ctx.peer is None:
+            raise RuntimeError("nngsec: a pair codec needs the other member")
         own = ctx.key.public.box_key
         other = ctx.identities[ctx.peer].box_key
         shared = x25519(ctx.key.box_secret, other)

@@ -77,8 +77,10 @@ def rule(
     def register(
         function: Callable[[Context], Iterable[Issue]],
     ) -> Callable[[Context], Iterable[Issue]]:
-        assert rule_id not in RULES, f"duplicate rule id {rule_id}"
-        assert function.__doc__, f"rule {rule_id} needs a docstring: it is its documentation"
+        if rule_id in RULES:
+            raise RuntimeError(f"duplicate rule id {rule_id}")
+        if not function.__doc__:
+            raise RuntimeError(f"rule {rule_id} needs a docstring: it is its documentation")
         RULES[rule_id] = Rule(rule_id, severity, scope, function)
         return function
 

@@ -6,10 +6,18 @@ from collections.abc import Iterator
 
 from ..._errors import KeystoreError
 from ..._keys._files import check_private_permissions, read_secret_file
+from ..._keys._keystore import Keystore
 from .._findings import Issue
 from .._links import node_key
 from .._load import Topology
 from ._base import Context, rule
+
+
+def _keystore(ctx: Context) -> Keystore:
+    """The keystore rules look at (they run only when ``--keystore`` gave one)."""
+    if ctx.keystore is None:
+        raise RuntimeError("a keystore rule ran without a keystore")
+    return ctx.keystore
 
 
 def _nodes_with_keys(ctx: Context) -> Iterator[tuple[Topology, str, str]]:
@@ -33,15 +41,15 @@ def missing_private_key(ctx: Context) -> Iterator[Issue]:
     **Fix.** Copy the identity's key file into the keystore (mode 0600), or create it with
     `nngsec keygen NAME --keystore DIR` and paste the new public key into the policy.
     """
-    assert ctx.keystore is not None
+    keystore = _keystore(ctx)
     for topology, node, identity in _nodes_with_keys(ctx):
-        path = ctx.keystore.key_path(identity)
+        path = keystore.key_path(identity)
         if not path.exists():
             loc, implied = topology.identity_loc(node)
             yield Issue(
                 ctx.at(topology, loc, key=implied),
                 f"node {node!r} runs {identity!r}, but {path} does not exist",
-                f"nngsec keygen {identity} --keystore {ctx.keystore.directory}, or copy the key",
+                f"nngsec keygen {identity} --keystore {keystore.directory}, or copy the key",
                 subjects=(node_key(topology, node),),
             )
 
@@ -59,9 +67,9 @@ def key_file_permissions(ctx: Context) -> Iterator[Issue]:
     **Fix.** `chmod 600 DIR/NAME.key`, and consider the key exposed if others could read
     it: replace it (`nngsec keygen`, then `nngsec revoke` the old identity).
     """
-    assert ctx.keystore is not None
+    keystore = _keystore(ctx)
     for topology, node, identity in _nodes_with_keys(ctx):
-        path = ctx.keystore.key_path(identity)
+        path = keystore.key_path(identity)
         if not path.exists():
             continue  # missing-private-key
         try:
@@ -91,9 +99,9 @@ def private_key_mismatch(ctx: Context) -> Iterator[Issue]:
     **Fix.** Paste the line from `DIR/NAME.pub` under `identities:`, or put the right key
     file in the keystore.
     """
-    assert ctx.keystore is not None
+    keystore = _keystore(ctx)
     for topology, node, identity in _nodes_with_keys(ctx):
-        path = ctx.keystore.key_path(identity)
+        path = keystore.key_path(identity)
         if not path.exists():
             continue
         try:
