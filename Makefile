@@ -16,8 +16,10 @@ test: $(VENV)/.installed-test lint typecheck pytest check-example
 CHECKED := $(wildcard src tests benchmarks)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check $(CHECKED)
-	$(BIN)/ruff format --check $(CHECKED)
+	$(BIN)/ruff check $(CHECKED) vulture_allowlist.py
+	$(BIN)/ruff format --check $(CHECKED) vulture_allowlist.py
+	$(BIN)/vulture $(CHECKED) vulture_allowlist.py --min-confidence 60 \
+		--ignore-decorators "@rule,@model_validator,@field_validator,@invariant"
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy $(patsubst src,src/nngsec,$(CHECKED))

@@ -1,3 +1,5 @@
+"""``python -m nngsec``: the command line."""
+
 import sys
 
 from nngsec._cli import main

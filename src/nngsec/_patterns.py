@@ -137,10 +137,6 @@ class PatternSpec:
         """The role called ``name`` (topology form, ``publisher``), if the pattern has it."""
         return next((role for role in self.roles if role.name == name), None)
 
-    def role_by_field(self, field: str) -> RoleSpec | None:
-        """The role listed under policy field ``field`` (``publishers``), if any."""
-        return next((role for role in self.roles if role.field == field), None)
-
     def complement(self, role: RoleSpec) -> RoleSpec:
         """The role at the other end of a link from ``role`` (itself when symmetric)."""
         return self.receiver if role is self.initiator else self.initiator

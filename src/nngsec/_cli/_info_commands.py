@@ -1,4 +1,4 @@
-"""schema and demo: commands that show things."""
+"""schema: the JSON Schemas of the policy, topology and channel-key file formats."""
 
 from __future__ import annotations
 

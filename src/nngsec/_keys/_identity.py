@@ -46,8 +46,6 @@ class PublicIdentity:
     box_key: bytes
     key_id: bytes = field(init=False, repr=False, compare=False)
 
-    PREFIX = PUBLIC_PREFIX
-
     def __post_init__(self) -> None:
         if len(self.sign_key) != 32 or len(self.box_key) != 32:
             raise ValueError("public keys are 32 bytes each")
@@ -77,8 +75,6 @@ class IdentityKey:
     """
 
     __slots__ = ("_box_secret", "_seed", "_signing", "public")
-
-    PREFIX = SECRET_PREFIX
 
     def __init__(self, seed: bytes) -> None:
         if len(seed) != SEED_SIZE:
