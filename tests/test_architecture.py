@@ -88,9 +88,12 @@ def test_caller_mistakes_raise_usage_error(world_factory):
         alice.seal("pubsub-sealed", b"x", topic="t." + "x" * 254)
     with pytest.raises(UsageError, match="no topics"):
         alice.seal("pipeline-sealed", b"x", topic="t.")
-    with pynng.Rep0() as raw, carol.attach(raw, "reqrep-single") as rep:
-        with pytest.raises(UsageError, match="nothing to answer"):
-            rep.send(b"too early")
+    with (
+        pynng.Rep0() as raw,
+        carol.attach(raw, "reqrep-single") as rep,
+        pytest.raises(UsageError, match="nothing to answer"),
+    ):
+        rep.send(b"too early")
     with pytest.raises(UsageError, match="no relay for pattern 'pair'"):
         nngsec.Relay("pair", front="inproc://a", back="inproc://b")
     with pynng.Pub0() as raw, pytest.raises(UsageError, match="on_reject"):
