@@ -97,7 +97,7 @@ def test_caller_mistakes_raise_usage_error(world_factory):
     with pytest.raises(UsageError, match="no relay for pattern 'pair'"):
         nngsec.Relay("pair", front="inproc://a", back="inproc://b")
     with pynng.Pub0() as raw, pytest.raises(UsageError, match="on_reject"):
-        alice.attach(raw, "pubsub-sealed", on_reject="ignore")  # type: ignore[arg-type]
+        alice.attach(raw, "pubsub-sealed", on_reject="ignore")
 
 
 def test_sealed_body_uses_the_epoch_its_header_names(world_factory, monkeypatch):
@@ -115,7 +115,7 @@ def test_sealed_body_uses_the_epoch_its_header_names(world_factory, monkeypatch)
     chosen = scheme.send_epoch
 
     def choose_then_rotate(peer: str | None, reply_epoch: int | None) -> int:
-        epoch = chosen(peer, reply_epoch)
+        epoch: int = chosen(peer, reply_epoch)
         world.rotate("t")  # a new epoch lands right after the header was stamped
         sender.reload_keys()
         receiver.reload_keys()
