@@ -65,7 +65,7 @@ CASES: dict[str, Expect] = {
     "bare-public.key": Expect(2, 1, PUBLIC_PREFIX, "this is a public key file", "NAME.key"),
     "indented-truncated.key": Expect(4, 5, SECRET_PREFIX, "truncated: 47 characters", RESTORE),
     "not-utf8.key": Expect(
-        4, 18, "", "private key file is not text (byte 0xff)", "nngsec key file"
+        4, 18, "", "the private key file is not valid UTF-8 (byte 0xff)", "nngsec key file"
     ),
     # public key files
     "empty.pub": Expect(1, 1, "", "public key file holds no key", "truncated"),
@@ -88,7 +88,9 @@ CASES: dict[str, Expect] = {
     "indented-wrong-version.pub": Expect(
         2, 13, "nngsec-id-v9:", f"expected a string starting with {PUBLIC_PREFIX!r}", "NAME.pub"
     ),
-    "not-utf8.pub": Expect(1, 3, "", "public key file is not text (byte 0xe9)", "nngsec key file"),
+    "not-utf8.pub": Expect(
+        1, 3, "", "the public key file is not valid UTF-8 (byte 0xe9)", "nngsec key file"
+    ),
 }
 
 
@@ -188,5 +190,5 @@ def test_missing_and_unreadable_files(tmp_path):
     assert caught.value.problems[0].message == "public key file not found"
     with pytest.raises(KeystoreError) as caught:
         read_public_file(tmp_path)
-    assert caught.value.problems[0].message.startswith("cannot read public key file")
+    assert caught.value.problems[0].message == "expected a public key file, found a directory"
     assert caught.value.hint

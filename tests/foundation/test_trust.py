@@ -331,6 +331,6 @@ def test_a_keystore_that_cannot_keep_the_rollback_record_is_a_keystore_error(wor
     with pytest.raises(KeystoreError) as caught:
         world.node("dashboard")
     [problem] = caught.value.problems
-    assert problem.message == "cannot record the accepted policy version: Read-only file system"
+    assert problem.message == "cannot record in the accepted-versions record: Read-only file system"
     assert problem.path == str(world.keystore.directory / "accepted-versions.json")
     assert "anti-rollback" in problem.hint

@@ -196,7 +196,7 @@ def _write(path: Path, text: str | bytes) -> Path:
         ("nngsec: 1\npolicy: nowhere.yaml\n", r":2:9: policy: policy file .* not found"),
         ("nngsec: 1\nnodes: {}\n", r":1:1: the topology does not name its policy"),
         ("", r":1:1: the topology file is empty"),
-        (b"nngsec: 1\npolicy: \xff\n", r":2:9: the topology is not valid UTF-8"),
+        (b"nngsec: 1\npolicy: \xff\n", r":2:9: the topology file is not valid UTF-8"),
         ("nngsec: 1\npolicy: policy.yaml\nnodes:\n\ta: {}\n", r":4:1: tab character"),
         (
             "nngsec: 1\npolicy: policy.yaml\nnodes:\n  hub:\n    relays:\n"

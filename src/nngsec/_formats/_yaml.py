@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from .._errors import PolicyError, Problem
+from .._errors import NngsecError, PolicyError, Problem
 
 __all__ = ["Loc", "Span", "YamlDocument", "format_loc", "load_yaml_file", "parse_yaml"]
 
@@ -248,14 +248,6 @@ def position(text: str | bytes, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind(newline, 0, offset) + 1) + 1
 
 
-def not_utf8(raw: bytes, error: UnicodeDecodeError, what: str, path: str, hint: str) -> Problem:
-    """The problem of a file that is not UTF-8, placed at the first bad byte."""
-    line, column = position(raw, error.start)
-    return Problem(
-        f"{what} is not valid UTF-8 (byte 0x{raw[error.start]:02x})", path, line, column, hint=hint
-    )
-
-
 def _unprintable_problem(text: str, path: str) -> Problem | None:
     found = _NOT_PRINTABLE.search(text)
     if found is None:
@@ -342,35 +334,47 @@ def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
     return YamlDocument(path, text, data, builder.values, builder.keys)
 
 
-def read_text(path: Path, *, what: str) -> str:
-    """The file's text, or a positioned :class:`PolicyError` (missing, unreadable, not UTF-8)."""
+def read_text(
+    path: Path,
+    *,
+    what: str,
+    error: type[NngsecError] = PolicyError,
+    utf8_hint: str = "save the file as UTF-8",
+) -> str:
+    """The text of the ``what`` file at ``path`` (``policy``, ``private key``), or an
+    ``error`` placed at the problem: missing, a directory, unreadable, not UTF-8."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise PolicyError(
-            Problem(f"{what} file not found", str(path), hint="check the path")
-        ) from None
+        raise error(Problem(f"{what} file not found", str(path), hint="check the path")) from None
     except IsADirectoryError:
-        raise PolicyError(
+        raise error(
             Problem(
                 f"expected a {what} file, found a directory",
                 str(path),
                 hint="give the path of the file itself",
             )
         ) from None
-    except OSError as error:
-        raise PolicyError(
+    except OSError as failure:
+        raise error(
             Problem(
-                f"cannot read {what} file: {error.strerror}",
+                f"cannot read {what} file: {failure.strerror}",
                 str(path),
                 hint="check that the file exists and that you may read it",
             )
         ) from None
     try:
         return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise PolicyError(
-            not_utf8(raw, error, f"the {what}", str(path), "save the file as UTF-8")
+    except UnicodeDecodeError as failure:
+        line, column = position(raw, failure.start)
+        raise error(
+            Problem(
+                f"the {what} file is not valid UTF-8 (byte 0x{raw[failure.start]:02x})",
+                str(path),
+                line,
+                column,
+                hint=utf8_hint,
+            )
         ) from None
 
 

@@ -21,14 +21,13 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import replace
 from pathlib import Path
 
 from .._errors import KeystoreError, Problem
 from .._formats._atomic import write_atomic
 from .._formats._names import NAME_HINT, is_name
 from .._formats._text import TextKeyError
-from .._formats._yaml import not_utf8
+from .._formats._yaml import read_text
 from ._identity import PUBLIC_PREFIX, SECRET_PREFIX, IdentityKey, PublicIdentity
 
 __all__ = [
@@ -78,30 +77,9 @@ def write_identity_files(directory: Path, name: str, key: IdentityKey) -> tuple[
 
 def _key_lines(path: Path, what: str) -> list[tuple[int, int, str]]:
     """The key lines of a key file as (line number, column, text without blanks)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise KeystoreError(
-            Problem(f"{what} not found", str(path), hint="check the path")
-        ) from None
-    except OSError as error:
-        raise KeystoreError(
-            Problem(
-                f"cannot read {what}: {error.strerror}",
-                str(path),
-                hint="check that it is a file you may read",
-            )
-        ) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        # A key file is text: say where it stops being text (not what it holds).
-        raise KeystoreError(
-            replace(
-                not_utf8(raw, error, what, str(path), "is this really an nngsec key file?"),
-                message=f"{what} is not text (byte 0x{raw[error.start]:02x})",
-            )
-        ) from None
+    text = read_text(
+        path, what=what, error=KeystoreError, utf8_hint="is this really an nngsec key file?"
+    )
     lines = [
         (number, len(line) - len(line.lstrip()) + 1, line.strip())
         for number, line in enumerate(text.splitlines(), start=1)
@@ -110,7 +88,7 @@ def _key_lines(path: Path, what: str) -> list[tuple[int, int, str]]:
     if not lines:
         raise KeystoreError(
             Problem(
-                f"{what} holds no key (empty or only comments)",
+                f"{what} file holds no key (empty or only comments)",
                 str(path),
                 1,
                 1,
@@ -120,7 +98,7 @@ def _key_lines(path: Path, what: str) -> list[tuple[int, int, str]]:
     if len(lines) > 1:
         raise KeystoreError(
             Problem(
-                f"{what} holds {len(lines)} key lines, expected 1",
+                f"{what} file holds {len(lines)} key lines, expected 1",
                 str(path),
                 lines[1][0],
                 lines[1][1],
@@ -172,13 +150,13 @@ def read_secret_file(path: Path) -> IdentityKey:
         # A public key file given where a private one belongs is readable by design: say
         # that, rather than advise making it private.
         try:
-            wrong = _public_key_instead(path, _key_lines(path, "private key file"))
+            wrong = _public_key_instead(path, _key_lines(path, "private key"))
         except KeystoreError:
             wrong = None
         if wrong is not None:
             raise wrong from None
         raise
-    lines = _key_lines(path, "private key file")
+    lines = _key_lines(path, "private key")
     ((number, column, line),) = lines
     wrong = _public_key_instead(path, lines)
     if wrong is not None:
@@ -200,7 +178,7 @@ def read_secret_file(path: Path) -> IdentityKey:
 
 def read_public_file(path: Path) -> tuple[str, PublicIdentity]:
     """Load ``NAME.pub``: the identity name and its public key."""
-    ((number, column, line),) = _key_lines(path, "public key file")
+    ((number, column, line),) = _key_lines(path, "public key")
     if line.lower().startswith(SECRET_PREFIX):
         raise KeystoreError(
             Problem(

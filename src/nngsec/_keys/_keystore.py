@@ -20,7 +20,9 @@ import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .._errors import KeystoreError, Problem
 from .._formats._atomic import write_atomic
@@ -29,6 +31,39 @@ from ._files import read_public_file, read_secret_file, render_public_file, writ
 from ._identity import IdentityKey, PublicIdentity
 
 __all__ = ["Keystore"]
+
+T = TypeVar("T")
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class _Record:
+    """A small JSON record in the keystore that only ever moves forward."""
+
+    file: str
+    what: str
+    shape: str
+    protects: str
+    valid: Callable[[object], bool]  # for each value of the top-level mapping
+
+
+_VERSIONS = _Record(
+    "accepted-versions.json",
+    "accepted-versions record",
+    "a mapping of policy name to version",
+    "the highest policy version accepted",
+    _is_count,
+)
+_EPOCHS = _Record(
+    "accepted-epochs.json",
+    "accepted-epochs record",
+    "a mapping of policy to channel epochs",
+    "the newest key epoch per channel",
+    lambda channels: isinstance(channels, dict) and all(map(_is_count, channels.values())),
+)
 
 
 def _check_name(name: str) -> str:
@@ -47,8 +82,8 @@ class Keystore:
     """Private identity keys and pinned policy signers of one node, in one directory."""
 
     TRUSTED_DIR = "trusted"
-    VERSIONS_FILE = "accepted-versions.json"
-    EPOCHS_FILE = "accepted-epochs.json"
+    VERSIONS_FILE = _VERSIONS.file
+    EPOCHS_FILE = _EPOCHS.file
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
@@ -124,60 +159,18 @@ class Keystore:
 
     # -- anti-rollback ------------------------------------------------------------------
     def accepted_versions(self) -> Mapping[str, int]:
-        path = self.directory / self.VERSIONS_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as error:
-            raise KeystoreError(
-                Problem(
-                    f"cannot read the accepted-versions record: {error}",
-                    str(path),
-                    hint="restore it from a backup; deleting it disables rollback protection "
-                    "until the next accepted policy",
-                )
-            ) from None
-        if not isinstance(data, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
-            for k, v in data.items()
-        ):
-            raise KeystoreError(
-                Problem(
-                    "the accepted-versions record is not a mapping of policy name to version",
-                    str(path),
-                    hint="restore it from a backup; deleting it disables rollback protection "
-                    "until the next accepted policy",
-                )
-            )
-        return data
+        """Highest policy version accepted, per policy name."""
+        return self._read(_VERSIONS)
 
     def accept_version(self, policy_name: str, version: int) -> int:
-        """Record ``version`` as accepted unless a higher one is; returns the highest before.
+        """Record ``version`` as accepted unless a higher one is; returns the highest before."""
 
-        Read-modify-write under an exclusive lock, so two nodes sharing a keystore never lose
-        each other's record.
-        """
-        path = self.directory / self.VERSIONS_FILE
-        try:
-            self._ensure_directory()
-            with self._locked():
-                versions = dict(self.accepted_versions())
-                before = versions.get(policy_name, 0)
-                if version > before:
-                    versions[policy_name] = version
-                    data = json.dumps(versions, indent=2, sort_keys=True) + "\n"
-                    write_atomic(path, data.encode(), mode=0o600)
-                return before
-        except OSError as error:
-            raise KeystoreError(
-                Problem(
-                    f"cannot record the accepted policy version: {error.strerror or error}",
-                    str(path),
-                    hint="the keystore must be writable: it keeps the highest policy version "
-                    "accepted, which is what refuses an older policy (anti-rollback)",
-                )
-            ) from None
+        def change(versions: dict[str, Any]) -> int:
+            before: int = versions.get(policy_name, 0)
+            versions[policy_name] = max(before, version)
+            return before
+
+        return self._update(_VERSIONS, change)
 
     def accept_epochs(self, policy_name: str, epochs: Mapping[str, int]) -> dict[str, int]:
         """Record the current key epoch of each channel unless a higher one is recorded;
@@ -187,51 +180,58 @@ class Keystore:
         the channel-key file (and its signature) without changing the policy, so an older
         signed set of files would otherwise pass.
         """
-        path = self.directory / self.EPOCHS_FILE
-        try:
-            self._ensure_directory()
-            with self._locked():
-                record = self._read_epochs(path)
-                seen = dict(record.get(policy_name, {}))
-                before = {channel: seen.get(channel, 0) for channel in epochs}
-                merged = {**seen, **{c: max(e, seen.get(c, 0)) for c, e in epochs.items()}}
-                if merged != seen:
-                    record[policy_name] = merged
-                    data = json.dumps(record, indent=2, sort_keys=True) + "\n"
-                    write_atomic(path, data.encode(), mode=0o600)
-                return before
-        except OSError as error:
-            raise KeystoreError(
-                Problem(
-                    f"cannot record the accepted key epochs: {error.strerror or error}",
-                    str(path),
-                    hint="the keystore must be writable: it keeps the newest key epoch per "
-                    "channel, which is what refuses an older channel-key file",
-                )
-            ) from None
 
-    @staticmethod
-    def _read_epochs(path: Path) -> dict[str, dict[str, int]]:
+        def change(record: dict[str, Any]) -> dict[str, int]:
+            seen: dict[str, int] = dict(record.get(policy_name, {}))
+            before = {channel: seen.get(channel, 0) for channel in epochs}
+            record[policy_name] = {**seen, **{c: max(e, seen.get(c, 0)) for c, e in epochs.items()}}
+            return before
+
+        return self._update(_EPOCHS, change)
+
+    def _read(self, record: _Record) -> dict[str, Any]:
+        path = self.directory / record.file
+        restore = (
+            f"restore it from a backup; deleting it disables rollback protection of "
+            f"{record.protects} until the next accepted one"
+        )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as error:
-            data = error
-        if not isinstance(data, dict) or not all(
-            isinstance(channels, dict)
-            and all(isinstance(e, int) and not isinstance(e, bool) for e in channels.values())
-            for channels in data.values()
-        ):
             raise KeystoreError(
-                Problem(
-                    "the accepted-epochs record is not a mapping of policy to channel epochs",
-                    str(path),
-                    hint="restore it from a backup; deleting it disables rollback protection "
-                    "of channel keys until the next accepted key file",
-                )
+                Problem(f"cannot read the {record.what}: {error}", str(path), hint=restore)
+            ) from None
+        if not isinstance(data, dict) or not all(record.valid(v) for v in data.values()):
+            raise KeystoreError(
+                Problem(f"the {record.what} is not {record.shape}", str(path), hint=restore)
             )
         return data
+
+    def _update(self, record: _Record, change: Callable[[dict[str, Any]], T]) -> T:
+        """Apply ``change`` to the record under the keystore's lock (read, modify, write
+        atomically), so that two nodes sharing a keystore never lose each other's update."""
+        path = self.directory / record.file
+        try:
+            self._ensure_directory()
+            with self._locked():
+                data = self._read(record)
+                updated = json.loads(json.dumps(data))  # a deep copy to compare against
+                result = change(updated)
+                if updated != data:
+                    text = json.dumps(updated, indent=2, sort_keys=True) + "\n"
+                    write_atomic(path, text.encode(), mode=0o600)
+                return result
+        except OSError as error:
+            raise KeystoreError(
+                Problem(
+                    f"cannot record in the {record.what}: {error.strerror or error}",
+                    str(path),
+                    hint=f"the keystore must be writable: it keeps {record.protects}, which is "
+                    "what refuses older files (anti-rollback)",
+                )
+            ) from None
 
     # -- helpers ------------------------------------------------------------------------
     def _ensure_directory(self) -> None:
