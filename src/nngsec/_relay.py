@@ -522,42 +522,37 @@ def _check_arguments(
     return problems
 
 
+# What NNG's refusal to listen or dial means, and what to do about it.
+_ENDPOINT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
+    (
+        pynng.AddressInUse,
+        "address already in use",
+        "another process (perhaps another relay) is listening there; stop it or pick another port",
+    ),
+    (
+        pynng.NotSupported,
+        "unknown or unsupported transport",
+        "URLs look like tcp://HOST:PORT, ipc:///PATH, inproc://NAME or ws://HOST:PORT/PATH",
+    ),
+    (
+        pynng.AddressInvalid,
+        "not a valid address here",
+        "check the host is an address of this machine (or 0.0.0.0) and the port is 0-65535",
+    ),
+    (pynng.NoEntry, "no such directory", "an ipc:// path must be in an existing directory"),
+    (
+        pynng.PermissionDenied,
+        "permission denied",
+        "ports below 1024 need privileges; an ipc:// path needs a writable directory",
+    ),
+)
+
+
 def _endpoint_problem(side: str, verb: str, url: str, error: Exception) -> Problem:
-    what = f"cannot {verb} {url}"
-    if isinstance(error, pynng.AddressInUse):
-        return Problem(
-            f"{what}: address already in use",
-            field=side,
-            hint="another process (perhaps another relay) is listening there; stop it or "
-            "pick another port",
-        )
-    if isinstance(error, pynng.NotSupported):
-        return Problem(
-            f"{what}: unknown or unsupported transport",
-            field=side,
-            hint="URLs look like tcp://HOST:PORT, ipc:///PATH, inproc://NAME or "
-            "ws://HOST:PORT/PATH",
-        )
-    if isinstance(error, pynng.AddressInvalid):
-        return Problem(
-            f"{what}: not a valid address here",
-            field=side,
-            hint="check the host is an address of this machine (or 0.0.0.0) and the port "
-            "is 0-65535",
-        )
-    if isinstance(error, pynng.NoEntry):
-        return Problem(
-            f"{what}: no such directory",
-            field=side,
-            hint="an ipc:// path must be in an existing directory",
-        )
-    if isinstance(error, pynng.PermissionDenied):
-        return Problem(
-            f"{what}: permission denied",
-            field=side,
-            hint="ports below 1024 need privileges; an ipc:// path needs a writable directory",
-        )
-    return Problem(f"{what}: {error}", field=side, hint="check the URL")
+    for kind, meaning, hint in _ENDPOINT_ERRORS:
+        if isinstance(error, kind):
+            return Problem(f"cannot {verb} {url}: {meaning}", field=side, hint=hint)
+    return Problem(f"cannot {verb} {url}: {error}", field=side, hint="check the URL")
 
 
 def _any_port(url: str) -> bool:

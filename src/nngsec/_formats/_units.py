@@ -12,22 +12,21 @@ from fractions import Fraction
 
 __all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_EXACT_DURATION_UNITS: dict[str, Fraction] = {
+_DURATION_UNITS: dict[str, Fraction] = {
     "ms": Fraction(1, 1000),
     "s": Fraction(1),
     "m": Fraction(60),
     "h": Fraction(3600),
     "d": Fraction(86400),
 }
-_SIZE_UNITS = {
-    "B": 1,
-    "KiB": 1 << 10,
-    "MiB": 1 << 20,
-    "GiB": 1 << 30,
-    "KB": 1000,
-    "MB": 1000**2,
-    "GB": 1000**3,
+_SIZE_UNITS: dict[str, Fraction] = {
+    "B": Fraction(1),
+    "KiB": Fraction(1 << 10),
+    "MiB": Fraction(1 << 20),
+    "GiB": Fraction(1 << 30),
+    "KB": Fraction(1000),
+    "MB": Fraction(1000**2),
+    "GB": Fraction(1000**3),
 }
 _QUANTITY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s*", re.ASCII)
 
@@ -40,12 +39,8 @@ def _split(text: str) -> tuple[Fraction, str] | None:
     return Fraction(match.group(1)), match.group(2)
 
 
-def parse_duration(value: object) -> float:
-    """Seconds in a duration such as ``30s``, ``1.5m``, ``250ms``, ``2h`` or ``1d``.
-
-    Raises ``ValueError`` with a message naming what was found and what is expected.
-    """
-    expected = "a duration with a unit, like 30s, 5m, 1h (units: ms, s, m, h, d)"
+def _parse(value: object, units: dict[str, Fraction], expected: str) -> Fraction:
+    """The exact quantity in ``value`` (``"1.5m"``), in the base unit of ``units``."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"got {value!r}, expected {expected}")
     if not isinstance(value, str):
@@ -54,9 +49,18 @@ def parse_duration(value: object) -> float:
     if split is None:
         raise ValueError(f"got {value!r}, expected {expected}")
     number, unit = split
-    if unit not in _DURATION_UNITS:
+    if unit not in units:
         raise ValueError(f"unknown unit {unit!r} in {value!r}, expected {expected}")
-    seconds = number * _EXACT_DURATION_UNITS[unit]
+    return number * units[unit]
+
+
+def parse_duration(value: object) -> float:
+    """Seconds in a duration such as ``30s``, ``1.5m``, ``250ms``, ``2h`` or ``1d``.
+
+    Raises ``ValueError`` with a message naming what was found and what is expected.
+    """
+    expected = "a duration with a unit, like 30s, 5m, 1h (units: ms, s, m, h, d)"
+    seconds = _parse(value, _DURATION_UNITS, expected)
     try:
         return float(seconds)
     except OverflowError:  # more digits than a float holds: callers refuse it by range
@@ -69,17 +73,7 @@ def parse_size(value: object) -> int:
     Raises ``ValueError`` with a message naming what was found and what is expected.
     """
     expected = "a size with a unit, like 512KiB or 1MiB (units: B, KiB, MiB, GiB, KB, MB, GB)"
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"got {value!r}, expected {expected}")
-    if not isinstance(value, str):
-        raise ValueError(f"got {value!r} (no unit), expected {expected}")
-    split = _split(value)
-    if split is None:
-        raise ValueError(f"got {value!r}, expected {expected}")
-    number, unit = split
-    if unit not in _SIZE_UNITS:
-        raise ValueError(f"unknown unit {unit!r} in {value!r}, expected {expected}")
-    size = number * _SIZE_UNITS[unit]
+    size = _parse(value, _SIZE_UNITS, expected)
     if size.denominator != 1:
         raise ValueError(f"got {value!r}, which is not a whole number of bytes")
     return int(size)
@@ -88,8 +82,8 @@ def parse_size(value: object) -> int:
 def format_duration(seconds: float) -> str:
     """The shortest exact spelling of a duration, e.g. ``90.0 -> '90s'``, ``3600 -> '1h'``."""
     for unit in ("d", "h", "m", "s"):
-        count = seconds / _DURATION_UNITS[unit]
-        if count >= 1 and count == int(count):
+        count = Fraction(seconds) / _DURATION_UNITS[unit]
+        if count >= 1 and count.denominator == 1:
             return f"{int(count)}{unit}"
     return f"{round(seconds * 1000)}ms"
 
