@@ -19,8 +19,7 @@ from nngsec._keys._text import TextKeyError, decode_text, encode_text
 from nngsec._policy._edit import add_revoked
 from nngsec._policy._load import parse_policy
 from nngsec._yaml import parse_yaml
-
-from .helpers import K1, K2
+from tests.support import K1, K2
 
 FAST = settings(
     deadline=None,
