@@ -40,6 +40,7 @@ def test_codec_benchmark_runs(run_module):
     assert "sealed (cached content key)" in run_module("benchmarks.codec")
 
 
+@pytest.mark.slow
 def test_bench_command_runs(cli):
     run = cli(
         "bench", "--quick", "--repeats", "1", "--sizes", "64", "--modes", "threads",
