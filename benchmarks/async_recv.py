@@ -82,7 +82,7 @@ def sync_reference(plain: Callable[[], tuple[pynng.Pull0, pynng.Push0]]) -> floa
 
 def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.conftest import build_world
+    from tests.support import build_world
 
     logging.getLogger("nngsec").setLevel(logging.ERROR)
     counter = iter(range(1000))

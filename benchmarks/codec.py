@@ -83,8 +83,7 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import logging
 
-    from tests.conftest import build_world
-    from tests.support import ALL_CHANNELS, NAMES
+    from tests.support import ALL_CHANNELS, NAMES, build_world
 
     logging.getLogger("nngsec").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as root:

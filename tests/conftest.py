@@ -1,57 +1,30 @@
-"""Shared fixtures: build a policy with fresh identities in a temporary directory."""
+"""Shared fixtures (worlds of fresh identities, the command line in process) and the
+hypothesis profiles.
+
+Hypothesis profiles, chosen with ``HYPOTHESIS_PROFILE`` (default ``ci``): ``ci`` runs each
+property with hypothesis's usual 100 examples (tests that ask for more get what they ask
+for), ``dev`` a fifth of that for quick local loops, ``thorough`` ten times as many. Tests
+scale their own counts with ``tests.support.examples``.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
-from nngsec import Keystore, Node, load_policy
-from nngsec._policy._admin import rotate
+from nngsec import Node
+from tests.support import ALL_CHANNELS, NAMES, FakeClock, InProcessCli, World, build_world
 
-
-@dataclass
-class World:
-    """A policy file, its channel keys and one keystore holding every identity's key."""
-
-    root: Path
-    policy_path: Path
-    keystore: Keystore
-    names: tuple[str, ...]
-    nodes: dict[str, Node] = field(default_factory=dict)
-
-    def node(self, identity: str, **options: Any) -> Node:
-        policy = load_policy(self.policy_path)
-        return Node(policy, identity=identity, keystore=self.keystore, **options)
-
-    def rotate(self, *channels: str, now: float | None = None, grace: float = 3600.0) -> None:
-        rotate(self.policy_path, channels, now=now, grace=grace)
-
-
-def build_world(
-    root: Path,
-    body: str,
-    names: Iterable[str],
-    *,
-    with_keys: bool = True,
-    policy_name: str = "factory",
-) -> World:
-    """Write ``root/policy.yaml``: a header, ``identities:`` for ``names``, then ``body``."""
-    keystore = Keystore(root / "keys")
-    names = tuple(names)
-    lines = ["nngsec: 1", f"name: {policy_name}", "identities:"]
-    for name in names:
-        key, _, _ = keystore.generate(name)
-        lines.append(f"  {name}: {key.public.to_text()}")
-    policy_path = root / "policy.yaml"
-    policy_path.write_text("\n".join(lines) + "\n" + body)
-    world = World(root, policy_path, keystore, names)
-    if with_keys:
-        world.rotate()
-    return world
+settings.register_profile("ci", max_examples=100, deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=20, deadline=None)
+settings.register_profile("thorough", max_examples=1000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
@@ -71,15 +44,20 @@ class CodecWorld:
     """Every pattern and scheme, with one Node per identity on a shared fake clock."""
 
     world: World
-    clock: object
+    clock: FakeClock
     nodes: dict[str, Node]
 
 
 @pytest.fixture(scope="module")
 def codec_world(tmp_path_factory: pytest.TempPathFactory) -> CodecWorld:
-    from tests.support import ALL_CHANNELS, NAMES, FakeClock
-
     clock = FakeClock()
     world = build_world(tmp_path_factory.mktemp("codec"), ALL_CHANNELS, NAMES)
     nodes = {name: world.node(name, clock=clock) for name in NAMES}
     return CodecWorld(world, clock, nodes)
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> InProcessCli:
+    """``cli(*args, cwd=tmp_path, env={}) -> Result(code, out, err)``: the command line
+    through ``nngsec._cli.main`` in this process (see ``tests.support.InProcessCli``)."""
+    return InProcessCli(monkeypatch, tmp_path)

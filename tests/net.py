@@ -1,4 +1,5 @@
-"""Helpers for tests over real sockets: addresses per transport, and polling."""
+"""Helpers for tests over real sockets: addresses per transport, and polling (the one
+``wait_for`` of the suite: tests poll for a condition instead of sleeping)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 TRANSPORTS = ("inproc", "ipc", "tcp")
+TIMEOUT = 5.0  # seconds an expected event may take on a loaded two-core machine
 _counter = iter(range(1_000_000))
 
 
@@ -29,14 +31,14 @@ def address(transport: str, tmp_path: Path) -> str:
 
 
 def wait_for(
-    condition: Callable[[], object], timeout: float = 5.0, what: str = "condition"
+    condition: Callable[[], object], what: str = "condition", timeout: float = TIMEOUT
 ) -> None:
-    """Poll ``condition`` until it is true; fail after ``timeout`` seconds."""
+    """Poll ``condition`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     delay = 0.001
     while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 2, 0.02)
 

@@ -20,8 +20,8 @@ import pynng
 
 from nngsec import Node, Relay
 from nngsec._runtime._wire import parse_frame
+from tests.net import TIMEOUT, wait_for
 
-TIMEOUT = 5.0  # seconds an expected event may take on a loaded two-core machine
 TIMEOUT_MS = int(TIMEOUT * 1000)
 
 BODY = """\
@@ -73,13 +73,17 @@ def ref_of(frame: bytes, *, has_topic: bool = False) -> Any:
     return header.ref
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` was expected if it never is."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.005)
+def publish_until_received(pub: Any, sub: Any, frame: bytes, what: str) -> bytes:
+    """Publish ``frame`` on ``pub`` until ``sub`` (with a short ``recv_timeout``) receives
+    one: every connection on the path is then up, with no assumption on timing."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        pub.send(frame)
+        try:
+            got: bytes = sub.recv()
+            return got
+        except pynng.Timeout:
+            assert time.monotonic() < deadline, f"nothing came through {what}"
 
 
 class Link:
@@ -133,7 +137,7 @@ class Sockets:
 def connected(relay: Relay, links: Iterable[Link], *, front: int, back: int) -> None:
     """Wait until every link and the relay have all their connections."""
     links = list(links)
-    wait_until(
+    wait_for(
         lambda: relay.peers == (front, back) and all(link.up == 1 for link in links),
         f"{front} front and {back} back connections (relay has {relay.peers}, "
         f"links have {[link.up for link in links]})",

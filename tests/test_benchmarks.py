@@ -1,41 +1,56 @@
-"""The benchmarks still run (a smoke run each; figures are measured, not asserted)."""
+"""The benchmarks still run (a smoke run each; figures are measured, not asserted).
+
+In this process: ``nngsec bench`` through the ``cli`` fixture, the modules of
+``benchmarks/`` as ``python -m`` would run them (``runpy``, ``--quick`` in ``sys.argv``).
+"""
 
 from __future__ import annotations
 
-import subprocess
+import json
+import logging
+import runpy
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).parents[1]
+import pytest
 
 
-def test_codec_benchmark_runs():
-    run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.codec", "--quick"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+@pytest.fixture
+def run_module(monkeypatch, capsys):
+    """``python -m MODULE --quick`` in this process: its exit status 0, and its stdout."""
+
+    def run(module: str) -> str:
+        monkeypatch.setattr(sys, "argv", [module, "--quick"])
+        monkeypatch.setattr(sys, "path", list(sys.path))  # main() puts the repository first
+        ours = logging.getLogger("nngsec")
+        level = ours.level
+        try:
+            with pytest.raises(SystemExit) as exited:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+        finally:
+            ours.setLevel(level)  # main() quietens the nngsec logger
+        captured = capsys.readouterr()
+        assert exited.value.code == 0, captured.err
+        out: str = captured.out
+        return out
+
+    return run
+
+
+def test_codec_benchmark_runs(run_module):
+    assert "sealed (cached content key)" in run_module("benchmarks.codec")
+
+
+@pytest.mark.slow
+def test_bench_command_runs(cli):
+    run = cli(
+        "bench", "--quick", "--repeats", "1", "--sizes", "64", "--modes", "threads",
+        "--format", "json",
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert "sealed (cached content key)" in run.stdout
-
-
-def test_bench_command_runs():
-    run = subprocess.run(
-        [sys.executable, "-m", "nngsec", "bench", "--quick", "--repeats", "1", "--sizes", "64",
-         "--modes", "threads", "--format", "json"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    import json
-
-    rows = json.loads(run.stdout)
+    assert run.code == 0, run.err
+    rows = json.loads(run.out)
     assert {r["pattern"] for r in rows} == {"pair", "pubsub", "pipeline", "reqrep"}
     assert all(r["plain"]["msgs_per_s"] > 0 and r["secured"]["msgs_per_s"] > 0 for r in rows)
 
 
-def test_async_receive_benchmark_runs():
-    run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.async_recv", "--quick"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert "SecureSocket.arecv" in run.stdout
+def test_async_receive_benchmark_runs(run_module):
+    assert "SecureSocket.arecv" in run_module("benchmarks.async_recv")

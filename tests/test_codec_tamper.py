@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nngsec import Rejected
+from tests.support import examples
 
 # Every scheme and direction with integrity (plaintext has none by definition).
 CASES = [
@@ -62,7 +63,9 @@ def test_truncations_and_extensions_are_rejected(codec_world):
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.binary(max_size=600), case=st.sampled_from(CASES))
 def test_arbitrary_bytes_only_ever_raise_rejected(codec_world, data, case):
@@ -72,7 +75,9 @@ def test_arbitrary_bytes_only_ever_raise_rejected(codec_world, data, case):
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     case=st.sampled_from(CASES),

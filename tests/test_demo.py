@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 
 @pytest.mark.slow
-def test_demo_passes_and_reports_in_json():
-    run = subprocess.run(
-        [sys.executable, "-m", "nngsec", "demo", "--json"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "Traceback" not in run.stderr
-    report = json.loads(run.stdout)
+def test_demo_passes_and_reports_in_json(cli):
+    run = cli("demo", "--json")
+    assert run.code == 0, run.out + run.err
+    assert "Traceback" not in run.err
+    report = json.loads(run.out)
     assert report["ok"] is True
     assert report["seconds"] < 30
     channels = report["channels"]

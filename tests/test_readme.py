@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.net import free_port
 
 README = Path(__file__).parents[1] / "README.md"
@@ -19,6 +21,7 @@ def block(marker: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.subprocess  # the shell block and the Python block, each as pasted
 def test_readme_example_runs_as_pasted(tmp_path):
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}

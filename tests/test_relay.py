@@ -24,21 +24,20 @@ import pytest
 
 from nngsec import NngsecError, Node, Relay, relay
 from nngsec._relay import DEFAULT_MAX_MESSAGE_SIZE
-from tests.conftest import build_world
+from tests.net import TIMEOUT, TRANSPORTS, wait_for
 from tests.relay_support import (
     BODY,
     NAMES,
     SCENARIOS,
-    TIMEOUT,
     Link,
     Sockets,
     connected,
     leaks,
+    publish_until_received,
     pubsub,
-    wait_until,
 )
+from tests.support import build_world
 
-TRANSPORTS = ["inproc", "ipc", "tcp"]
 PATTERNS = list(SCENARIOS)
 
 
@@ -177,18 +176,11 @@ def test_relay_can_dial_both_sides(nodes, short_dir):
         relay("pubsub", front=front, back=back, dial_front=True, dial_back=True) as device,
     ):
         assert "dialing" in device.describe()
-        wait_until(lambda: device.peers == (1, 1), "the relay's two dialers to connect")
+        wait_for(lambda: device.peers == (1, 1), "the relay's two dialers to connect")
         frame = nodes["alice"].seal("telemetry", b"21.5", topic="temp.line1")
         # The relay's outgoing pipe may be up a moment before the publisher's side of the
         # other one; publishing until the first frame arrives makes no timing assumption.
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            pub.send(frame)
-            try:
-                got = sub.recv()
-                break
-            except pynng.Timeout:
-                assert time.monotonic() < deadline, "nothing came through the dialling relay"
+        got = publish_until_received(pub, sub, frame, "the dialling relay")
         assert got == frame
         assert nodes["carol"].open("telemetry", got).payload == b"21.5"
 
@@ -216,7 +208,7 @@ def test_max_message_size_is_enforced(sockets):
         pull = sockets.dial(pynng.Pull0, device.back_url)
         connected(device, [push, pull], front=1, back=1)
         push.sock.send(b"L" * 8192)  # NNG drops it and closes that connection
-        wait_until(lambda: push.connects == 2 and push.up == 1, "the pusher to be cut off")
+        wait_for(lambda: push.connects == 2 and push.up == 1, "the pusher to be cut off")
         push.sock.send(b"small")
         assert pull.sock.recv() == b"small"  # the first thing through: the large one was not
 
@@ -299,7 +291,7 @@ def test_close_is_prompt_while_traffic_flows(pattern, sender, receiver):
         reqrep = pattern == "reqrep"
         echo = Load(far, answer=True, await_reply=False)
         loads = [Load(near, answer=False, await_reply=reqrep), echo]
-        wait_until(functools.partial(echo.has_echoed, 20), "traffic through the relay")
+        wait_for(functools.partial(echo.has_echoed, 20), "traffic through the relay")
         closer = threading.Thread(target=device.close, daemon=True)
         started = time.monotonic()
         closer.start()

@@ -1,4 +1,9 @@
-"""``nngsec relay``: relays real traffic, stops cleanly on SIGINT/SIGTERM, refuses bad input."""
+"""``nngsec relay``: relays real traffic, stops cleanly on SIGINT/SIGTERM, refuses bad input.
+
+A running relay is a real ``python -m nngsec relay`` process (marked ``subprocess``): it
+installs signal handlers, which only a main thread can, and is stopped by a real signal.
+Bad input goes through ``nngsec._cli.main`` in this process (the ``cli`` fixture).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,9 @@ import pynng
 import pytest
 
 from nngsec import Node, relay
-from nngsec._cli import main
-from tests.conftest import build_world
-from tests.relay_support import BODY, NAMES, TIMEOUT, TIMEOUT_MS
+from tests.net import TIMEOUT
+from tests.relay_support import BODY, NAMES, TIMEOUT_MS, publish_until_received
+from tests.support import build_world
 
 LINE = re.compile(r"front (\S+) \((listening|dialing), for (\w+)\) (->|<->) back (\S+) ")
 
@@ -61,6 +66,7 @@ def start(
     return process, line
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_relay_command_forwards_and_stops_cleanly_on_a_signal(signum, running, nodes):
     process, line = start(
@@ -78,14 +84,7 @@ def test_relay_command_forwards_and_stops_cleanly_on_a_signal(signum, running, n
         pynng.Sub0(dial=back, topics=b"temp.", recv_timeout=100) as sub,
     ):
         # Publish until the first frame arrives: both connections are then up.
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            pub.send(frame)
-            try:
-                got = sub.recv()
-                break
-            except pynng.Timeout:
-                assert time.monotonic() < deadline, "nothing came through the relay process"
+        got = publish_until_received(pub, sub, frame, "the relay process")
     assert got == frame
     assert nodes["carol"].open("telemetry", got).payload == b"21.5"
 
@@ -98,6 +97,7 @@ def test_relay_command_forwards_and_stops_cleanly_on_a_signal(signum, running, n
     assert "Traceback" not in err + out
 
 
+@pytest.mark.subprocess
 def test_relay_command_dials_when_told(running, tmp_path):
     """--dial-front/--dial-back: the endpoints listen and the relay connects to them."""
     front, back = f"ipc://{tmp_path}/f", f"ipc://{tmp_path}/b"
@@ -119,13 +119,12 @@ def test_relay_command_dials_when_told(running, tmp_path):
         assert process.returncode == 0
 
 
-def test_address_in_use_is_one_line_with_a_hint_and_exit_2(capsys):
+def test_address_in_use_is_one_line_with_a_hint_and_exit_2(cli):
     with relay("pubsub", front="tcp://127.0.0.1:0", back="inproc://cli-taken") as taken:
-        code = run(["relay", "pipeline", "--front", taken.front_url, "--back", "tcp://127.0.0.1:0"])
-    err = capsys.readouterr().err
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
+        result = cli("relay", "pipeline", "--front", taken.front_url, "--back", "tcp://127.0.0.1:0")
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
     assert lines[0].startswith("nngsec: error: front: cannot listen on tcp://127.0.0.1:")
     assert "address already in use" in lines[0] and "(hint:" in lines[0]
 
@@ -142,24 +141,18 @@ def test_address_in_use_is_one_line_with_a_hint_and_exit_2(capsys):
         ),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(arguments, words, capsys):
-    assert run(["relay", *arguments]) == 2
-    err = capsys.readouterr().err
+def test_bad_input_is_one_line_and_exit_2(arguments, words, cli):
+    result = cli("relay", *arguments)
+    assert result.code == 2
+    err = result.err
     assert len(err.strip().splitlines()) == 1, err
     assert words in err and "hint" in err and "Traceback" not in err
 
 
-def run(arguments: list[str]) -> int:
-    """``main``'s exit status, whether it returns it or argparse exits with it."""
-    try:
-        return main(arguments)
-    except SystemExit as exited:
-        return int(exited.code or 0)
-
-
-def test_help_says_which_side_faces_whom(capsys):
-    assert run(["relay", "--help"]) == 0
-    out = capsys.readouterr().out
+def test_help_says_which_side_faces_whom(cli):
+    result = cli("relay", "--help")
+    assert result.code == 0
+    out = result.out
     assert "--dial-front" in out and "publishers" in out and "SIGTERM" in out
 
 

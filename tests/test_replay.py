@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from nngsec._runtime._replay import ReplayGuard
+from tests.support import examples
 
 WINDOW = 64
 MAX_AGE = 30.0
@@ -90,7 +91,9 @@ class ReplayMachine(RuleBasedStateMachine):
             assert self.newest[session] >= self.last_record - MAX_AGE * 1.25
 
 
-ReplayMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+ReplayMachine.TestCase.settings = settings(
+    max_examples=examples(150), stateful_step_count=60, deadline=None
+)
 TestReplayWindow = ReplayMachine.TestCase
 
 

@@ -1,17 +1,9 @@
 from nngsec._policy._admin import rotate
+from tests.support import TELEMETRY
 
 
 def test_world_builds_and_node_opens_its_keys(world_factory):
-    world = world_factory(
-        """
-channels:
-  telemetry:
-    pattern: pubsub
-    publishers: [sensor]
-    subscribers: [dashboard]
-""",
-        ["sensor", "dashboard"],
-    )
+    world = world_factory(TELEMETRY, ["sensor", "dashboard"])
     node = world.node("dashboard")
     assert node.channel_keys["telemetry"].current.secret is not None
     sender = world.node("sensor")

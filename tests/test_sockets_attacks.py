@@ -162,6 +162,7 @@ def test_a_resent_request_is_processed_once_and_answered(world_factory, tmp_path
         assert rep.stats.rejected == {}
 
 
+@pytest.mark.subprocess  # a spawned child process
 def test_sender_and_receiver_in_separate_processes(world_factory, tmp_path):
     world = world_factory(
         "channels:\n  jobs: {pattern: pipeline, pushers: [scheduler], pullers: [worker]}\n",

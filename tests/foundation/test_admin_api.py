@@ -13,10 +13,7 @@ import pytest
 
 from nngsec import PolicyError, load_policy
 from nngsec._policy._admin import revoke, rotate, sign
-
-from .helpers import at
-
-NOW = 1_800_000_000.0
+from tests.support import NOW, at
 
 FACTORY = """
 groups:

@@ -19,8 +19,8 @@ from nngsec import Keystore, KeystoreError, load_policy
 from nngsec._cli import main
 from nngsec._formats._atomic import write_atomic
 from nngsec._policy._admin import revoke, rotate, sign
+from tests.support import NOW
 
-NOW = 1_800_000_000.0
 BODY = """
 channels:
   telemetry:

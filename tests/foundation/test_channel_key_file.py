@@ -10,6 +10,7 @@ import pytest
 
 from nngsec import PolicyError
 from nngsec._keys._channel_keys import ChannelKeyFile
+from tests.support import TELEMETRY
 
 EXAMPLE = Path(__file__).parents[2] / "policies" / "factory.keys.json"
 
@@ -159,17 +160,8 @@ def test_malformed_channel_key_file(name):
     assert "\n" not in str(problem)
 
 
-PUBSUB = """
-channels:
-  telemetry:
-    pattern: pubsub
-    publishers: [sensor]
-    subscribers: [dashboard]
-"""
-
-
 def test_a_bad_time_in_the_file_is_a_policy_error_for_rotate_and_node(world_factory):
-    world = world_factory(PUBSUB, ["sensor", "dashboard"])
+    world = world_factory(TELEMETRY, ["sensor", "dashboard"])
     keys_path = world.policy_path.with_name("policy.keys.json")
     data = json.loads(keys_path.read_text())
     data["channels"]["telemetry"]["epochs"][0]["retire_at"] = "tomorrow"

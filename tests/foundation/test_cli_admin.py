@@ -1,7 +1,9 @@
-"""The admin commands through the command line: real subprocesses, exit codes, output.
+"""The admin commands through the command line: exit codes, output, files written.
 
-Round trips run ``python -m nngsec`` in a subprocess; the bad-input corpora run through
-``nngsec._cli.main`` in this process (same code, without 100 interpreter start-ups).
+Everything runs through ``nngsec._cli.main`` in this process (the ``cli`` fixture: same
+code, without an interpreter start-up per command); what only a real process shows (the
+keystore taken from the environment at start-up) runs ``python -m nngsec``, marked
+``subprocess``. ``tests/test_entry_points.py`` runs the rest of that kind.
 """
 
 from __future__ import annotations
@@ -14,11 +16,8 @@ from pathlib import Path
 import pytest
 
 from nngsec import Keystore, Node, load_policy
-from nngsec._cli import main
+from tests.support import DATA, ROOT, InProcessCli, Result, run_subprocess
 
-from .helpers import Result, run_cli
-
-DATA = Path(__file__).parents[1] / "data"
 ERROR_LINE = re.compile(r"^nngsec: error: (?P<place>\S+?): (?P<rest>.*) \(hint: (?P<hint>.+)\)$")
 PLACED = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<column>\d+)$")
 
@@ -44,11 +43,11 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-# -- round trips through real subprocesses ----------------------------------------------
+# -- round trips ------------------------------------------------------------------------
 
 
-def keygen(tmp_path: Path, name: str, keystore: str = "keys") -> str:
-    result = run_cli("keygen", name, "--keystore", keystore, cwd=tmp_path)
+def keygen(cli: InProcessCli, tmp_path: Path, name: str, keystore: str = "keys") -> str:
+    result = cli("keygen", name, "--keystore", keystore, cwd=tmp_path)
     assert result.code == 0, result
     assert "Traceback" not in result.err
     assert f"wrote {keystore}/{name}.key (private, mode 0600) and {keystore}/{name}.pub" in (
@@ -58,8 +57,8 @@ def keygen(tmp_path: Path, name: str, keystore: str = "keys") -> str:
     return line
 
 
-def test_keygen_prints_the_entry_to_paste(tmp_path):
-    line = keygen(tmp_path, "sensor-1")
+def test_keygen_prints_the_entry_to_paste(cli, tmp_path):
+    line = keygen(cli, tmp_path, "sensor-1")
     assert re.fullmatch(r"sensor-1: nngsec-id-v1:[A-Za-z0-9_-]{91}", line)
     public_file = tmp_path / "keys" / "sensor-1.pub"
     assert line in public_file.read_text().splitlines()
@@ -69,16 +68,17 @@ def test_keygen_prints_the_entry_to_paste(tmp_path):
     assert line == f"sensor-1: {key.public.to_text()}"
 
 
+@pytest.mark.subprocess  # the command line reads NNGSEC_KEYSTORE when it starts
 def test_keygen_uses_the_keystore_from_the_environment(tmp_path):
-    result = run_cli("keygen", "a", cwd=tmp_path, env={"NNGSEC_KEYSTORE": "elsewhere"})
+    result = run_subprocess("keygen", "a", cwd=tmp_path, env={"NNGSEC_KEYSTORE": "elsewhere"})
     assert result.code == 0, result
     assert (tmp_path / "elsewhere" / "a.key").exists()
 
 
-def test_keygen_refuses_to_overwrite(tmp_path):
-    keygen(tmp_path, "sensor-1")
+def test_keygen_refuses_to_overwrite(cli, tmp_path):
+    keygen(cli, tmp_path, "sensor-1")
     before = (tmp_path / "keys" / "sensor-1.key").read_bytes()
-    result = run_cli("keygen", "sensor-1", "--keystore", "keys", cwd=tmp_path)
+    result = cli("keygen", "sensor-1", "--keystore", "keys", cwd=tmp_path)
     [error] = assert_clean_error(result)
     assert error["place"] == "keys/sensor-1.key"
     assert "refusing to overwrite" in error["rest"]
@@ -108,12 +108,13 @@ revoked: []
 """
 
 
-def make_deployment(tmp_path: Path, *, via_cli: bool) -> Path:
-    """Three identities and an admin, and a policy made from keygen's output."""
+def make_deployment(tmp_path: Path, *, cli: InProcessCli | None = None) -> Path:
+    """Three identities and an admin, and a policy made from keygen's output (through
+    the command line when given ``cli``)."""
     names = ("sensor-1", "sensor-2", "dashboard")
-    if via_cli:
-        entries = [keygen(tmp_path, name) for name in names]
-        keygen(tmp_path, "admin", keystore="admin")
+    if cli is not None:
+        entries = [keygen(cli, tmp_path, name) for name in names]
+        keygen(cli, tmp_path, "admin", keystore="admin")
     else:
         keys = Keystore(tmp_path / "keys")
         entries = [f"{name}: {keys.generate(name)[0].public.to_text()}" for name in names]
@@ -125,13 +126,13 @@ def make_deployment(tmp_path: Path, *, via_cli: bool) -> Path:
 
 @pytest.fixture
 def deployment(tmp_path) -> Path:
-    return make_deployment(tmp_path, via_cli=False)
+    return make_deployment(tmp_path)
 
 
-def test_keygen_rotate_sign_trust_revoke_round_trip(tmp_path):
-    deployment = make_deployment(tmp_path, via_cli=True)
+def test_keygen_rotate_sign_trust_revoke_round_trip(cli, tmp_path):
+    deployment = make_deployment(tmp_path, cli=cli)
     # rotate: every channel that needs keys
-    result = run_cli("rotate", "factory.yaml", cwd=tmp_path)
+    result = cli("rotate", "factory.yaml", cwd=tmp_path)
     assert result.code == 0, result
     assert result.out.splitlines() == [
         "telemetry: epoch 1, sealed to dashboard",
@@ -139,23 +140,23 @@ def test_keygen_rotate_sign_trust_revoke_round_trip(tmp_path):
         "wrote factory.keys.json (previous epochs readable for 1h)",
     ]
     # sign, then trust the admin in the node keystore
-    result = run_cli("sign", "factory.yaml", "--key", "admin/admin.key", cwd=tmp_path)
+    result = cli("sign", "factory.yaml", "--key", "admin/admin.key", cwd=tmp_path)
     assert result.code == 0, result
     admin_id = Keystore(tmp_path / "admin").identity("admin").key_id.hex()
     assert result.out == (
         f"signed factory.yaml and its channel keys with key id {admin_id}: wrote factory.yaml.sig\n"
     )
-    result = run_cli("trust", "admin/admin.pub", "--keystore", "keys", cwd=tmp_path)
+    result = cli("trust", "admin/admin.pub", "--keystore", "keys", cwd=tmp_path)
     assert result.code == 0, result
     assert result.out == f"pinned admin (key id {admin_id}) as a policy signer in keys\n"
-    result = run_cli("trust", "admin/admin.pub", "--keystore", "keys", cwd=tmp_path)
+    result = cli("trust", "admin/admin.pub", "--keystore", "keys", cwd=tmp_path)
     assert result.out.startswith("already pinned admin")
     # the node accepts the signed policy
     keys = Keystore(tmp_path / "keys")
     node = Node(load_policy(deployment), identity="dashboard", keystore=keys)
     assert node.channel_keys["telemetry"].current.epoch == 1
     # rotate again: the signature is now stale, and the command says so
-    result = run_cli("rotate", "factory.yaml", "telemetry", "--grace", "5m", cwd=tmp_path)
+    result = cli("rotate", "factory.yaml", "telemetry", "--grace", "5m", cwd=tmp_path)
     assert result.code == 0, result
     assert result.out.splitlines() == [
         "telemetry: epoch 2, sealed to dashboard",
@@ -165,13 +166,13 @@ def test_keygen_rotate_sign_trust_revoke_round_trip(tmp_path):
     with pytest.raises(Exception, match="modified after signing"):
         Node(load_policy(deployment), identity="dashboard", keystore=keys)
     # revoke: listed, version raised, what it could read rotated; pair reported
-    result = run_cli("revoke", "factory.yaml", "sensor-2", cwd=tmp_path)
+    result = cli("revoke", "factory.yaml", "sensor-2", cwd=tmp_path)
     assert result.code == 0, result
     assert result.out.splitlines() == [
         "revoked sensor-2 in factory.yaml (version now 2)",
         "cells: rotated to epoch 2, sealed to dashboard, sensor-1",
     ]
-    result = run_cli("revoke", "factory.yaml", "sensor-1", cwd=tmp_path)
+    result = cli("revoke", "factory.yaml", "sensor-1", cwd=tmp_path)
     assert result.code == 0, result
     assert "warning: sync: its keys come from identity keys" in result.err
     text = deployment.read_text()
@@ -180,7 +181,7 @@ def test_keygen_rotate_sign_trust_revoke_round_trip(tmp_path):
     assert "    subscribers: [dashboard]   # only the dashboard reads\n" in text
     assert text.startswith("# Written by the test, keys pasted from keygen.\n")
     # sign again: accepted, and the revoked identities have no entry anywhere current
-    assert run_cli("sign", "factory.yaml", "--key", "admin/admin.key", cwd=tmp_path).code == 0
+    assert cli("sign", "factory.yaml", "--key", "admin/admin.key", cwd=tmp_path).code == 0
     node = Node(load_policy(deployment), identity="dashboard", keystore=keys)
     assert node.policy.version == 3
     for identity in ("sensor-1", "sensor-2"):
@@ -188,25 +189,25 @@ def test_keygen_rotate_sign_trust_revoke_round_trip(tmp_path):
             Node(load_policy(deployment), identity=identity, keystore=keys)
 
 
-def test_rotate_says_so_when_no_channel_needs_keys(tmp_path):
-    entries = [keygen(tmp_path, name) for name in ("a", "b")]
+def test_rotate_says_so_when_no_channel_needs_keys(cli, tmp_path):
+    entries = [keygen(cli, tmp_path, name) for name in ("a", "b")]
     (tmp_path / "p.yaml").write_text(
         "nngsec: 1\nname: p\nidentities:\n"
         + "".join(f"  {e}\n" for e in entries)
         + "channels:\n  sync:\n    pattern: pair\n    members: [a, b]\n"
     )
-    result = run_cli("rotate", "p.yaml", cwd=tmp_path)
+    result = cli("rotate", "p.yaml", cwd=tmp_path)
     assert result.code == 0, result
     assert result.out.startswith("no channel of p.yaml needs channel keys")
     assert not (tmp_path / "p.keys.json").exists()
 
 
-# -- bad input through real subprocesses ------------------------------------------------
+# -- bad input --------------------------------------------------------------------------
 
 
-def test_a_malformed_policy_is_one_line_per_problem(tmp_path):
+def test_a_malformed_policy_is_one_line_per_problem(cli, tmp_path):
     shutil.copy(DATA / "bad_policies" / "many-problems.yaml", tmp_path / "p.yaml")
-    result = run_cli("rotate", "p.yaml", cwd=tmp_path)
+    result = cli("rotate", "p.yaml", cwd=tmp_path)
     errors = assert_clean_error(result, lines=4)
     assert [placed(e) for e in errors] == [
         ("p.yaml", 2, 7),
@@ -217,21 +218,21 @@ def test_a_malformed_policy_is_one_line_per_problem(tmp_path):
     assert errors[0]["rest"].startswith("name: invalid name 'Bad'")
 
 
-def test_unknown_channel_and_identity_are_placed(tmp_path, deployment):
-    [error] = assert_clean_error(run_cli("rotate", "factory.yaml", "telemtry", cwd=tmp_path))
+def test_unknown_channel_and_identity_are_placed(cli, tmp_path, deployment):
+    [error] = assert_clean_error(cli("rotate", "factory.yaml", "telemtry", cwd=tmp_path))
     assert placed(error) == ("factory.yaml", 10, 1)
     assert error["hint"] == "channels are: telemetry, cells, sync"
-    [error] = assert_clean_error(run_cli("revoke", "factory.yaml", "intruder", cwd=tmp_path))
+    [error] = assert_clean_error(cli("revoke", "factory.yaml", "intruder", cwd=tmp_path))
     assert placed(error) == ("factory.yaml", 4, 1)
-    assert run_cli("revoke", "factory.yaml", "sensor-1", cwd=tmp_path).code == 0
-    [error] = assert_clean_error(run_cli("revoke", "factory.yaml", "sensor-1", cwd=tmp_path))
+    assert cli("revoke", "factory.yaml", "sensor-1", cwd=tmp_path).code == 0
+    [error] = assert_clean_error(cli("revoke", "factory.yaml", "sensor-1", cwd=tmp_path))
     assert placed(error) == ("factory.yaml", 22, 11)  # after revoke added version:
     assert "is already revoked" in error["rest"]
 
 
-def test_a_world_readable_admin_key_is_refused_with_chmod_hint(tmp_path, deployment):
+def test_a_world_readable_admin_key_is_refused_with_chmod_hint(cli, tmp_path, deployment):
     (tmp_path / "admin" / "admin.key").chmod(0o644)
-    result = run_cli("sign", "factory.yaml", "--key", "admin/admin.key", cwd=tmp_path)
+    result = cli("sign", "factory.yaml", "--key", "admin/admin.key", cwd=tmp_path)
     [error] = assert_clean_error(result)
     assert error["place"] == "admin/admin.key"
     assert error["hint"] == "chmod 600 admin/admin.key"
@@ -250,8 +251,8 @@ def test_a_world_readable_admin_key_is_refused_with_chmod_hint(tmp_path, deploym
         (["keygen", "Bad-Name", "--keystore", "keys"], "invalid identity name 'Bad-Name'"),
     ],
 )
-def test_missing_files_and_bad_names_are_one_line(tmp_path, deployment, args, message):
-    [error] = assert_clean_error(run_cli(*args, cwd=tmp_path))
+def test_missing_files_and_bad_names_are_one_line(cli, tmp_path, deployment, args, message):
+    [error] = assert_clean_error(cli(*args, cwd=tmp_path))
     assert message in error.string
 
 
@@ -266,66 +267,57 @@ def test_missing_files_and_bad_names_are_one_line(tmp_path, deployment, args, me
         ["schema", "nonsense"],
     ],
 )
-def test_usage_errors_are_one_line_with_a_hint(tmp_path, args):
-    result = run_cli(*args, cwd=tmp_path)
+def test_usage_errors_are_one_line_with_a_hint(cli, tmp_path, args):
+    result = cli(*args, cwd=tmp_path)
     assert result.code == 2
     assert "Traceback" not in result.err
     [line] = result.error_lines
     assert re.match(r"^nngsec( \w+)?: error: .+ \(hint: nngsec( \w+)? --help\)$", line), line
 
 
-def test_every_command_has_help(tmp_path):
+def test_every_command_has_help(cli, tmp_path):
     for command in ("keygen", "trust", "sign", "rotate", "revoke", "schema"):
-        result = run_cli(command, "--help", cwd=tmp_path)
+        result = cli(command, "--help", cwd=tmp_path)
         assert result.code == 0
         assert result.out.startswith(f"usage: nngsec {command}")
 
 
-# -- the corpora through the command line, in process -----------------------------------
-
-
-def cli(capsys, *args: str | Path) -> Result:
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_:  # argparse's usage errors
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return Result(code, captured.out, captured.err)
+# -- the corpora ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", sorted((DATA / "bad_policies").glob("*.yaml")), ids=str)
 @pytest.mark.parametrize("command", ["rotate", "revoke", "sign"])
-def test_every_malformed_policy_is_a_clean_error(capsys, tmp_path, path, command):
+def test_every_malformed_policy_is_a_clean_error(cli, tmp_path, path, command):
     extra = {"rotate": [], "revoke": ["sensor"], "sign": ["--key", tmp_path / "no.key"]}[command]
-    result = cli(capsys, command, path, *extra)
+    result = cli(command, path, *extra)
     errors = assert_clean_error(result, lines=len(result.error_lines))
     for error in errors:
         assert placed(error)[0] == str(path)
 
 
 @pytest.mark.parametrize("path", sorted((DATA / "bad_keys").glob("*.key")), ids=lambda p: p.name)
-def test_every_malformed_private_key_is_a_clean_error(capsys, tmp_path, path):
-    policy = DATA.parent.parent / "policies" / "factory.yaml"
+def test_every_malformed_private_key_is_a_clean_error(cli, tmp_path, path):
+    policy = ROOT / "policies" / "factory.yaml"
     shutil.copy(policy, tmp_path / "factory.yaml")
     key = tmp_path / path.name
     shutil.copy(path, key)
     key.chmod(0o600)
-    [error] = assert_clean_error(cli(capsys, "sign", tmp_path / "factory.yaml", "--key", key))
+    [error] = assert_clean_error(cli("sign", tmp_path / "factory.yaml", "--key", key))
     assert placed(error)[0] == str(key)
     assert not (tmp_path / "factory.yaml.sig").exists()
 
 
 @pytest.mark.parametrize("path", sorted((DATA / "bad_keys").glob("*.pub")), ids=lambda p: p.name)
-def test_every_malformed_public_key_is_a_clean_error_for_trust(capsys, tmp_path, path):
-    [error] = assert_clean_error(cli(capsys, "trust", path, "--keystore", tmp_path / "keys"))
+def test_every_malformed_public_key_is_a_clean_error_for_trust(cli, tmp_path, path):
+    [error] = assert_clean_error(cli("trust", path, "--keystore", tmp_path / "keys"))
     assert placed(error)[0] == str(path)
     assert not (tmp_path / "keys" / "trusted").exists()
 
 
 @pytest.mark.parametrize("grace", ["99999999d", "9" * 400 + "d", "366d"])
 @pytest.mark.parametrize("command", [["rotate", "factory.yaml"], ["revoke", "factory.yaml", "a"]])
-def test_an_impossible_grace_is_a_usage_error(capsys, tmp_path, grace, command):
-    result = cli(capsys, *command, "--grace", grace)
+def test_an_impossible_grace_is_a_usage_error(cli, tmp_path, grace, command):
+    result = cli(*command, "--grace", grace)
     assert result.code == 2
     [line] = result.error_lines
     assert f"argument --grace: got {grace!r}, expected a duration from 0s to 365d" in line

@@ -6,8 +6,7 @@ import pytest
 
 from nngsec import PolicyError
 from nngsec._policy._load import parse_policy
-
-from .helpers import K2
+from tests.support import K2
 
 
 def problems_of(text: str) -> list[tuple[int | None, int | None, str, str, str]]:

@@ -10,8 +10,7 @@ import pytest
 from nngsec import Policy, PolicyError, PublicIdentity, load_policy
 from nngsec._policy._load import parse_policy
 from nngsec._policy._model import CHANNEL_MODELS, PolicyModel
-
-from .helpers import K1, K2
+from tests.support import K1, K2
 
 EXAMPLE = Path(__file__).parents[2] / "policies" / "factory.yaml"
 K3 = (

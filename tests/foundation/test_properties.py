@@ -19,12 +19,11 @@ from nngsec._keys._files import read_public_file, read_secret_file
 from nngsec._keys._identity import PublicIdentity
 from nngsec._policy._edit import add_revoked
 from nngsec._policy._load import parse_policy
-
-from .helpers import K1, K2
+from tests.support import K1, K2, examples
 
 FAST = settings(
     deadline=None,
-    max_examples=int(os.environ.get("NNGSEC_EXAMPLES", "150")),
+    max_examples=examples(150),
     suppress_health_check=[HealthCheck.too_slow],
 )
 

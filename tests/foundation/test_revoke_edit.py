@@ -12,15 +12,8 @@ import pytest
 from nngsec import PolicyError
 from nngsec._policy._edit import add_revoked
 from nngsec._policy._load import parse_policy
+from tests.support import K1, K2
 
-K1 = (
-    "nngsec-id-v1:4-MzAzl7_f67o0wbg15I396FhlEiYIpurfATwFxZZpGnwDDF9CcW9knd8BOzKRqp4p8X_uevuVDJ"
-    "-LK_oLR6ayB-nB0"
-)
-K2 = (
-    "nngsec-id-v1:UsoZL_w4igBKFpmo2-8BVKru023ueO5Xcm6w3eUoBhwWwbz-SkBVAA0uyhvbnnQiCwZr4_5DslfP05q"
-    "-iSGLCCqN4yA"
-)
 HEAD = f"""# factory policy
 nngsec: 1
 name: factory  # the name

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 from nngsec._formats._yaml import load_yaml_file
+from tests.support import DATA, ROOT, InProcessCli
 
-from .helpers import run_cli
-
-ROOT = Path(__file__).parents[2]
-BAD = ROOT / "tests" / "data" / "bad_policies"
+BAD = DATA / "bad_policies"
 
 
 @pytest.fixture(scope="module")
 def schema(tmp_path_factory) -> dict[str, Any]:
-    result = run_cli("schema", cwd=tmp_path_factory.mktemp("schema"))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        result = InProcessCli(monkeypatch, tmp_path_factory.mktemp("schema"))("schema")
     assert result.code == 0, result
     data: dict[str, Any] = json.loads(result.out)
     jsonschema.Draft202012Validator.check_schema(data)
@@ -36,8 +34,8 @@ def test_the_example_policy_validates(schema):
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
-def test_the_example_channel_keys_validate(tmp_path):
-    result = run_cli("schema", "channel-keys", cwd=tmp_path)
+def test_the_example_channel_keys_validate(cli):
+    result = cli("schema", "channel-keys")
     assert result.code == 0
     schema = json.loads(result.out)
     data = json.loads((ROOT / "policies" / "factory.keys.json").read_text())

@@ -14,15 +14,7 @@ import pytest
 from nngsec import Keystore, KeystoreError, Node, PolicyError, load_policy
 from nngsec._policy._admin import revoke, rotate, sign
 from nngsec._policy._load import parse_policy
-
-NOW = 1_800_000_000.0
-BODY = """
-channels:
-  telemetry:
-    pattern: pubsub
-    publishers: [sensor]
-    subscribers: [dashboard]
-"""
+from tests.support import NOW, TELEMETRY
 
 
 @pytest.fixture
@@ -35,7 +27,7 @@ def admins(tmp_path) -> Keystore:
 
 @pytest.fixture
 def world(world_factory):
-    return world_factory(BODY, ["sensor", "dashboard"])
+    return world_factory(TELEMETRY, ["sensor", "dashboard"])
 
 
 @pytest.fixture
@@ -232,7 +224,7 @@ def test_the_record_survives_a_restart(world):
 
 
 def test_versions_are_recorded_per_policy_name(world_factory, tmp_path):
-    one = world_factory(BODY, ["sensor", "dashboard"], policy_name="alpha")
+    one = world_factory(TELEMETRY, ["sensor", "dashboard"], policy_name="alpha")
     set_version(one, 7)
     one.node("dashboard")
     other = Keystore(one.keystore.directory)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.support import World
 
 from nngsec._topology._check import CheckOptions, CheckResult, run_check
 from nngsec._topology._findings import Finding
@@ -113,24 +112,6 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(world_factory: Callable[..., object]) -> Deployment:
+def deployment(world_factory: Callable[..., World]) -> Deployment:
     world = world_factory(BODY, NAMES)
-    root = world.root  # type: ignore[attr-defined]
-    return Deployment(root, world.policy_path, root / "keys")  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run ``python -m nngsec ARGS`` in a subprocess (as a user would)."""
-
-    def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "nngsec", *(str(a) for a in args)],
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-            timeout=60,
-            check=False,
-        )
-
-    return run
+    return Deployment(world.root, world.policy_path, world.keystore.directory)

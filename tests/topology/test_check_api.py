@@ -101,9 +101,9 @@ def test_generated_topology_checks_clean_and_fast(tmp_path):
     assert {f.rule for f in findings} <= {"unsigned-policy", "forgeable-service"}
 
 
-def test_schema_topology_command(run_cli):
-    result = run_cli("schema", "topology")
-    assert result.returncode == 0
-    schema = json.loads(result.stdout)
+def test_schema_topology_command(cli):
+    result = cli("schema", "topology")
+    assert result.code == 0
+    schema = json.loads(result.out)
     assert schema["$id"].endswith("/topology.json")
     assert "nodes" in schema["properties"]

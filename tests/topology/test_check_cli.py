@@ -1,4 +1,8 @@
-"""``nngsec check`` and ``nngsec explain`` as a user runs them: exit codes, formats, errors."""
+"""``nngsec check`` and ``nngsec explain`` as a user runs them: exit codes, formats, errors.
+
+Through ``nngsec._cli.main`` in this process (the ``cli`` fixture); the same exit statuses
+from a real ``python -m nngsec`` are checked in ``tests/test_entry_points.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from tests.support import ROOT
 
 from nngsec._cli._info_commands import json_schema
 from nngsec._topology._docs import render_rules_markdown
 from nngsec._topology._rules import RULES
 
-ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "factory.yaml"
 TOPOLOGY = ROOT / "policies" / "factory.topology.yaml"
 SARIF_SCHEMA = ROOT / "tests" / "data" / "sarif-schema-2.1.0.json"
@@ -33,29 +37,29 @@ nodes:
 
 
 def no_traceback(result) -> None:
-    assert "Traceback" not in result.stderr
-    assert "Traceback" not in result.stdout
+    assert "Traceback" not in result.err
+    assert "Traceback" not in result.out
 
 
 # -- the example deployment -----------------------------------------------------------
 @pytest.mark.parametrize("args", [[TOPOLOGY], [POLICY, TOPOLOGY]])
-def test_example_topology_checks_clean(run_cli, args):
-    result = run_cli("check", *args, "--format", "json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    findings = json.loads(result.stdout)["findings"]
+def test_example_topology_checks_clean(cli, args):
+    result = cli("check", *args, "--format", "json")
+    assert result.code == 0, result.out + result.err
+    findings = json.loads(result.out)["findings"]
     # The example policy ships unsigned (its admin key is nobody's), and its control
     # service has two controllers sharing a service key: both worth a warning.
     assert [f["rule"] for f in findings] == ["unsigned-policy", "forgeable-service"]
 
 
-def test_example_topology_text_report(run_cli):
-    result = run_cli("check", TOPOLOGY, cwd=ROOT)
-    assert result.returncode == 0
-    assert result.stdout.splitlines()[-1] == (
+def test_example_topology_text_report(cli):
+    result = cli("check", TOPOLOGY, cwd=ROOT)
+    assert result.code == 0
+    assert result.out.splitlines()[-1] == (
         "0 errors, 2 warnings in 1 file; checked policy factory (6 channels), 1 topology file "
         "(13 nodes, 18 links)"
     )
-    assert "\033[" not in result.stdout  # not a terminal: no colour
+    assert "\033[" not in result.out  # not a terminal: no colour
 
 
 def test_example_topology_follows_the_published_schema():
@@ -63,22 +67,22 @@ def test_example_topology_follows_the_published_schema():
     jsonschema.validate(data, json_schema("topology"))
 
 
-def test_policy_alone_runs_the_policy_rules(run_cli):
-    result = run_cli("check", POLICY, "--format", "json")
-    assert result.returncode == 0
-    assert [f["rule"] for f in json.loads(result.stdout)["findings"]] == [
+def test_policy_alone_runs_the_policy_rules(cli):
+    result = cli("check", POLICY, "--format", "json")
+    assert result.code == 0
+    assert [f["rule"] for f in json.loads(result.out)["findings"]] == [
         "unsigned-policy",
         "forgeable-service",
     ]
 
 
 # -- exit codes and output formats ----------------------------------------------------
-def test_errors_exit_1_with_the_binding_json_shape(run_cli, deployment):
+def test_errors_exit_1_with_the_binding_json_shape(cli, deployment):
     deployment.write_topology(BROKEN)
-    result = run_cli("check", deployment.topology_path, "--format", "json")
-    assert result.returncode == 1
+    result = cli("check", deployment.topology_path, "--format", "json")
+    assert result.code == 1
     no_traceback(result)
-    findings = json.loads(result.stdout)["findings"]
+    findings = json.loads(result.out)["findings"]
     rules = {f["rule"] for f in findings}
     assert {"role-not-authorized", "incompatible-peers"} <= rules
     for finding in findings:
@@ -93,11 +97,11 @@ def test_errors_exit_1_with_the_binding_json_shape(run_cli, deployment):
     )
 
 
-def test_sarif_output_validates_against_the_sarif_schema(run_cli, deployment):
+def test_sarif_output_validates_against_the_sarif_schema(cli, deployment):
     deployment.write_topology(BROKEN)
-    result = run_cli("check", deployment.policy_path, deployment.topology_path, "--format", "sarif")
-    assert result.returncode == 1
-    log = json.loads(result.stdout)
+    result = cli("check", deployment.policy_path, deployment.topology_path, "--format", "sarif")
+    assert result.code == 1
+    log = json.loads(result.out)
     schema = json.loads(SARIF_SCHEMA.read_text())
     jsonschema.Draft4Validator(schema).validate(log)
     run = log["runs"][0]
@@ -110,44 +114,44 @@ def test_sarif_output_validates_against_the_sarif_schema(run_cli, deployment):
     assert {r["level"] for r in run["results"]} == {"error", "warning"}
 
 
-def test_sarif_of_a_clean_run_validates_too(run_cli):
-    result = run_cli(
+def test_sarif_of_a_clean_run_validates_too(cli):
+    result = cli(
         "check", TOPOLOGY, "--format", "sarif", "--ignore", "unsigned-policy,forgeable-service"
     )
-    assert result.returncode == 0
-    log = json.loads(result.stdout)
+    assert result.code == 0
+    log = json.loads(result.out)
     jsonschema.Draft4Validator(json.loads(SARIF_SCHEMA.read_text())).validate(log)
     assert log["runs"][0]["results"] == []
 
 
-def test_severity_options(run_cli):
-    assert run_cli("check", TOPOLOGY, "--warn-as-error").returncode == 1
-    result = run_cli("check", TOPOLOGY, "--severity", "unsigned-policy=error", "--format", "json")
-    assert result.returncode == 1
-    assert json.loads(result.stdout)["findings"][0]["severity"] == "error"
-    result = run_cli("check", TOPOLOGY, "--ignore", "unsigned-policy,forgeable-service")
-    assert result.returncode == 0
-    assert result.stdout.startswith("no findings; checked policy factory")
+def test_severity_options(cli):
+    assert cli("check", TOPOLOGY, "--warn-as-error").code == 1
+    result = cli("check", TOPOLOGY, "--severity", "unsigned-policy=error", "--format", "json")
+    assert result.code == 1
+    assert json.loads(result.out)["findings"][0]["severity"] == "error"
+    result = cli("check", TOPOLOGY, "--ignore", "unsigned-policy,forgeable-service")
+    assert result.code == 0
+    assert result.out.startswith("no findings; checked policy factory")
 
 
-def test_colour_on_request(run_cli):
-    result = run_cli("check", TOPOLOGY, "--color", "always")
-    assert "\033[33mwarning" in result.stdout
+def test_colour_on_request(cli):
+    result = cli("check", TOPOLOGY, "--color", "always")
+    assert "\033[33mwarning" in result.out
 
 
-def test_list_rules(run_cli):
-    text = run_cli("check", "--list-rules")
-    assert text.returncode == 0
-    assert all(rule in text.stdout for rule in RULES)
-    data = json.loads(run_cli("check", "--list-rules", "--format", "json").stdout)
+def test_list_rules(cli):
+    text = cli("check", "--list-rules")
+    assert text.code == 0
+    assert all(rule in text.out for rule in RULES)
+    data = json.loads(cli("check", "--list-rules", "--format", "json").out)
     assert {r["rule"] for r in data["rules"]} == set(RULES)
 
 
 @pytest.mark.parametrize("command", ["check", "explain"])
-def test_help(run_cli, command):
-    result = run_cli(command, "--help")
-    assert result.returncode == 0
-    assert "usage: nngsec " + command in result.stdout
+def test_help(cli, command):
+    result = cli(command, "--help")
+    assert result.code == 0
+    assert "usage: nngsec " + command in result.out
 
 
 def test_rules_doc_is_current():
@@ -206,23 +210,21 @@ def _write(path: Path, text: str | bytes) -> Path:
         ),
     ],
 )
-def test_malformed_topology_exits_2_with_one_positioned_line(
-    run_cli, deployment, content, expected
-):
+def test_malformed_topology_exits_2_with_one_positioned_line(cli, deployment, content, expected):
     path = _write(deployment.root / "topology.yaml", content)
     # A topology names its policy and can be checked alone; an empty or undecodable file
     # cannot say what it is, so it is given after its policy.
     alone = isinstance(content, str) and content.startswith("nngsec: ")
-    result = run_cli("check", *([path] if alone else [deployment.policy_path, path]))
-    assert result.returncode == 2, result.stdout + result.stderr
+    result = cli("check", *([path] if alone else [deployment.policy_path, path]))
+    assert result.code == 2, result.out + result.err
     no_traceback(result)
-    lines = result.stderr.splitlines()
+    lines = result.err.splitlines()
     assert len(lines) == 1, lines
     assert POSITIONED.match(lines[0]), lines[0]
     assert re.search(expected, lines[0]), lines[0]
 
 
-def test_missing_and_unreadable_inputs_exit_2(run_cli, deployment, tmp_path):
+def test_missing_and_unreadable_inputs_exit_2(cli, deployment, tmp_path):
     for args, expected in [
         ([tmp_path / "nope.yaml"], "nope.yaml: policy file not found (hint: check the path)"),
         ([deployment.policy_path, tmp_path / "nope.yaml"], "topology file not found"),
@@ -234,48 +236,48 @@ def test_missing_and_unreadable_inputs_exit_2(run_cli, deployment, tmp_path):
         ([deployment.policy_path, "--severity", "wide-secret=fatal"], "expected RULE=error"),
         ([], "give a policy"),
     ]:
-        result = run_cli("check", *args)
-        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        result = cli("check", *args)
+        assert result.code == 2, (args, result.out, result.err)
         no_traceback(result)
-        assert len(result.stderr.splitlines()) == 1, result.stderr
-        assert expected in result.stderr, result.stderr
+        assert len(result.err.splitlines()) == 1, result.err
+        assert expected in result.err, result.err
 
 
-def test_a_broken_policy_exits_2(run_cli, deployment):
+def test_a_broken_policy_exits_2(cli, deployment):
     deployment.edit_policy("pattern: pubsub", "pattern: pubsob")
-    result = run_cli("check", deployment.policy_path)
-    assert result.returncode == 2
+    result = cli("check", deployment.policy_path)
+    assert result.code == 2
     no_traceback(result)
-    assert POSITIONED.match(result.stderr)
-    assert "unknown pattern 'pubsob'" in result.stderr
+    assert POSITIONED.match(result.err)
+    assert "unknown pattern 'pubsob'" in result.err
 
 
-def test_duplicate_node_across_topology_files(run_cli, deployment):
+def test_duplicate_node_across_topology_files(cli, deployment):
     node = "nngsec: 1\npolicy: policy.yaml\nnodes:\n  dashboard: {}\n"
     first = _write(deployment.root / "a.yaml", node)
     second = _write(deployment.root / "b.yaml", node)
-    result = run_cli("check", first, second)
-    assert result.returncode == 2
+    result = cli("check", first, second)
+    assert result.code == 2
     assert f"b.yaml:4:3: nodes.dashboard: node 'dashboard' is also defined in {first}:4" in (
-        result.stderr
+        result.err
     )
 
 
-def test_topologies_naming_different_policies(run_cli, deployment):
+def test_topologies_naming_different_policies(cli, deployment):
     shutil.copy(POLICY, deployment.root / "other.yaml")
     first = _write(deployment.root / "a.yaml", "nngsec: 1\npolicy: policy.yaml\n")
     second = _write(deployment.root / "b.yaml", "nngsec: 1\npolicy: other.yaml\n")
-    result = run_cli("check", first, second)
-    assert result.returncode == 2
-    assert "check one deployment (one policy) at a time" in result.stderr
+    result = cli("check", first, second)
+    assert result.code == 2
+    assert "check one deployment (one policy) at a time" in result.err
 
 
 # -- graphs ---------------------------------------------------------------------------
-def test_graphs_in_dot_and_mermaid(run_cli, deployment):
+def test_graphs_in_dot_and_mermaid(cli, deployment):
     deployment.write_topology(BROKEN)
     dot, mmd = deployment.root / "g.dot", deployment.root / "g.mmd"
-    result = run_cli("check", deployment.topology_path, "--graph", dot, "--graph", mmd)
-    assert result.returncode == 1
+    result = cli("check", deployment.topology_path, "--graph", dot, "--graph", mmd)
+    assert result.code == 1
     text = dot.read_text()
     assert text.startswith("digraph nngsec {")
     assert 'label="host sensor-1"' in text
@@ -287,9 +289,9 @@ def test_graphs_in_dot_and_mermaid(run_cli, deployment):
     assert "linkStyle 0 stroke:#c62828" in chart
 
 
-def test_graph_of_the_example_draws_relays_and_flow(run_cli, tmp_path):
+def test_graph_of_the_example_draws_relays_and_flow(cli, tmp_path):
     dot = tmp_path / "factory.dot"
-    assert run_cli("check", TOPOLOGY, "--graph", dot).returncode == 0
+    assert cli("check", TOPOLOGY, "--graph", dot).code == 0
     text = dot.read_text()
     assert text.count("shape=hexagon") == 3
     # Frames flow from the publisher to the relay and from the relay to the subscriber.
@@ -300,17 +302,17 @@ def test_graph_of_the_example_draws_relays_and_flow(run_cli, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
-def test_graph_rendered_to_svg(run_cli, tmp_path):
+def test_graph_rendered_to_svg(cli, tmp_path):
     svg = tmp_path / "factory.svg"
-    assert run_cli("check", TOPOLOGY, "--graph", svg).returncode == 0
+    assert cli("check", TOPOLOGY, "--graph", svg).code == 0
     assert "<svg" in svg.read_text()
 
 
 # -- explain --------------------------------------------------------------------------
-def test_explain_text(run_cli):
-    result = run_cli("explain", POLICY, "controller-a")
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+def test_explain_text(cli):
+    result = cli("explain", POLICY, "controller-a")
+    assert result.code == 0, result.err
+    out = result.out
     assert "control (reqrep, peerbox) as server" in out
     assert "every request to the service, from every client" in out
     assert "poses as:     dashboard" in out
@@ -318,10 +320,10 @@ def test_explain_text(run_cli):
     assert "rotates the keys of: control" in out
 
 
-def test_explain_json(run_cli):
-    result = run_cli("explain", POLICY, "dashboard", "--format", "json")
-    assert result.returncode == 0
-    data = json.loads(result.stdout)
+def test_explain_json(cli):
+    result = cli("explain", POLICY, "dashboard", "--format", "json")
+    assert result.code == 0
+    data = json.loads(result.out)
     channels = {c["channel"]: c for c in data["channels"]}
     assert set(channels) == {"telemetry", "control", "health", "sync"}
     assert channels["telemetry"]["reads"] == "all"
@@ -332,11 +334,11 @@ def test_explain_json(run_cli):
     assert data["not_rotatable"] == ["sync"]
 
 
-def test_explain_unknown_identity_exits_2(run_cli):
-    result = run_cli("explain", POLICY, "dashbord")
-    assert result.returncode == 2
+def test_explain_unknown_identity_exits_2(cli):
+    result = cli("explain", POLICY, "dashbord")
+    assert result.code == 2
     no_traceback(result)
-    assert POSITIONED.match(result.stderr)
+    assert POSITIONED.match(result.err)
     assert "no identity 'dashbord' in policy 'factory' (hint: did you mean 'dashboard'?)" in (
-        result.stderr
+        result.err
     )

@@ -8,6 +8,7 @@ import json
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support import examples
 
 from nngsec._topology._check import CheckOptions, run_check
 from nngsec._topology._graph import render_dot, render_mermaid
@@ -71,7 +72,7 @@ nodes = st.dictionaries(
 
 
 @settings(
-    max_examples=80,
+    max_examples=examples(80),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
