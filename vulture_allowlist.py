@@ -13,3 +13,4 @@ exc, tb, traceback  # the context-manager protocol's __exit__ arguments
 _.asurvey  # public API: SecureSocket.asurvey (the asynchronous survey)
 _.memory_is_bounded_by_recent_sessions  # hypothesis runs its @invariant methods
 TestReplayWindow  # pytest collects the hypothesis state machine's TestCase
+pytestmark  # pytest reads a module-level pytestmark
