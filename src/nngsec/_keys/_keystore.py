@@ -82,8 +82,6 @@ class Keystore:
     """Private identity keys and pinned policy signers of one node, in one directory."""
 
     TRUSTED_DIR = "trusted"
-    VERSIONS_FILE = _VERSIONS.file
-    EPOCHS_FILE = _EPOCHS.file
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
