@@ -20,13 +20,13 @@ def forge_as(attacker, channel, claimed, payload, *, topic=None):
         channel=channel,
         key_id=claimed_key.key_id,
         epoch=scheme.send_epoch(None, None),
-        session=b"\x01" * 8,
+        session=b"\x01" * 16,
         seq=7,
         time_ms=int(codec.clock() * 1000),
         topic=topic.encode() if topic is not None else None,
     )
     hdr = encode_header(header)
-    return hdr + scheme.seal(SendState(b"\x01" * 8), header, hdr, payload, None)
+    return hdr + scheme.seal(SendState(b"\x01" * 16), header, hdr, payload, None)
 
 
 def reason(callable_, *args):

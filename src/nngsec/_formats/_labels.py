@@ -4,7 +4,9 @@ mistaken for a value of another purpose (a policy signature for a frame signatur
 pair key for a bus key, a request for a reply).
 
 They are part of the wire format (``docs/spec/wire-format.md``); changing one is a new
-format version.
+format version. The labels of frames and of the keys derived for them say ``v2`` (wire
+format 2 changed what they cover: 16-byte sessions); those of identity
+keys, key ids and key text keep ``v1``, so existing key files keep their meaning.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ POLICY_SIGNATURE = b"nngsec/v1/policy-signature"
 CHANNEL_KEY_ENTRY = b"nngsec/v1/channel-key"
 
 # Per-message schemes.
-PAIR_KEY = b"nngsec/v1/pair-key"
-BUS_FRAME = b"nngsec/v1/bus"
-SECRETBOX_FRAME = b"nngsec/v1/secretbox"
-SEALED_WRAP = b"nngsec/v1/sealed/wrap"
-SEALED_FRAME = b"nngsec/v1/sealed"
-PEER_KEY = b"nngsec/v1/peer-key"
-PEERBOX_FRAME = b"nngsec/v1/peerbox"
-SIGNED_FRAME = b"nngsec/v1/signed"
+PAIR_KEY = b"nngsec/v2/pair-key"
+BUS_FRAME = b"nngsec/v2/bus"
+SECRETBOX_FRAME = b"nngsec/v2/secretbox"
+SEALED_WRAP = b"nngsec/v2/sealed/wrap"
+SEALED_FRAME = b"nngsec/v2/sealed"
+PEER_KEY = b"nngsec/v2/peer-key"
+PEERBOX_FRAME = b"nngsec/v2/peerbox"
+SIGNED_FRAME = b"nngsec/v2/signed"

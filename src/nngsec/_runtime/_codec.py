@@ -275,13 +275,15 @@ class Sender:
         reply_epoch: int | None,
     ) -> tuple[bytes, FrameRef]:
         codec = self.codec
+        epoch = scheme.send_epoch(peer, reply_epoch)
+        session, seq = self.state.take()  # one call: a forked child restarts the session
         header = Header(
             kind=scheme.kind,
             channel=codec.channel,
             key_id=codec.identity_key.key_id,
-            epoch=scheme.send_epoch(peer, reply_epoch),
-            session=self.state.session,
-            seq=self.state.take_seq(),
+            epoch=epoch,
+            session=session,
+            seq=seq,
             time_ms=int(codec.clock() * 1000),
             topic=topic,
             reply_to=reply_to,

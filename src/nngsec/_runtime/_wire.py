@@ -1,4 +1,4 @@
-"""Wire format v1: pure encoding and decoding of frame headers (no keys, no I/O).
+"""Wire format v2: pure encoding and decoding of frame headers (no keys, no I/O).
 
 See ``docs/spec/wire-format.md``. Everything here is bytes in, bytes or a
 :class:`Header` out; a frame that does not parse raises ``Rejected("malformed")``.
@@ -24,9 +24,10 @@ __all__ = [
     "parse_frame",
 ]
 
-VERSION = 1
+VERSION = 2
+LEGACY_VERSION = 1  # nngsec 0.1: 8-byte sessions, refused with an upgrade hint
 KEY_ID_SIZE = 8
-SESSION_SIZE = 8
+SESSION_SIZE = 16  # random per sending session: the nonce is session || seq
 MAX_TOPIC = 255
 MAX_CHANNEL = 64
 REPLY_BIT = 0x80
@@ -34,9 +35,9 @@ REPLY_BIT = 0x80
 # version, kind, flags, channel length
 _PREFIX = struct.Struct(">BBBB")
 # key_id, epoch, session, seq, time (ms)
-_FIXED = struct.Struct(">8sI8sQQ")
-# reply_to: key_id, session, seq
-_REPLY_TO = struct.Struct(">8s8sQ")
+_FIXED = struct.Struct(">8sI16sQQ")
+# reply_to: key_id, session, seq of the request
+_REPLY_TO = struct.Struct(">8s16sQ")
 MAX_HEADER = MAX_TOPIC + 1 + _PREFIX.size + MAX_CHANNEL + _FIXED.size + _REPLY_TO.size
 
 
@@ -88,6 +89,8 @@ def encode_header(header: Header) -> bytes:
     channel = header.channel.encode("ascii")
     if not 1 <= len(channel) <= MAX_CHANNEL:
         raise ValueError("channel name must be 1..64 ASCII bytes")
+    if len(header.key_id) != KEY_ID_SIZE or len(header.session) != SESSION_SIZE:
+        raise ValueError("key id must be 8 bytes and session 16")  # struct would pad them
     parts = []
     if header.topic is not None:
         if len(header.topic) > MAX_TOPIC or b"\x00" in header.topic:
@@ -102,6 +105,8 @@ def encode_header(header: Header) -> bytes:
         if header.reply_to is None:
             raise ValueError("a reply header needs reply_to")
         ref = header.reply_to
+        if len(ref.key_id) != KEY_ID_SIZE or len(ref.session) != SESSION_SIZE:
+            raise ValueError("reply_to key id must be 8 bytes and session 16")
         parts.append(_REPLY_TO.pack(ref.key_id, ref.session, ref.seq))
     return b"".join(parts)
 
@@ -127,7 +132,12 @@ def parse_frame(frame: bytes, *, has_topic: bool) -> tuple[Header, int]:
         raise _malformed("frame shorter than a header")
     version, kind, flags, channel_len = _PREFIX.unpack_from(frame, offset)
     if version != VERSION:
-        raise _malformed(f"unsupported version {version}")
+        if version == LEGACY_VERSION:
+            raise _malformed(
+                f"wire format version 1, of nngsec 0.1: upgrade the sender (this receiver "
+                f"speaks version {VERSION})"
+            )
+        raise _malformed(f"unsupported wire format version {version}")
     if kind not in FrameKind.KNOWN:
         raise _malformed(f"unknown kind 0x{kind:02x}")
     if flags:

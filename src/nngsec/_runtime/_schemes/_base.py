@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,14 +14,13 @@ from typing import Any
 from ..._errors import PolicyError, Problem, Rejected
 from ..._keys._channel_keys import EpochKeys, OpenedChannelKeys
 from ..._keys._identity import IdentityKey, PublicIdentity
-from .._wire import Header
+from .._wire import SESSION_SIZE, Header
 
 __all__ = ["ChannelContext", "SchemeCodec", "SendState", "forged", "no_key", "nonce_of"]
 
-
 def nonce_of(header: Header) -> bytes:
-    """``key_id || session || seq``: unique per key (see the spec's nonce section)."""
-    return header.key_id + header.session + struct.pack(">Q", header.seq)
+    """``session || seq`` (24 bytes): unique per key (see the spec's nonce section)."""
+    return header.session + struct.pack(">Q", header.seq)
 
 
 def forged(detail: str) -> Rejected:
@@ -91,22 +91,58 @@ class ChannelContext:
         return keys
 
 
-@dataclass
+_LIVE_SESSIONS: weakref.WeakSet[SendState] = weakref.WeakSet()
+
+
+@dataclass(eq=False)  # compared (and hashed, in the WeakSet) by identity
 class SendState:
-    """One sending session: its random id, its counter, and per-scheme cached material."""
+    """One sending session: its random id, its counter, and per-scheme cached material.
+
+    A session belongs to one process. A forked child that went on with its parent's
+    session would seal under the parent's (key, nonce) pairs, and on a sealed channel under
+    its content key too: so the child restarts every session (a new random id, seq 0, an
+    empty cache) in an at-fork handler, and :meth:`take` checks the process id as well,
+    for forks made by C code, which do not run Python's at-fork handlers.
+    """
 
     session: bytes
     next_seq: int = 0
     cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # holds content keys
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    pid: int = field(default_factory=os.getpid, repr=False)
 
-    def take_seq(self) -> int:
+    def __post_init__(self) -> None:
+        _LIVE_SESSIONS.add(self)
+
+    def take(self) -> tuple[bytes, int]:
+        """The session id and the next sequence number of a frame about to be sealed."""
         with self.lock:
+            if self.pid != os.getpid():
+                self.restart()
             seq = self.next_seq
             if seq >= 1 << 64:
                 raise OverflowError("sequence numbers of this session are exhausted")
             self.next_seq = seq + 1
-            return seq
+            return self.session, seq
+
+    def restart(self) -> None:
+        """Continue as a new session of this process. Always from the operating system's
+        generator: an injected (deterministic) one would give parent and child one id."""
+        self.session = os.urandom(SESSION_SIZE)
+        self.next_seq = 0
+        self.cache = {}
+        self.pid = os.getpid()
+
+
+def _restart_sessions_in_child() -> None:
+    for state in list(_LIVE_SESSIONS):
+        # Only the forking thread exists in the child: a lock another thread held at the
+        # fork would stay locked forever.
+        state.lock = threading.Lock()
+        state.restart()
+
+
+os.register_at_fork(after_in_child=_restart_sessions_in_child)
 
 
 class SchemeCodec(ABC):

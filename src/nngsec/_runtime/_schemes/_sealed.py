@@ -65,7 +65,9 @@ class Sealed(SchemeCodec):
 
     def _session_material(self, state: SendState, header: Header) -> tuple[bytes, bytes]:
         """(ephemeral public || wrapped content key, content key) for this session+epoch."""
-        cached: tuple[bytes, bytes] | None = state.cache.get(("sealed", header.epoch))
+        # Keyed by the session too: the wrap binds it, and a forked child restarts it.
+        cache_key = ("sealed", header.session, header.epoch)
+        cached: tuple[bytes, bytes] | None = state.cache.get(cache_key)
         if cached is not None:
             return cached
         keys = self.ctx.epoch_stamped(header.epoch)
@@ -85,7 +87,7 @@ class Sealed(SchemeCodec):
             self._wrap_key(shared, ephemeral, audience, header), ZERO_NONCE, content_key, b""
         )
         material = (ephemeral + wrapped, content_key)
-        state.cache[("sealed", header.epoch)] = material
+        state.cache[cache_key] = material
         return material
 
     def seal(
