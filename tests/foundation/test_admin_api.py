@@ -146,8 +146,12 @@ def test_rotate_creates_keys_for_exactly_the_channels_that_need_them(factory):
     assert {c: list(n) for c, n in result.sealed_to.items()} == HOLDERS
     assert not result.signature_stale
     data = keys_of(factory.policy_path)
-    assert data["nngsec-channel-keys"] == 1
+    assert data["nngsec-channel-keys"] == 2
     assert data["policy"] == "factory"
+    # The policy had no deployment id: rotate wrote one into it, and the keys bind it.
+    assert result.deployment_added is not None
+    assert data["deployment"] == result.deployment_added
+    assert load_policy(factory.policy_path).model.deployment == result.deployment_added
     assert {c: spec["kind"] for c, spec in data["channels"].items()} == KINDS
     for channel, spec in data["channels"].items():
         [epoch] = spec["epochs"]
@@ -233,9 +237,11 @@ def test_rotate_uses_the_injected_time_and_randomness(world_factory):
     assert keys_of(world.policy_path)["channels"]["cells"]["epochs"][0]["created"] == (
         "2027-01-15T08:00:00Z"
     )
-    # The secret comes from the injected randomness (the sealing uses libsodium's own).
+    # The deployment id and then the secret come from the injected randomness (the
+    # sealing uses libsodium's own).
+    assert world.node("a").policy.deployment == bytes([0]) * 16
     node = world.node("a")
-    assert node.channel_keys["cells"].current.secret == bytes([0]) * 32
+    assert node.channel_keys["cells"].current.secret == bytes([1]) * 32
 
 
 def test_rotate_never_seals_to_a_revoked_identity_still_listed_in_roles(factory):

@@ -57,7 +57,7 @@ EPOCH0 = "channels.telemetry.epochs[0]"
 # file -> (line, column, field, text at that place, message fragment)
 CASES: dict[str, tuple[int, int, str, str, str]] = {
     "empty.json": (1, 1, "", "", "the channel-key file is empty"),
-    "truncated.json": (10, 1, "", "", "invalid YAML: did not find expected node content"),
+    "truncated.json": (11, 1, "", "", "invalid YAML: did not find expected node content"),
     "root-list.json": (
         1,
         1,
@@ -65,13 +65,21 @@ CASES: dict[str, tuple[int, int, str, str, str]] = {
         "[",
         "the channel-key file must be a mapping of fields, got a list",
     ),
-    "duplicate-key.json": (4, 3, "policy", '"policy": "other"', "duplicate key 'policy'"),
-    "format-2.json": (
+    "duplicate-key.json": (5, 3, "policy", '"policy": "other"', "duplicate key 'policy'"),
+    "format-3.json": (
         2,
         26,
         "nngsec-channel-keys",
-        "2",
-        "unsupported channel-key format version 2",
+        "3",
+        "unsupported channel-key format version 3",
+    ),
+    # nngsec 0.1's format: refused with what to do (below, its own hint).
+    "format-1.json": (
+        2,
+        26,
+        "nngsec-channel-keys",
+        "1",
+        "channel-key format 1 (nngsec 0.1): its entries do not bind the deployment id",
     ),
     # JSON's true equals 1 in a lax comparison; it is not a format version.
     "format-true.json": (
@@ -88,51 +96,65 @@ CASES: dict[str, tuple[int, int, str, str, str]] = {
         "{",
         "missing the format version field 'nngsec-channel-keys'",
     ),
-    "unknown-field.json": (4, 3, "comment", '"comment"', "unknown field 'comment'"),
+    # One id, one spelling: the last character's unused bits must be zero.
+    "deployment-bad-spelling.json": (
+        4,
+        17,
+        "deployment",
+        '"tNPqhcXefx3L0GCv6vs-tR"',
+        "not the spelling nngsec writes",
+    ),
+    "unknown-field.json": (5, 3, "comment", '"comment"', "unknown field 'comment'"),
     "kind-unknown.json": (
-        6,
+        7,
         15,
         "channels.telemetry.kind",
         '"audiance"',
         "got 'audiance', expected 'group', 'audience' or 'service'",
     ),
-    "epoch-zero.json": (9, 20, f"{EPOCH0}.epoch", "0", "expected a whole number of at least 1"),
-    "epoch-string.json": (9, 20, f"{EPOCH0}.epoch", '"1"', "got '1', expected a whole number"),
+    "epoch-zero.json": (10, 20, f"{EPOCH0}.epoch", "0", "expected a whole number of at least 1"),
+    "epoch-string.json": (10, 20, f"{EPOCH0}.epoch", '"1"', "got '1', expected a whole number"),
     "created-not-a-time.json": (
-        10,
+        11,
         22,
         f"{EPOCH0}.created",
         '"yesterday"',
         "got 'yesterday', expected a UTC time like 2026-11-26T17:00:00Z",
     ),
     "retire-at-not-utc.json": (
-        11,
+        12,
         24,
         f"{EPOCH0}.retire_at",
         '"2026-11-26 18:00:00+01:00"',
         "expected a UTC time",
     ),
     "no-epochs.json": (
-        7,
+        8,
         17,
         "channels.telemetry.epochs",
         "[]",
         "got 0 items, expected at least 1",
     ),
     "three-epochs.json": (
-        7,
+        8,
         17,
         "channels.telemetry.epochs",
         "[",
         "got 3 items, expected at most 2",
     ),
     "sealed-not-text.json": (
-        14,
+        15,
         25,
         f"{EPOCH0}.sealed.archiver",
         "42",
         "got 42, expected a string",
     ),
+}
+
+
+HINTS = {
+    "format-1.json": "re-run `nngsec rotate POLICY`: it writes format 2 with new keys for "
+    "every channel"
 }
 
 
@@ -156,7 +178,9 @@ def test_malformed_channel_key_file(name):
     lines = [*path.read_text().splitlines(), ""]
     assert lines[line - 1][column - 1 :].startswith(at)
     assert message in problem.message
-    assert problem.hint == "this file is written by `nngsec rotate`; re-run it rather than editing"
+    assert problem.hint == HINTS.get(
+        name, "this file is written by `nngsec rotate`; re-run it rather than editing"
+    )
     assert "\n" not in str(problem)
 
 

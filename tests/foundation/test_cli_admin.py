@@ -226,7 +226,11 @@ def test_unknown_channel_and_identity_are_placed(cli, tmp_path, deployment):
     assert placed(error) == ("factory.yaml", 4, 1)
     assert cli("revoke", "factory.yaml", "sensor-1", cwd=tmp_path).code == 0
     [error] = assert_clean_error(cli("revoke", "factory.yaml", "sensor-1", cwd=tmp_path))
-    assert placed(error) == ("factory.yaml", 22, 11)  # after revoke added version:
+    assert placed(error) == (
+        "factory.yaml",
+        23,
+        11,
+    )  # after rotate added deployment:, revoke version:
     assert "is already revoked" in error["rest"]
 
 

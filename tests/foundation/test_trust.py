@@ -98,7 +98,14 @@ def test_channel_keys_added_after_signing_are_refused(world_factory, admins):
     sign(world.policy_path, admins.key_path("admin"))
     world.node("a")  # no channel keys, none signed
     world.policy_path.with_name("policy.keys.json").write_text(
-        json.dumps({"nngsec-channel-keys": 1, "policy": "factory", "channels": {}})
+        json.dumps(
+            {
+                "nngsec-channel-keys": 2,
+                "policy": "factory",
+                "deployment": world.node("a").policy.model.deployment,
+                "channels": {},
+            }
+        )
     )
     assert "modified after signing" in refusal(world, "a")
 

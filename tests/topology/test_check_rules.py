@@ -417,6 +417,45 @@ def test_missing_channel_key_file(deployment) -> None:
     assert_clean(deployment.check(), "missing-channel-keys")
 
 
+def _drop_deployment_line(deployment) -> str:
+    """Remove the policy's deployment: line; returns the id it had."""
+    text = deployment.policy_text()
+    [line] = [line for line in text.splitlines(keepends=True) if line.startswith("deployment:")]
+    deployment.policy_path.write_text(text.replace(line, ""))
+    return str(line.split(":", 1)[1].strip())
+
+
+def test_no_deployment_id(deployment) -> None:
+    assert_clean(deployment.check(), "no-deployment-id")  # rotate wrote one
+    deployment.policy_path.with_name("policy.keys.json").unlink()
+    _drop_deployment_line(deployment)
+    line = marked_line(deployment.policy_text().replace("name: factory\n", "name: factory # <-\n"))
+    hit = assert_finds(deployment.check(), "no-deployment-id", "warning", line)
+    assert "another deployment with the same policy name" in hit.message
+    assert hit.hint == f"nngsec rotate {deployment.policy_path} adds one"
+    rotate(deployment.policy_path)
+    assert_clean(deployment.check(), "no-deployment-id")
+
+
+def test_missing_channel_keys_of_another_deployment(deployment) -> None:
+    """The keys of one deployment are refused by a policy of the same name in another (or
+    by the same policy whose deployment: line was lost)."""
+    kept = _drop_deployment_line(deployment)
+    line = marked_line(deployment.policy_text().replace("name: factory\n", "name: factory # <-\n"))
+    hit = assert_finds(deployment.check(), "missing-channel-keys", "error", line)
+    assert hit.message == (
+        f"policy.keys.json belongs to deployment {kept}, and the policy has no deployment id: "
+        "nodes refuse it"
+    )
+    assert_clean(deployment.check(), "stale-key-holder")  # one finding for one cause
+    text = deployment.policy_text().replace(
+        "name: factory\n", "name: factory\ndeployment: AAAAAAAAAAAAAAAAAAAAAA\n"
+    )
+    deployment.policy_path.write_text(text)
+    hit = assert_finds(deployment.check(), "missing-channel-keys", "error", line + 1)
+    assert f"belongs to deployment {kept}, and the policy has deployment AAAA" in hit.message
+
+
 def test_stale_key_holder_after_removal_without_rotation(deployment) -> None:
     deployment.edit_policy("subscribers: [dashboard]", "subscribers: [dashboard, scheduler]")
     rotate(deployment.policy_path, ["telemetry"])

@@ -12,6 +12,7 @@ from .._errors import NngsecError, Problem
 from .._formats._units import format_duration, parse_duration
 from .._keys._keystore import Keystore
 from .._policy import _admin
+from .._policy._load import load_policy
 
 DEFAULT_KEYSTORE = os.environ.get("NNGSEC_KEYSTORE", "keys")
 
@@ -114,8 +115,19 @@ def _trust(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deployment_note(policy: str, deployment: str | None) -> None:
+    if deployment is not None:
+        _say(
+            f"added deployment: {deployment} to {policy} (a random id every key and signature "
+            "of this deployment is bound to; the rest of the file is unchanged)"
+        )
+
+
 def _sign(args: argparse.Namespace) -> int:
+    before = load_policy(args.policy).model.deployment if Path(args.policy).exists() else None
     target, key_id = _admin.sign(args.policy, args.key)
+    if before is None:
+        _deployment_note(args.policy, load_policy(args.policy).model.deployment)
     print(f"signed {args.policy} and its channel keys with key id {key_id}: wrote {target}")
     return 0
 
@@ -130,6 +142,7 @@ def _stale_note(policy: str, result: _admin.RotateResult) -> None:
 
 def _rotate(args: argparse.Namespace) -> int:
     result = _admin.rotate(args.policy, args.channels, grace=args.grace)
+    _deployment_note(args.policy, result.deployment_added)
     if not result.rotated:
         print(
             f"no channel of {args.policy} needs channel keys (pair channels, single-server "
@@ -139,7 +152,14 @@ def _rotate(args: argparse.Namespace) -> int:
     for channel, epoch in result.rotated.items():
         holders = ", ".join(result.sealed_to[channel]) or "nobody (every holder is revoked)"
         print(f"{channel}: epoch {epoch}, sealed to {holders}")
-    print(f"wrote {result.keys_path} (previous epochs readable for {format_duration(args.grace)})")
+    if result.replaced_format_1:
+        print(
+            f"wrote {result.keys_path} in format 2, replacing a format-1 file (nngsec 0.1) "
+            "whose epochs are no longer readable: every node needs the new files"
+        )
+    else:
+        grace = format_duration(args.grace)
+        print(f"wrote {result.keys_path} (previous epochs readable for {grace})")
     _stale_note(args.policy, result)
     return 0
 
@@ -148,6 +168,7 @@ def _revoke(args: argparse.Namespace) -> int:
     if not Path(args.policy).exists():
         raise NngsecError(Problem("policy file not found", args.policy, hint="check the path"))
     result = _admin.revoke(args.policy, args.identity, grace=args.grace)
+    _deployment_note(args.policy, result.deployment_added)
     print(f"revoked {result.identity} in {args.policy} (version now {result.version})")
     for channel, epoch in result.rotation.rotated.items():
         holders = ", ".join(result.rotation.sealed_to[channel]) or "nobody"

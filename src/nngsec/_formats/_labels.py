@@ -5,7 +5,7 @@ pair key for a bus key, a request for a reply).
 
 They are part of the wire format (``docs/spec/wire-format.md``); changing one is a new
 format version. The labels of frames and of the keys derived for them say ``v2`` (wire
-format 2 changed what they cover: 16-byte sessions); those of identity
+format 2 changed what they cover: 16-byte sessions, the deployment id); those of identity
 keys, key ids and key text keep ``v1``, so existing key files keep their meaning.
 """
 
@@ -19,7 +19,7 @@ TEXT_CHECKSUM = b"nngsec/v1/text-checksum"
 
 # Policy signatures and channel-key entries.
 POLICY_SIGNATURE = b"nngsec/v1/policy-signature"
-CHANNEL_KEY_ENTRY = b"nngsec/v1/channel-key"
+CHANNEL_KEY_ENTRY = b"nngsec/v2/channel-key"  # format 2 entries bind the deployment
 
 # Per-message schemes.
 PAIR_KEY = b"nngsec/v2/pair-key"

@@ -4,8 +4,9 @@
 distribute: every secret in it is sealed)::
 
     {
-      "nngsec-channel-keys": 1,
+      "nngsec-channel-keys": 2,
       "policy": "factory",
+      "deployment": "<the policy's deployment id>",
       "channels": {
         "telemetry": {
           "kind": "audience",
@@ -24,11 +25,14 @@ key pair whose private half the receivers hold and whose public half senders enc
 ``service`` (reqrep with several servers: an X25519 key pair the servers share).
 
 Each entry is ``crypto_box_seal`` to the member's X25519 key of
-``label || 0 || policy || 0 || channel || 0 || epoch (u32 BE) || kind (1 byte) || secret``;
-opening checks that policy, channel, epoch and kind match, so a copied or misplaced entry
-is caught. That stops mistakes, not attackers: a sealed box is anonymous and anyone can
-write a valid entry for anyone. Only the policy signature, verified against a pinned
-signer, authenticates the file.
+``label || 0 || deployment (16 bytes) || policy || 0 || channel || 0 || epoch (u32 BE) ||
+kind (1 byte) || secret``; opening checks that deployment, policy, channel, epoch and kind
+match, so a copied or misplaced entry is caught. That stops mistakes, not attackers: a
+sealed box is anonymous and anyone can write a valid entry for anyone. Only the policy
+signature, verified against a pinned signer, authenticates the file.
+
+Format 1 (nngsec 0.1) entries did not bind the deployment; such a file is refused, and
+``nngsec rotate`` replaces it (continuing its epoch numbers, as nodes refuse lower ones).
 The newest epoch is the current one; at most one previous epoch is kept, until its
 ``retire_at`` time (the grace period for frames still in flight).
 """
@@ -57,11 +61,12 @@ from pydantic import (
 
 from .._errors import PolicyError, Problem
 from .._formats._atomic import write_atomic
+from .._formats._deployment import decode_deployment_id
 from .._formats._diagnostics import FieldValueError, pydantic_problems
 from .._formats._labels import CHANNEL_KEY_ENTRY
 from .._formats._model import StrictModel, check_format_version
 from .._formats._text import b64url_decode, b64url_encode
-from .._formats._yaml import parse_yaml, read_text
+from .._formats._yaml import YamlDocument, parse_yaml, read_text
 from .._patterns import ChannelKeyKind
 from ._identity import IdentityKey
 
@@ -69,8 +74,10 @@ __all__ = ["ChannelKeyFile", "EpochKeys", "OpenedChannelKeys"]
 
 _KIND_BYTE: dict[str, bytes] = {"group": b"g", "audience": b"a", "service": b"s"}
 FORMAT_FIELD = "nngsec-channel-keys"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_FORMAT = 1  # nngsec 0.1: entries without the deployment id
 SECRET_SIZE = 32
+_HINT = "this file is written by `nngsec rotate`; re-run it rather than editing"
 
 
 def _timestamp(seconds: float) -> str:
@@ -94,6 +101,17 @@ def _check_timestamp(text: str) -> str:
 Timestamp = Annotated[StrictStr, AfterValidator(_check_timestamp)]
 
 
+def _check_deployment(text: str) -> str:
+    try:
+        decode_deployment_id(text)
+    except ValueError as error:
+        raise FieldValueError(str(error)) from None
+    return text
+
+
+DeploymentId = Annotated[StrictStr, AfterValidator(_check_deployment)]
+
+
 class EpochModel(StrictModel):
     epoch: StrictInt = Field(ge=1, lt=1 << 32)
     created: Timestamp
@@ -108,16 +126,20 @@ class ChannelModel(StrictModel):
 
 
 class ChannelKeyFileModel(StrictModel):
-    format: Literal[1] = Field(alias="nngsec-channel-keys")  # FORMAT_FIELD
+    format: Literal[2] = Field(alias="nngsec-channel-keys")  # FORMAT_FIELD
     policy: StrictStr
+    deployment: DeploymentId
     channels: dict[str, ChannelModel]
 
 
-def _entry_plaintext(policy: str, channel: str, epoch: int, kind: str, secret: bytes) -> bytes:
+def _entry_plaintext(
+    deployment: str, policy: str, channel: str, epoch: int, kind: str, secret: bytes
+) -> bytes:
     return b"".join(
         (
             CHANNEL_KEY_ENTRY,
             b"\x00",
+            decode_deployment_id(deployment),
             policy.encode(),
             b"\x00",
             channel.encode(),
@@ -127,6 +149,27 @@ def _entry_plaintext(policy: str, channel: str, epoch: int, kind: str, secret: b
             secret,
         )
     )
+
+
+def _is_legacy(data: object) -> bool:
+    return (
+        isinstance(data, dict)
+        and type(data.get(FORMAT_FIELD)) is int
+        and (data[FORMAT_FIELD] == LEGACY_FORMAT)
+    )
+
+
+def _refuse_legacy(doc: YamlDocument) -> None:
+    """A format-1 file is refused with what to do: its entries do not bind the deployment."""
+    if _is_legacy(doc.data):
+        raise PolicyError(
+            doc.problem(
+                (FORMAT_FIELD,),
+                f"channel-key format {LEGACY_FORMAT} (nngsec 0.1): its entries do not bind "
+                f"the deployment id, and this nngsec reads format {FORMAT_VERSION}",
+                "re-run `nngsec rotate POLICY`: it writes format 2 with new keys for every channel",
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,22 +232,50 @@ class ChannelKeyFile:
     @classmethod
     def parse(cls, text: str, path: Path | None) -> ChannelKeyFile:
         shown = str(path) if path else "<channel keys>"
-        hint = "this file is written by `nngsec rotate`; re-run it rather than editing"
         try:
             doc = parse_yaml(text, shown, what="channel-key")
-            check_format_version(doc, what="channel-key", field=FORMAT_FIELD)
         except PolicyError as error:
-            raise PolicyError([replace(p, hint=hint) for p in error.problems]) from None
+            raise PolicyError([replace(p, hint=_HINT) for p in error.problems]) from None
+        _refuse_legacy(doc)
+        try:
+            check_format_version(
+                doc, what="channel-key", field=FORMAT_FIELD, supported=FORMAT_VERSION
+            )
+        except PolicyError as error:
+            raise PolicyError([replace(p, hint=_HINT) for p in error.problems]) from None
         try:
             model = ChannelKeyFileModel.model_validate(doc.data)
         except ValidationError as error:
             raise PolicyError(
                 [
-                    replace(problem, hint=hint)
+                    replace(problem, hint=_HINT)
                     for problem, _ in pydantic_problems(doc, error.errors(), ChannelKeyFileModel)
                 ]
             ) from None
         return cls(model, text.encode(), path)
+
+    @staticmethod
+    def legacy_epochs(path: Path) -> dict[str, int] | None:
+        """The newest epoch of each channel of a format-1 file at ``path`` (``None`` when
+        there is no such file), so that a rotation replacing it continues the numbers."""
+        if not path.exists():
+            return None
+        doc = parse_yaml(read_text(path, what="channel-key"), str(path), what="channel-key")
+        if not _is_legacy(doc.data):
+            return None
+        epochs: dict[str, int] = {}
+        channels = doc.data.get("channels")
+        for channel, spec in (channels if isinstance(channels, dict) else {}).items():
+            listed = spec.get("epochs") if isinstance(spec, dict) else None
+            numbers = [
+                e.get("epoch")
+                for e in (listed if isinstance(listed, list) else [])
+                if isinstance(e, dict)
+            ]
+            valid = [n for n in numbers if type(n) is int and 1 <= n < 1 << 32]
+            if valid and isinstance(channel, str):
+                epochs[channel] = max(valid)
+        return epochs
 
     def dumps(self) -> bytes:
         data = self.model.model_dump(by_alias=True, mode="json")
@@ -215,15 +286,28 @@ class ChannelKeyFile:
             raise ValueError("a channel-key file read from text has no path to save to")
         write_atomic(self.path, self.dumps(), mode=0o644)
 
-    def check_policy(self, policy_name: str, hint: str) -> None:
-        """Refuse this file unless it was written for the policy named ``policy_name``:
-        nodes would refuse it, so nothing may sign, rotate or use it for another policy."""
+    def check_policy(self, policy_name: str, deployment: str | None, hint: str) -> None:
+        """Refuse this file unless it was written for the policy named ``policy_name`` in
+        ``deployment``: nodes would refuse it, so nothing may sign, rotate or use it for
+        another policy or another deployment."""
+        where = str(self.path) if self.path else "<channel keys>"
         if self.model.policy != policy_name:
             raise PolicyError(
                 Problem(
                     f"the channel-key file belongs to policy {self.model.policy!r}, "
                     f"not {policy_name!r}",
-                    str(self.path) if self.path else "<channel keys>",
+                    where,
+                    hint=hint,
+                )
+            )
+        if self.model.deployment != deployment:
+            theirs = f"deployment {deployment}" if deployment else "no deployment id"
+            raise PolicyError(
+                Problem(
+                    f"the channel-key file belongs to deployment {self.model.deployment} of "
+                    f"policy {policy_name!r}, and the policy has {theirs}",
+                    where,
+                    field="deployment",
                     hint=hint,
                 )
             )
@@ -234,6 +318,7 @@ class ChannelKeyFile:
         existing: ChannelKeyFile | None,
         *,
         policy_name: str,
+        deployment: str,
         path: Path,
         kinds: dict[str, ChannelKeyKind],
         holders: Mapping[str, Iterable[tuple[str, bytes]]],
@@ -241,12 +326,15 @@ class ChannelKeyFile:
         now: float,
         grace: float,
         random: Callable[[int], bytes] = os.urandom,
+        after_epochs: Mapping[str, int] | None = None,
     ) -> ChannelKeyFile:
         """A new file with a fresh epoch for each channel in ``rotate``.
 
         ``kinds`` lists every channel that needs keys (others are dropped from the file);
         ``holders`` gives, per rotated channel, the (identity, X25519 public key) pairs to
-        seal to (revoked identities already left out by the caller).
+        seal to (revoked identities already left out by the caller). ``after_epochs``:
+        epoch numbers to continue from when there is no ``existing`` file to read them
+        from (a format-1 file being replaced).
         """
         old: dict[str, ChannelModel] = dict(existing.model.channels) if existing else {}
         rotated = set(rotate)
@@ -256,6 +344,7 @@ class ChannelKeyFile:
             # Epoch numbers only grow, even when the channel changed pattern or scheme
             # (and its old epochs are dropped): nodes refuse an epoch below one they saw.
             last_epoch = previous.epochs[0].epoch if previous is not None else 0
+            last_epoch = max(last_epoch, (after_epochs or {}).get(channel, 0))
             if previous is not None and previous.kind != kind:
                 previous = None
             if channel not in rotated:
@@ -265,7 +354,7 @@ class ChannelKeyFile:
             epoch = last_epoch + 1
             secret = random(SECRET_SIZE)
             public = crypto_scalarmult_base(secret) if kind != "group" else None
-            plaintext = _entry_plaintext(policy_name, channel, epoch, kind, secret)
+            plaintext = _entry_plaintext(deployment, policy_name, channel, epoch, kind, secret)
             sealed = {
                 name: b64url_encode(crypto_box_seal(plaintext, box_key))
                 for name, box_key in sorted(holders.get(channel, ()))
@@ -285,7 +374,12 @@ class ChannelKeyFile:
                 epochs.append(prior.model_copy(update={"retire_at": _timestamp(retire_at)}))
             channels[channel] = ChannelModel(kind=kind, epochs=tuple(epochs))
         model = ChannelKeyFileModel.model_validate(
-            {FORMAT_FIELD: FORMAT_VERSION, "policy": policy_name, "channels": channels}
+            {
+                FORMAT_FIELD: FORMAT_VERSION,
+                "policy": policy_name,
+                "deployment": deployment,
+                "channels": channels,
+            }
         )
         file = ChannelKeyFile(model, b"", path)
         file.raw = file.dumps()
@@ -338,7 +432,9 @@ class ChannelKeyFile:
     def _open_entry(
         self, channel: str, epoch: int, kind: str, sealed: str, key: IdentityKey, where: str
     ) -> bytes:
-        expected_prefix = _entry_plaintext(self.model.policy, channel, epoch, kind, b"")
+        expected_prefix = _entry_plaintext(
+            self.model.deployment, self.model.policy, channel, epoch, kind, b""
+        )
         try:
             plaintext = crypto_box_seal_open(
                 b64url_decode(sealed), key.public.box_key, key.box_secret

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from .._errors import PolicyError, Problem, UsageError
 from .._formats._atomic import write_atomic
+from .._formats._deployment import new_deployment_id
 from .._keys._channel_keys import ChannelKeyFile
 from .._keys._files import read_secret_file
 from .._patterns import ChannelKeyKind
-from ._edit import add_revoked
+from ._edit import add_deployment, add_revoked
 from ._load import load_policy, parse_policy
 from ._policy import Policy, channel_keys_path, signature_path
 from ._signing import sign_files
@@ -38,6 +39,8 @@ class RotateResult:
     rotated: dict[str, int] = field(default_factory=dict)  # channel -> new epoch
     sealed_to: dict[str, tuple[str, ...]] = field(default_factory=dict)
     signature_stale: bool = False
+    deployment_added: str | None = None  # the id written into a policy that had none
+    replaced_format_1: bool = False  # a channel-key file of nngsec 0.1 was replaced
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class RevokeResult:
     version: int
     rotation: RotateResult
     not_rotatable: tuple[str, ...]  # channels it could read whose keys are not channel keys
+    deployment_added: str | None = None  # the id written into a policy that had none
 
 
 def _channels_needing_keys(policy: Policy) -> dict[str, ChannelKeyKind]:
@@ -55,6 +59,34 @@ def _channels_needing_keys(policy: Policy) -> dict[str, ChannelKeyKind]:
         if kind is not None:
             kinds[channel] = kind
     return kinds
+
+
+def _with_deployment(policy: Policy, random: Callable[[int], bytes]) -> tuple[Policy, str | None]:
+    """``policy`` with a new deployment id if it has none (edited in memory: the text and a
+    new ``Policy``; the caller writes it), and the id when one was added."""
+    if policy.model.deployment is not None or policy.path is None:
+        return policy, None
+    deployment = new_deployment_id(random)
+    text = add_deployment(policy.source.decode("utf-8"), str(policy.path), deployment)
+    return parse_policy(text, str(policy.path), file=policy.path), deployment
+
+
+def _check_keys_file(keys: ChannelKeyFile, policy: Policy, hint: str) -> None:
+    """Refuse a channel-key file of another policy or deployment (before anything is
+    written). A policy whose ``deployment:`` line went missing is told which id its keys
+    have, rather than being given a new one that nothing else shares."""
+    if policy.model.deployment is None and keys.model.policy == policy.name:
+        raise PolicyError(
+            Problem(
+                f"the policy has no deployment: line, but its channel-key file belongs to "
+                f"deployment {keys.model.deployment}",
+                str(policy.path) if policy.path else None,
+                field="deployment",
+                hint=f"restore the line 'deployment: {keys.model.deployment}' under name:, "
+                "or move the channel-key file away to start a new deployment",
+            )
+        )
+    keys.check_policy(policy.name, policy.model.deployment, hint=hint)
 
 
 def rotate(
@@ -104,9 +136,15 @@ def rotate(
             )
     targets = wanted or list(kinds)
     keys_path = channel_keys_path(policy_path)
-    existing = ChannelKeyFile.load(keys_path)
+    legacy = ChannelKeyFile.legacy_epochs(keys_path)
+    existing = ChannelKeyFile.load(keys_path) if legacy is None else None
     if existing is not None:
-        existing.check_policy(policy.name, hint="move the file away, or rename the policy back")
+        _check_keys_file(existing, policy, hint="move the file away, or rename the policy back")
+    if legacy is not None:  # a format-1 file: every channel gets new, format-2 keys
+        targets = list(kinds)
+    # A policy without a deployment id gets one; the policy is written before the keys
+    # that bind it. (revoke passes the policy it edits, which has one already.)
+    policy, added = _with_deployment(policy, random)
     holders = {
         channel: [
             (name, policy.identities[name].box_key)
@@ -115,9 +153,12 @@ def rotate(
         ]
         for channel in targets
     }
+    if policy.model.deployment is None:  # _with_deployment gave it one (here or in revoke)
+        raise RuntimeError("nngsec: channel keys for a policy without a deployment id")
     new = ChannelKeyFile.rotate(
         existing,
         policy_name=policy.name,
+        deployment=policy.model.deployment,
         path=keys_path,
         kinds=kinds,
         holders=holders,
@@ -125,15 +166,20 @@ def rotate(
         now=time.time() if now is None else now,
         grace=grace,
         random=random,
+        after_epochs=legacy,
     )
     changed = existing is None or new.raw != existing.raw
+    if added is not None:  # the policy first: the keys bind its deployment id
+        write_atomic(policy_path, policy.source, mode=_mode_of(policy_path))
     if changed and (targets or existing is not None):
         new.save()
     return RotateResult(
         keys_path=keys_path,
         rotated={c: new.model.channels[c].epochs[0].epoch for c in targets},
         sealed_to={c: tuple(n for n, _ in holders[c]) for c in targets},
-        signature_stale=changed and signature_path(policy_path).exists(),
+        signature_stale=(changed or added is not None) and signature_path(policy_path).exists(),
+        deployment_added=added,
+        replaced_format_1=legacy is not None,
     )
 
 
@@ -149,7 +195,9 @@ def revoke(
 
     The channel keys are rotated first and the policy written second: a crash in between
     leaves new keys the revoked identity cannot open and the old policy, never a policy
-    that claims revocation while the keys still reach the revoked identity.
+    that claims revocation while the keys still reach the revoked identity. A policy
+    without a deployment id is first given one, written on its own, so that the keys can
+    bind it whatever happens next.
     """
     policy_path = Path(policy_path)
     policy = load_policy(policy_path)
@@ -170,6 +218,15 @@ def revoke(
                 f"to cut it off again, rotate: nngsec rotate {policy_path}",
             )
         )
+    keys_path = channel_keys_path(policy_path)
+    keys = (
+        ChannelKeyFile.load(keys_path) if ChannelKeyFile.legacy_epochs(keys_path) is None else None
+    )
+    if keys is not None:  # (a format-1 file is replaced by the rotation below)
+        _check_keys_file(keys, policy, hint="move the file away, or rename the policy back")
+    policy, added = _with_deployment(policy, random)
+    if added is not None:
+        write_atomic(policy_path, policy.source, mode=_mode_of(policy_path))
     text = policy.source.decode("utf-8")
     edited_text = add_revoked(text, str(policy_path), identity)
     edited = parse_policy(edited_text, str(policy_path), file=policy_path)
@@ -186,6 +243,7 @@ def revoke(
         version=edited.version,
         rotation=rotation,
         not_rotatable=tuple(c for c in readable if c not in to_rotate),
+        deployment_added=added,
     )
 
 
@@ -197,14 +255,18 @@ def sign(policy_path: str | Path, key_file: str | Path) -> tuple[Path, str]:
     """Sign the policy and its channel-key file; returns (signature path, signer key id)."""
     policy_path = Path(policy_path)
     policy = load_policy(policy_path)  # never sign a policy that does not load
-    key = read_secret_file(Path(key_file))
+    key = read_secret_file(Path(key_file))  # before any edit: a bad key changes nothing
     keys_path = channel_keys_path(policy_path)
     keys_bytes = keys_path.read_bytes() if keys_path.exists() else None
     if keys_bytes is not None:
         keys = ChannelKeyFile.parse(keys_bytes.decode("utf-8", "replace"), keys_path)
-        keys.check_policy(
-            policy.name, hint="run nngsec rotate for this policy, or move the file away"
+        _check_keys_file(
+            keys, policy, hint="run nngsec rotate for this policy, or move the file away"
         )
+    # The signature covers the policy as nodes will load it: with a deployment id.
+    policy, added = _with_deployment(policy, os.urandom)
+    if added is not None:
+        write_atomic(policy_path, policy.source, mode=_mode_of(policy_path))
     target = signature_path(policy_path)
     sign_files(
         target,

@@ -1,5 +1,8 @@
 """Edits of a policy file that keep everything else as written (comments, order, spacing).
 
+Used by ``revoke`` (a new revoked identity) and by ``rotate`` and ``sign`` (a deployment id
+for a policy that has none).
+
 Rather than re-serialising the YAML (which would lose comments and reflow the file), an
 edit splices new text at the positions the parser recorded, and the result is parsed and
 validated again before anyone writes it.
@@ -11,7 +14,7 @@ from .._errors import PolicyError
 from .._formats._yaml import YamlDocument, parse_yaml
 from ._load import parse_policy
 
-__all__ = ["add_revoked"]
+__all__ = ["add_deployment", "add_revoked"]
 
 
 def _line_end(text: str, offset: int) -> int:
@@ -92,4 +95,39 @@ def add_revoked(text: str, path: str, identity: str) -> str:
                 key=True,
             )
         )
+    return text
+
+
+def add_deployment(text: str, path: str, deployment: str) -> str:
+    """``text`` with ``deployment: ID`` on a new line after ``name:`` (or as the value of
+    an empty ``deployment:``). Nothing else changes, ``version:`` included: the id is
+    what tells this deployment from another with the same policy name, and it is added
+    once, before the first channel keys are made."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    if text and not text.endswith("\n"):
+        text += newline
+    doc: YamlDocument = parse_yaml(text, path)
+    if "deployment" in doc.data:  # "deployment:" with nothing after it
+        colon = text.index(":", doc.keys[("deployment",)].end)
+        span = doc.values[("deployment",)]
+        start, end = (span.start, span.end) if span.end > span.start else (colon + 1, colon + 1)
+        text = text[:start] + (f" {deployment}" if start == end else deployment) + text[end:]
+    else:
+        after_name = _line_end(text, doc.values[("name",)].end) + 1
+        text = text[:after_name] + f"deployment: {deployment}{newline}" + text[after_name:]
+    hint = f"add the line 'deployment: {deployment}' under name: by hand"
+    try:
+        edited = parse_policy(text, path)
+    except PolicyError as error:
+        raise PolicyError(
+            doc.problem(
+                ("name",),
+                "could not add a deployment id without breaking the file "
+                f"({error.problems[0].message})",
+                hint,
+                key=True,
+            )
+        ) from None
+    if edited.model.deployment != deployment:
+        raise PolicyError(doc.problem(("name",), "could not add a deployment id safely", hint))
     return text

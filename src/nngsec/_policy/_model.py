@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from .._formats._deployment import decode_deployment_id
 from .._formats._diagnostics import FieldValueError
 from .._formats._model import StrictModel
 from .._formats._names import NAME_MAX, NAME_PATTERN
@@ -76,6 +77,17 @@ def _topic(value: object) -> str:
     return value
 
 
+def _deployment(value: object) -> str:
+    hint = "nngsec rotate and nngsec sign write one; copy it exactly, or delete the line"
+    if not isinstance(value, str):
+        raise FieldValueError("expected a deployment id (22 base64url characters)", hint)
+    try:
+        decode_deployment_id(value)
+    except ValueError as error:
+        raise FieldValueError(str(error), hint) from None
+    return value
+
+
 def _public_identity(value: object) -> PublicIdentity:
     if isinstance(value, PublicIdentity):
         return value
@@ -95,6 +107,11 @@ Size = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(B|KiB|MiB|GiB|KB|MB|GB)$"}),
 ]
 Topic = Annotated[str, BeforeValidator(_topic)]
+DeploymentId = Annotated[
+    str,
+    BeforeValidator(_deployment),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9_-]{21}[AQgw]$"}),
+]
 PublicKey = Annotated[
     PublicIdentity,
     BeforeValidator(_public_identity),
@@ -210,6 +227,11 @@ class PolicyModel(StrictModel):
     nngsec: Literal[1] = Field(description="policy format version")
     name: Name
     version: StrictInt = Field(default=1, ge=1, description="serial number for anti-rollback")
+    deployment: DeploymentId | None = Field(
+        default=None,
+        description="random id of this deployment, bound into every key and frame signature "
+        "(written by nngsec rotate and nngsec sign)",
+    )
     description: StrictStr | None = None
     identities: dict[Name, PublicKey] = Field(default_factory=dict)
     groups: dict[Name, NameList] = Field(default_factory=dict)

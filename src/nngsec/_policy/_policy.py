@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 
+from .._formats._deployment import decode_deployment_id
 from .._formats._yaml import YamlDocument
 from .._keys._identity import PublicIdentity
 from .._patterns import ChannelKeyKind, PatternSpec
@@ -52,6 +53,12 @@ class Policy:
     @property
     def version(self) -> int:
         return self.model.version
+
+    @property
+    def deployment(self) -> bytes | None:
+        """The 16 bytes of ``deployment:``, or ``None`` when the policy has none."""
+        text = self.model.deployment
+        return decode_deployment_id(text) if text is not None else None
 
     # Read-only views: the models are frozen, but their dicts would not be.
     @property

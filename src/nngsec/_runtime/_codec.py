@@ -23,7 +23,7 @@ from .._patterns import PatternSpec, Scheme
 from .._policy._model import ChannelBase
 from .._policy._policy import Policy
 from ._replay import ReplayGuard
-from ._schemes._base import ChannelContext, SchemeCodec, SendState
+from ._schemes._base import NO_DEPLOYMENT, ChannelContext, SchemeCodec, SendState
 from ._schemes._peerbox import Reply, Request, SurveyResponse
 from ._schemes._plaintext import Plaintext
 from ._schemes._sealed import Sealed
@@ -133,6 +133,7 @@ class ChannelCodec:
         self.ctx = ChannelContext(
             policy_name=policy.name,
             channel=channel,
+            deployment=policy.deployment or NO_DEPLOYMENT,
             key=identity_key,
             identities=policy.identities,
             keys=channel_keys,

@@ -30,7 +30,11 @@ def accept_policy(policy: Policy, keystore: Keystore) -> ChannelKeyFile | None:
     """
     keys = ChannelKeyFile.load(policy.keys_path) if policy.keys_path else None
     if keys is not None:
-        keys.check_policy(policy.name, hint="use the channel-key file written for this policy")
+        keys.check_policy(
+            policy.name,
+            policy.model.deployment,
+            hint="use the channel-key file written for this policy (nngsec rotate writes it)",
+        )
     signers = keystore.trusted_signers()
     where = str(policy.path) if policy.path else "<policy>"
     if signers:

@@ -18,6 +18,9 @@ from .._wire import SESSION_SIZE, Header
 
 __all__ = ["ChannelContext", "SchemeCodec", "SendState", "forged", "no_key", "nonce_of"]
 
+NO_DEPLOYMENT = bytes(16)  # what a policy without ``deployment:`` binds
+
+
 def nonce_of(header: Header) -> bytes:
     """``session || seq`` (24 bytes): unique per key (see the spec's nonce section)."""
     return header.session + struct.pack(">Q", header.seq)
@@ -37,6 +40,7 @@ class ChannelContext:
 
     policy_name: str
     channel: str
+    deployment: bytes  # 16 bytes; NO_DEPLOYMENT when the policy has no deployment id
     key: IdentityKey
     identities: Mapping[str, PublicIdentity]
     keys: OpenedChannelKeys | None
@@ -47,8 +51,13 @@ class ChannelContext:
 
     @property
     def binding(self) -> bytes:
-        """``policy || 0x00 || channel || 0x00``: what every derived key is bound to."""
-        return self.policy_name.encode() + b"\x00" + self.channel.encode() + b"\x00"
+        """``deployment || policy || 0x00 || channel || 0x00``: what every derived key and
+        every frame signature is bound to. The deployment id is random per deployment, so
+        two deployments that share a policy name, a channel name and an identity still
+        derive different keys and refuse each other's signatures."""
+        return (
+            self.deployment + self.policy_name.encode() + b"\x00" + self.channel.encode() + b"\x00"
+        )
 
     def epoch_for_sending(self) -> EpochKeys:
         """The current channel-key epoch, or a :class:`PolicyError` explaining its absence."""
@@ -161,9 +170,9 @@ class SchemeCodec(ABC):
         self.kind = kind
 
     def signed_message(self, label: bytes, *parts: bytes) -> bytes:
-        """``label || 0x00 || policy || 0x00 || channel || 0x00 || parts``: what a frame
-        signature covers. The binding keeps a signature made under one policy from being
-        accepted under another that happens to share an identity and a channel name."""
+        """``label || 0x00 || binding || parts``: what a frame signature covers. The binding
+        (deployment, policy, channel) keeps a signature made in one deployment from being
+        accepted in another that happens to share an identity and a channel name."""
         return label + b"\x00" + self.ctx.binding + b"".join(parts)
 
     def send_epoch(self, peer: str | None, reply_epoch: int | None) -> int:

@@ -1,7 +1,7 @@
 """peerbox: AEAD under a key only two parties can compute (reqrep, survey responses).
 
 ``peer_key = H(X25519(x.box_sk, y_pk), "nngsec/v2/peer-key" || x.box_pk || y_pk ||
-binding || epoch)`` (the binding names the policy and the channel), where
+binding || epoch)`` (the binding names the deployment, the policy and the channel), where
 ``x`` is the client (reqrep) or the respondent (survey) and ``y_pk`` is the service key
 (reqrep: the epoch's service key with several servers, else the server's own box key) or
 the surveyor's box key (survey).

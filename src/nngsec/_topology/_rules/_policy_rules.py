@@ -382,6 +382,16 @@ def missing_channel_keys(ctx: Context) -> Iterator[Issue]:
             f"move it away and create this policy's keys: {rotate}",
         )
         return
+    if keys is not None and keys.model.deployment != policy.model.deployment:
+        has = policy.model.deployment
+        yield Issue(
+            ctx.at_policy(("deployment",) if has else ("name",), key=not has),
+            f"{keys_name} belongs to deployment {keys.model.deployment}, and the policy has "
+            + (f"deployment {has}" if has else "no deployment id")
+            + ": nodes refuse it",
+            f"restore the policy's deployment: line, or move the file away and run {rotate}",
+        )
+        return
     for channel in policy.channels:
         kind = policy.channel_key_kind(channel)
         if kind is None:
@@ -436,6 +446,8 @@ def stale_key_holder(ctx: Context) -> Iterator[Issue]:
     policy, keys = ctx.policy, ctx.keys
     if keys is None or keys.model.policy != policy.name:
         return
+    if keys.model.deployment != policy.model.deployment:
+        return  # missing-channel-keys reports a file of another deployment
     rotate = f"nngsec rotate {policy.document.path}"
     for channel, spec in keys.model.channels.items():
         if channel not in policy.channels or policy.channel_key_kind(channel) != spec.kind:
@@ -462,6 +474,41 @@ def stale_key_holder(ctx: Context) -> Iterator[Issue]:
                 f"epoch ({epoch})",
                 f"{rotate} {channel}",
             )
+
+
+@rule("no-deployment-id", "warning", scope="policy")
+def no_deployment_id(ctx: Context) -> Iterator[Issue]:
+    """The policy has no `deployment:` id.
+
+    **Why it matters.** Every key a channel derives and every frame signature is bound to
+    the deployment id, the policy name and the channel name. Without an id, two
+    deployments that share a policy name (two plants both running `name: factory`) and
+    an identity (one key in both, or a copied keystore) accept each other's frames on
+    every channel whose keys come from identity keys (pair, single-server reqrep, survey
+    responses) or that is only signed: a frame recorded in one plant is accepted in the
+    other.
+
+    **Example.**
+
+    ```yaml
+    nngsec: 1
+    name: factory          # no-deployment-id: no deployment: line
+    identities: ...
+    ```
+
+    **Fix.** `nngsec rotate POLICY` or `nngsec sign POLICY --key ADMIN.key` adds a random
+    `deployment:` line to a policy that has none (keeping the rest of the file as
+    written); distribute the policy, its channel-key file and its signature to every node.
+    Copy a policy to start another deployment only with a new id (delete the line, then
+    rotate).
+    """
+    if ctx.policy.model.deployment is None:
+        yield Issue(
+            ctx.at_policy(("name",), key=True),
+            f"policy {ctx.policy.name!r} has no deployment: id, so another deployment with "
+            "the same policy name and a shared identity accepts its frames",
+            f"nngsec rotate {ctx.policy.document.path} adds one",
+        )
 
 
 def _signature_line(path: Path) -> tuple[int, str] | None:
