@@ -13,8 +13,12 @@ from tests.vectors import generate
 from tests.vectors.independent import (
     Identity,
     binding,
+    hchacha20,
+    hsalsa20,
     kdf,
+    open_channel_key_entry,
     parse,
+    unb64url,
     verify_signature,
     x25519,
     x25519_public,
@@ -45,11 +49,43 @@ def test_encoder_and_decoder_reproduce_the_vector(path, tmp_path):
     result = generate.run(vector, tmp_path)
     assert result.frames == [step["frame"] for step in vector["steps"]]  # encoder, byte for byte
     assert result.outcomes == [d["expect"] for d in vector["deliveries"]]  # decoder
+    assert result.channel_keys == vector["channel_keys"]  # nngsec rotate, byte for byte
     assert result.channel_secrets == vector["channel_secrets"]
 
 
+def _policy_field(vector, field: str) -> str:
+    """A top-level scalar of the vector's policy, read without nngsec."""
+    [line] = [line for line in vector["policy"].splitlines() if line.startswith(f"{field}:")]
+    return str(line.split(":", 1)[1].strip())
+
+
+def independent_secret(vector, channel: str, epoch: int, name: str) -> bytes | None:
+    """``name``'s secret of ``channel`` in ``epoch``, from the vector's channel-key file."""
+    spec = vector["channel_keys"]["channels"].get(channel)
+    entry = next((e for e in spec["epochs"] if e["epoch"] == epoch), None) if spec else None
+    if entry is None or name not in entry["sealed"]:
+        return None
+    me = Identity.from_seed(bytes.fromhex(vector["seeds"][name]))
+    deployment = unb64url(vector["channel_keys"]["deployment"])
+    policy = vector["channel_keys"]["policy"]
+    kind = spec["kind"]
+    return open_channel_key_entry(
+        entry["sealed"][name], me, deployment, policy, channel, epoch, kind
+    )
+
+
+def independent_public(vector, channel: str, epoch: int) -> bytes:
+    spec = vector["channel_keys"]["channels"][channel]
+    [entry] = [e for e in spec["epochs"] if e["epoch"] == epoch]
+    return unb64url(entry["public"])
+
+
 def independently_open(vector, delivery) -> tuple[bytes, str]:
-    """Open an accepted delivery with independent code; raise if anything does not verify."""
+    """Open an accepted delivery with independent code; raise if anything does not verify.
+
+    Identities come from their seeds, channel secrets from the receiver's own entry in the
+    channel-key file (and public keys from its public fields), all as the spec says.
+    """
     people = {
         name: Identity.from_seed(bytes.fromhex(seed)) for name, seed in vector["seeds"].items()
     }
@@ -58,39 +94,43 @@ def independently_open(vector, delivery) -> tuple[bytes, str]:
     frame = bytes.fromhex(vector["steps"][delivery["step"]]["frame"])
     f = parse(frame, channel in PUBSUB)
     assert f.channel.decode() == channel
-    sender_name = by_id[f.key_id]
-    sender, me = people[sender_name], people[delivery["receiver"]]
-    bind = binding("vectors", f.channel)
+    sender_name, receiver = by_id[f.key_id], delivery["receiver"]
+    sender, me = people[sender_name], people[receiver]
+    deployment = unb64url(_policy_field(vector, "deployment"))
+    bind = binding(deployment, _policy_field(vector, "name"), f.channel)
     epoch = struct.pack(">I", f.epoch)
-    secret = bytes.fromhex(vector["channel_secrets"].get(channel, {}).get(str(f.epoch), "00" * 32))
+    secret = independent_secret(vector, channel, f.epoch, receiver)
 
     def peer_key(shared_secret, x_pk, y_pk):
-        return kdf(shared_secret, b"nngsec/v1/peer-key", x_pk, y_pk, bind, epoch)
+        return kdf(shared_secret, b"nngsec/v2/peer-key", x_pk, y_pk, bind, epoch)
 
     if channel == "link":
         low, high = sorted((sender.box_pk, me.box_pk))
-        key = kdf(x25519(me.box, sender.box_pk), b"nngsec/v1/pair-key", bind, low, high)
+        key = kdf(x25519(me.box, sender.box_pk), b"nngsec/v2/pair-key", bind, low, high)
         return xchacha_decrypt(
-            key, f.nonce, f.body, b"nngsec/v1/secretbox\x00" + f.header
+            key, f.nonce, f.body, b"nngsec/v2/secretbox\x00" + f.header
         ), sender_name
     if channel in ("bus", "bus-group"):
+        assert secret is not None
         ciphertext = f.body[:-64] if channel == "bus" else f.body
         if channel == "bus":
             verify_signature(
-                sender.sign_pk, b"nngsec/v1/bus\x00" + bind + f.header + ciphertext, f.body[-64:]
+                sender.sign_pk, b"nngsec/v2/bus\x00" + bind + f.header + ciphertext, f.body[-64:]
             )
         return xchacha_decrypt(
-            secret, f.nonce, ciphertext, b"nngsec/v1/bus\x00" + f.header
+            secret, f.nonce, ciphertext, b"nngsec/v2/bus\x00" + f.header
         ), sender_name
     if f.kind == 0x04:  # sealed
+        assert secret is not None
         verify_signature(
-            sender.sign_pk, b"nngsec/v1/sealed\x00" + bind + f.header + f.body[:-64], f.body[-64:]
+            sender.sign_pk, b"nngsec/v2/sealed\x00" + bind + f.header + f.body[:-64], f.body[-64:]
         )
         ephemeral, wrapped = f.body[:32], f.body[32:80]
-        audience = x25519_public(secret)
+        audience = independent_public(vector, channel, f.epoch)
+        assert audience == x25519_public(secret)
         wrap_key = kdf(
             x25519(secret, ephemeral),
-            b"nngsec/v1/sealed/wrap",
+            b"nngsec/v2/sealed/wrap",
             ephemeral,
             audience,
             bind,
@@ -99,22 +139,23 @@ def independently_open(vector, delivery) -> tuple[bytes, str]:
             f.session,
         )
         content_key = xchacha_decrypt(wrap_key, bytes(24), wrapped, b"")
-        ad = b"nngsec/v1/sealed\x00" + f.header + f.body[:80]
+        ad = b"nngsec/v2/sealed\x00" + f.header + f.body[:80]
         return xchacha_decrypt(content_key, f.nonce, f.body[80:-64], ad), sender_name
     if f.kind in (0x05, 0x85):
         if channel in ("health", "single"):  # response to me the surveyor; request to me the server
             key = peer_key(x25519(me.box, sender.box_pk), sender.box_pk, me.box_pk)
-        elif f.kind == 0x05:  # request to the two-server service
-            service = x25519_public(secret)
+        elif f.kind == 0x05:  # request to the two-server service: I hold its secret
+            assert secret is not None
+            service = independent_public(vector, channel, f.epoch)
             key = peer_key(x25519(secret, sender.box_pk), sender.box_pk, service)
-        else:  # reply to me, the client
-            service = x25519_public(secret)
+        else:  # reply to me, the client: I know the service's public key only
+            service = independent_public(vector, channel, f.epoch)
             key = peer_key(x25519(me.box, service), me.box_pk, service)
         return xchacha_decrypt(
-            key, f.nonce, f.body, b"nngsec/v1/peerbox\x00" + f.header
+            key, f.nonce, f.body, b"nngsec/v2/peerbox\x00" + f.header
         ), sender_name
     if f.kind == 0x02:
-        verify_signature(sender.sign_pk, b"nngsec/v1/signed\x00" + bind + frame[:-64], frame[-64:])
+        verify_signature(sender.sign_pk, b"nngsec/v2/signed\x00" + bind + frame[:-64], frame[-64:])
         return f.body[:-64], sender_name
     assert f.kind == 0x01
     return f.body, sender_name
@@ -139,14 +180,60 @@ def test_independent_implementation_agrees(path, index):
     assert sender == delivery["expect"]["accept"]["sender"]
 
 
-def test_identities_match_the_policy():
+def test_identities_come_from_their_seeds_as_the_policy_says():
+    """Key pairs, key ids and the identity text (with its checksum), from the seeds alone."""
     vector = load(VECTORS[0])
     for name, seed in vector["seeds"].items():
         person = Identity.from_seed(bytes.fromhex(seed))
-        from nngsec import PublicIdentity
+        assert _policy_field_indented(vector, name) == person.text
 
-        line = next(
-            line for line in vector["policy"].splitlines() if line.strip().startswith(f"{name}:")
-        )
-        public = PublicIdentity.from_text(line.split(":", 1)[1].strip())
-        assert (public.sign_key, public.box_key) == (person.sign_pk, person.box_pk)
+
+def _policy_field_indented(vector, name: str) -> str:
+    [line] = [line for line in vector["policy"].splitlines() if line.startswith(f"  {name}:")]
+    return str(line.split(":", 1)[1].strip())
+
+
+ENTRIES = [
+    (channel, holder)
+    for channel, spec in load(VECTORS[0])["channel_keys"]["channels"].items()
+    for holder in spec["epochs"][0]["sealed"]
+]
+
+
+@pytest.mark.parametrize(("channel", "holder"), ENTRIES, ids=str)
+def test_every_channel_key_entry_opens_independently(channel, holder):
+    """Each entry of the vectors' channel-key file, opened with the holder's X25519 secret
+    (crypto_box_seal written out here), binds deployment, policy, channel, epoch and kind,
+    and holds the channel secret (whose public key is the entry's public field)."""
+    vector = load(VECTORS[0])
+    spec = vector["channel_keys"]["channels"][channel]
+    epoch = spec["epochs"][0]["epoch"]
+    secret = independent_secret(vector, channel, epoch, holder)
+    assert secret is not None
+    assert secret.hex() == vector["channel_secrets"][channel][str(epoch)]
+    if spec["kind"] != "group":
+        assert independent_public(vector, channel, epoch) == x25519_public(secret)
+
+
+def test_every_vector_carries_the_same_inputs():
+    first = load(VECTORS[0])
+    for path in VECTORS[1:]:
+        vector = load(path)
+        assert (vector["policy"], vector["seeds"], vector["channel_keys"]) == (
+            first["policy"],
+            first["seeds"],
+            first["channel_keys"],
+        ), path.name
+
+
+def test_the_independent_primitives_match_their_published_values():
+    # draft-irtf-cfrg-xchacha-03, 2.2.1
+    key = bytes(range(32))
+    assert hchacha20(key, bytes.fromhex("000000090000004a0000000031415927")).hex() == (
+        "82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc"
+    )
+    # NaCl's crypto_box test: HSalsa20 of the X25519 secret of Alice and Bob ("firstkey")
+    shared = bytes.fromhex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
+    assert hsalsa20(shared, bytes(16)).hex() == (
+        "1b27556473e985d462cd51197a9a46c76009549eac6474f206c4ee0844f68389"
+    )

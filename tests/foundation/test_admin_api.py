@@ -237,8 +237,8 @@ def test_rotate_uses_the_injected_time_and_randomness(world_factory):
     assert keys_of(world.policy_path)["channels"]["cells"]["epochs"][0]["created"] == (
         "2027-01-15T08:00:00Z"
     )
-    # The deployment id and then the secret come from the injected randomness (the
-    # sealing uses libsodium's own).
+    # The deployment id, then the secret, then each entry's ephemeral key come from the
+    # injected randomness.
     assert world.node("a").policy.deployment == bytes([0]) * 16
     node = world.node("a")
     assert node.channel_keys["cells"].current.secret == bytes([1]) * 32

@@ -196,3 +196,16 @@ def test_a_bad_time_in_the_file_is_a_policy_error_for_rotate_and_node(world_fact
     with pytest.raises(PolicyError) as caught:
         world.node("dashboard")
     assert caught.value.field == "channels.telemetry.epochs[0].retire_at"
+
+
+def test_entries_are_crypto_box_seal_boxes():
+    """``seal_to`` is libsodium's sealed box, with the ephemeral key from the given source."""
+    from nacl.bindings import crypto_box_keypair, crypto_box_seal_open
+
+    from nngsec._keys._channel_keys import seal_to
+
+    public, secret = crypto_box_keypair()
+    box = seal_to(b"entry", public, lambda n: b"\x07" * n)
+    assert crypto_box_seal_open(box, public, secret) == b"entry"
+    assert seal_to(b"entry", public, lambda n: b"\x07" * n) == box  # reproducible
+    assert len(box) == 32 + 16 + len(b"entry")

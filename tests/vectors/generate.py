@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from nngsec import Keystore, Node, Received, Rejected, load_policy
+from nngsec._formats._text import b64url_encode
+from nngsec._keys._channel_keys import ChannelKeyFile
 from nngsec._keys._files import write_identity_files
 from nngsec._keys._identity import IdentityKey
 from nngsec._policy._admin import rotate
@@ -70,10 +73,31 @@ def seed_of(name: str) -> bytes:
     return hashlib.blake2b(f"nngsec test vectors/identity/{name}".encode(), digest_size=32).digest()
 
 
-def policy_text() -> str:
-    lines = ["nngsec: 1", "name: vectors", "identities:"]
+def deployment_of(label: str) -> str:
+    raw = hashlib.blake2b(f"nngsec test vectors/deployment/{label}".encode(), digest_size=16)
+    return b64url_encode(raw.digest())
+
+
+DEPLOYMENT = deployment_of("one")
+OTHER_DEPLOYMENT = deployment_of("two")  # a second deployment of the same policy
+
+
+def policy_text(deployment: str = DEPLOYMENT) -> str:
+    lines = ["nngsec: 1", "name: vectors", f"deployment: {deployment}", "identities:"]
     lines += [f"  {n}: {IdentityKey(seed_of(n)).public.to_text()}" for n in NAMES]
     return "\n".join(lines) + "\n" + CHANNELS.lstrip("\n")
+
+
+# A sealed pubsub frame from alice to the subscribers, made by nngsec 0.1 (wire format 1:
+# 8-byte session, 24-byte nonce key_id || session || seq), from that release's vectors.
+V1_FRAME = (
+    "74656d702e6c696e6531000104000974656c656d65747279d33ee68ee1c5df27000000018ba1ebc9bb17f78e"
+    "0000000000000000000001a3185c50001c17b486f8f71d98232ed37b60fc54e8cfb2ff92054b8bc38e6be40f"
+    "69aa0240fbafde4a9d488a1ad76910d226a825291111eed20d26b7852f6a2beb5c1582d01cf5722831e5f824"
+    "76ba5c670b304d60ec74f0a711b5d3bf2ab03bfdacb85bf51482136c991f248b16ad1692899b52e707429163"
+    "dea08d878a7c9f994e18d5e5864a0099d9046e22888f9d1704a39e8d95b3d941c0c5c2261ce0b4cd5d12f8fb"
+    "83fc599cfed835e8cf1de9d7c8fa252901"
+)
 
 
 @dataclass
@@ -88,6 +112,7 @@ class Case:
 class Run:
     frames: list[str] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    channel_keys: dict[str, Any] = field(default_factory=dict)
     channel_secrets: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -121,23 +146,28 @@ def _outcome(receiver: Node, channel: str, frame: bytes) -> dict[str, Any]:
     }
 
 
+def _deployment(root: Path, keystore: Keystore, policy: str, rotate_random: str) -> Path:
+    """A policy file in ``root`` with its channel keys, made by ``nngsec rotate``."""
+    root.mkdir()
+    policy_path = root / "vectors.yaml"
+    policy_path.write_text(policy)
+    rotate(policy_path, now=CLOCK, random=DeterministicRandom(rotate_random))
+    return policy_path
+
+
 def run(vector: dict[str, Any], root: Path) -> Run:
     """Replay a vector's inputs in ``root``; returns the frames and delivery outcomes."""
     keystore = Keystore(root / "keys")
     keystore.directory.mkdir()
     for name, seed in vector["seeds"].items():
         write_identity_files(keystore.directory, name, IdentityKey(bytes.fromhex(seed)))
-    policy_path = root / "vectors.yaml"
-    policy_path.write_text(vector["policy"])
-    rotation_random = DeterministicRandom(vector["rotate_random"])
-    rotate(policy_path, now=vector["clock"], random=rotation_random)
+    policy_path = _deployment(root / "one", keystore, vector["policy"], vector["rotate_random"])
     result = Run()
-    policy = load_policy(policy_path)
     clock = [vector["clock"]]
 
-    def node(identity: str, label: str) -> Node:
+    def node(identity: str, label: str, policy_path: Path = policy_path) -> Node:
         return Node(
-            policy,
+            load_policy(policy_path),
             identity=identity,
             keystore=keystore,
             clock=lambda: clock[0],
@@ -146,6 +176,9 @@ def run(vector: dict[str, Any], root: Path) -> Run:
 
     senders: dict[str, Node] = {}
     for step in vector["steps"]:
+        if "sender" not in step:  # a frame given as it is (another version, another tool)
+            result.frames.append(step["frame"])
+            continue
         who = step["sender"]
         sender = senders.setdefault(who, node(who, f"{vector['name']}/{who}"))
         payload = bytes.fromhex(step["payload"])
@@ -158,18 +191,36 @@ def run(vector: dict[str, Any], root: Path) -> Run:
         else:
             frame = sender.seal(step["channel"], payload, topic=step.get("topic"))
         result.frames.append(frame.hex())
-    receivers: dict[str, Node] = {}
+    receivers: dict[tuple[str, str | None], Node] = {}
     for delivery in vector["deliveries"]:
-        who = delivery["receiver"]
-        receiver = receivers.setdefault(who, node(who, f"{vector['name']}/{who}/receiver"))
+        who, other = delivery["receiver"], delivery.get("deployment")
+        receiver = receivers.get((who, other))
+        if receiver is None:
+            where = policy_path
+            if other is not None:  # the same policy and keys in another deployment
+                where = _deployment(
+                    root / "two",
+                    keystore,
+                    vector["policy"].replace(f"deployment: {DEPLOYMENT}", f"deployment: {other}"),
+                    vector["rotate_random"],
+                )
+            receiver = receivers[(who, other)] = node(
+                who, f"{vector['name']}/{who}/receiver", where
+            )
         clock[0] = vector["clock"] + delivery.get("clock_offset", 0.0)
         frame = _mutate(bytes.fromhex(result.frames[delivery["step"]]), delivery.get("mutation"))
         result.outcomes.append(_outcome(receiver, delivery["channel"], frame))
-    # Channel secrets, for the independent verifier (recomputed from the rotate stream).
-    replay = DeterministicRandom(vector["rotate_random"])
-    for channel in policy.channels:
-        if policy.channel_key_kind(channel) is not None:
-            result.channel_secrets[channel] = {"1": replay(32).hex()}
+    # The channel-key file, and the secrets in it (opened by one holder of each), so that
+    # an implementation can check both its reading of the file and its frames.
+    keys_path = policy_path.with_name("vectors.keys.json")
+    result.channel_keys = json.loads(keys_path.read_text())
+    keys_file = ChannelKeyFile.load(keys_path)
+    assert keys_file is not None
+    for channel, spec in keys_file.model.channels.items():
+        holder = sorted(spec.epochs[0].sealed)[0]
+        opened = keys_file.open_channel(channel, holder, keystore.identity(holder))
+        assert opened is not None and opened.current.secret is not None
+        result.channel_secrets[channel] = {str(opened.current.epoch): opened.current.secret.hex()}
     return result
 
 
@@ -195,7 +246,8 @@ def cases() -> list[tuple[Case, list[dict[str, Any]]]]:
         expected: list[dict[str, Any]],
     ) -> None:
         for step in steps:
-            step["payload"] = step["payload"].hex()
+            if "payload" in step:
+                step["payload"] = step["payload"].hex()
         out.append((Case(name, description, steps, deliveries), expected))
 
     def step(sender: str, channel: str, payload: bytes, topic: str | None = None) -> dict[str, Any]:
@@ -341,7 +393,8 @@ def cases() -> list[tuple[Case, list[dict[str, Any]]]]:
     )
     add(
         "peerbox_reply",
-        "a server's reply to its client",
+        "a server's reply to its client; reply_to is the request's key_id (8), session (16) "
+        "and seq (8)",
         [
             step("alice", "control", b"open valve 3"),
             {"sender": "carol", "reply_to_step": 0, "payload": b"open"},
@@ -358,6 +411,19 @@ def cases() -> list[tuple[Case, list[dict[str, Any]]]]:
         ],
         [to("bob", "control", 1)],
         [_reject("no-key")],
+    )
+    # The reply's header: version..chan_len (4), "control", key_id (8), epoch (4),
+    # session (16), seq (8), time (8), then reply_to: key_id (8), session (16), seq (8).
+    reply_to_session = 4 + len("control") + 44 + 8
+    add(
+        "peerbox_reply_rebound",
+        "a reply whose reply_to session was changed (to pass it off as another request's)",
+        [
+            step("alice", "control", b"open valve 3"),
+            {"sender": "carol", "reply_to_step": 0, "payload": b"open"},
+        ],
+        [to("alice", "control", 1, mutation={"xor": [reply_to_session, 1]})],
+        [_reject("forged")],
     )
     add(
         "peerbox_single_request",
@@ -409,11 +475,33 @@ def cases() -> list[tuple[Case, list[dict[str, Any]]]]:
     )
     add(
         "wire_bad_version",
-        "version byte 2",
+        "version byte 3",
         [step("alice", "telemetry", reading, topic)],
-        [to("carol", "telemetry", mutation={"replace": [t0, "02"]})],
+        [to("carol", "telemetry", mutation={"replace": [t0, "03"]})],
         [_reject("malformed")],
     )
+    add(
+        "wire_v1_refused",
+        "a frame of nngsec 0.1 (wire format 1), as that release sealed it",
+        [{"frame": V1_FRAME, "note": "wire format 1, from nngsec 0.1"}],
+        [to("carol", "telemetry")],
+        [_reject("malformed")],
+    )
+    # The same policy (name, identities, channels) and the same private keys, set up as a
+    # second deployment (its own deployment id, its own nngsec rotate): nothing crosses.
+    for name, channel, receiver, payload, frame_topic in (
+        ("secretbox_pair", "link", "bob", hello, None),
+        ("sealed_pubsub", "telemetry", "carol", reading, topic),
+        ("peerbox_single_request", "single", "carol", b"ping", None),
+        ("signed_pubsub", "audit", "carol", hello, "temp.x"),
+    ):
+        add(
+            f"{name}_other_deployment",
+            f"a {channel} frame delivered in another deployment of the same policy and keys",
+            [step("alice", channel, payload, frame_topic)],
+            [to(receiver, channel), to(receiver, channel, deployment=OTHER_DEPLOYMENT)],
+            [_accept(payload, "alice", frame_topic), _reject("forged")],
+        )
     return out
 
 
@@ -437,11 +525,13 @@ def build(case: Case, expected: list[dict[str, Any]]) -> dict[str, Any]:
         step["frame"] = frame
     for delivery, outcome in zip(vector["deliveries"], result.outcomes, strict=True):
         delivery["expect"] = outcome
+    vector["channel_keys"] = result.channel_keys
     vector["channel_secrets"] = result.channel_secrets
     return vector
 
 
 def main() -> int:
+    logging.getLogger("nngsec").setLevel(logging.ERROR)  # (unsigned, as vectors are)
     for old in HERE.glob("*.json"):
         old.unlink()
     for case, expected in cases():

@@ -39,6 +39,7 @@ The newest epoch is the current one; at most one previous epoch is kept, until i
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import os
@@ -49,7 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from nacl.bindings import crypto_box_seal, crypto_box_seal_open, crypto_scalarmult_base
+from nacl.bindings import crypto_box_easy, crypto_box_seal_open, crypto_scalarmult_base
 from nacl.exceptions import CryptoError
 from pydantic import (
     AfterValidator,
@@ -149,6 +150,17 @@ def _entry_plaintext(
             secret,
         )
     )
+
+
+def seal_to(plaintext: bytes, public: bytes, random: Callable[[int], bytes]) -> bytes:
+    """libsodium's ``crypto_box_seal`` byte for byte (``e_pk || crypto_box_easy(plaintext,
+    nonce = BLAKE2b-192(e_pk || pk), pk, e_sk)``), with the ephemeral secret drawn from
+    ``random``: with an injected generator a rotation is reproducible, so the test vectors
+    can carry the channel-key file and an implementation check its reading of it."""
+    ephemeral_secret = random(32)
+    ephemeral = crypto_scalarmult_base(ephemeral_secret)
+    nonce = hashlib.blake2b(ephemeral + public, digest_size=24).digest()
+    return ephemeral + crypto_box_easy(plaintext, nonce, public, ephemeral_secret)
 
 
 def _is_legacy(data: object) -> bool:
@@ -356,7 +368,7 @@ class ChannelKeyFile:
             public = crypto_scalarmult_base(secret) if kind != "group" else None
             plaintext = _entry_plaintext(deployment, policy_name, channel, epoch, kind, secret)
             sealed = {
-                name: b64url_encode(crypto_box_seal(plaintext, box_key))
+                name: b64url_encode(seal_to(plaintext, box_key, random))
                 for name, box_key in sorted(holders.get(channel, ()))
             }
             current = EpochModel(
