@@ -92,3 +92,23 @@ def test_a_header_with_a_short_or_long_field_is_not_encoded(field, value):
     header = Header(0x03, "c", fields["key_id"], 0, fields["session"], 0, 0)
     with pytest.raises(ValueError, match="key id must be 8 bytes and session 16"):
         encode_header(header)
+
+
+def test_the_spec_states_the_sizes_and_defaults_of_the_code():
+    from pathlib import Path
+
+    from nngsec._policy._model import ChannelBase
+    from nngsec._runtime._codec import _SLACK
+    from nngsec._runtime._node import DEFAULT_CLOCK_SKEW
+    from nngsec._runtime._wire import MAX_HEADER
+
+    spec = (Path(__file__).parents[1] / "docs/spec/wire-format.md").read_text()
+    assert f"`max_message_size` + **{_SLACK}** bytes" in spec
+    assert "`MAX_HEADER` (400)" in spec and MAX_HEADER == 400
+    assert f"256 + 4 + 64 + 44 + 32 = {MAX_HEADER} bytes" in spec
+    fields = ChannelBase.model_fields
+    assert fields["max_age"].default == 30.0 and "| `max_age` | 30 s |" in spec
+    assert fields["replay_window"].default == 4096 and "| `replay_window` | 4096 frames |" in spec
+    assert fields["max_message_size"].default == 1 << 20
+    assert "| `max_message_size` | 1 MiB (1,048,576 bytes of payload) |" in spec
+    assert DEFAULT_CLOCK_SKEW == 2.0 and "2 s by default" in spec

@@ -44,7 +44,11 @@ __all__ = ["Accept", "ChannelCodec", "Received", "Receiver", "Sender", "Topic"]
 
 Topic = str | bytes
 Accept = Literal["forward", "reply", "any"]
-_SLACK = MAX_HEADER + 256  # bound on header + scheme overhead, for the first size check
+# The first size check, before parsing: a frame longer than max_message_size + _SLACK
+# cannot be valid. MAX_HEADER (400 bytes: topic 255 + 1, prefix 4, channel 64, fixed 44,
+# reply_to 32) plus a round 256 that covers every scheme's overhead (the largest, sealed,
+# is 160): 656 bytes, as the spec states. The exact payload check comes after parsing.
+_SLACK = MAX_HEADER + 256
 
 
 @dataclass(frozen=True, slots=True)
