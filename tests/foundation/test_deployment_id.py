@@ -206,3 +206,20 @@ def test_rotate_replaces_a_format_1_file_and_continues_its_epochs(world_factory,
     assert data["nngsec-channel-keys"] == 2
     assert [e["epoch"] for e in data["channels"]["telemetry"]["epochs"]] == [3]
     assert world.node("dashboard").channel_keys["telemetry"].current.epoch == 3
+
+
+def test_rotate_refuses_a_format_1_file_of_another_policy(world_factory):
+    world = world_factory(TELEMETRY, ["sensor", "dashboard"])
+    keys_path = world.policy_path.with_name("policy.keys.json")
+    legacy = json.loads(keys_path.read_text())
+    legacy.update({"nngsec-channel-keys": 1, "policy": "elsewhere"})
+    del legacy["deployment"]
+    keys_path.write_text(json.dumps(legacy, indent=2))
+    with pytest.raises(PolicyError) as caught:
+        rotate(world.policy_path)
+    [problem] = caught.value.problems
+    assert problem.message == (
+        "the channel-key file (format 1) belongs to policy 'elsewhere', not 'factory'"
+    )
+    assert (problem.line, problem.field) == (3, "policy")
+    assert json.loads(keys_path.read_text())["policy"] == "elsewhere"  # left as it was

@@ -267,14 +267,24 @@ class ChannelKeyFile:
         return cls(model, text.encode(), path)
 
     @staticmethod
-    def legacy_epochs(path: Path) -> dict[str, int] | None:
+    def legacy_epochs(path: Path, policy_name: str | None = None) -> dict[str, int] | None:
         """The newest epoch of each channel of a format-1 file at ``path`` (``None`` when
-        there is no such file), so that a rotation replacing it continues the numbers."""
+        there is no such file), so that a rotation replacing it continues the numbers.
+        With ``policy_name``, a format-1 file of another policy is refused."""
         if not path.exists():
             return None
         doc = parse_yaml(read_text(path, what="channel-key"), str(path), what="channel-key")
         if not _is_legacy(doc.data):
             return None
+        if policy_name is not None and doc.data.get("policy") != policy_name:
+            raise PolicyError(
+                doc.problem(
+                    ("policy",) if "policy" in doc.data else (),
+                    f"the channel-key file (format 1) belongs to policy "
+                    f"{doc.data.get('policy')!r}, not {policy_name!r}",
+                    "move the file away, or rename the policy back",
+                )
+            )
         epochs: dict[str, int] = {}
         channels = doc.data.get("channels")
         for channel, spec in (channels if isinstance(channels, dict) else {}).items():

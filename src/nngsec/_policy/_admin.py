@@ -31,6 +31,7 @@ DEFAULT_GRACE = 3600.0
 # frames for as long as receivers still accept the epoch. Senders must load the new keys.
 REVOKE_GRACE = 0.0
 MAX_GRACE = 365 * 86400.0
+_OTHER_KEYS_HINT = "move the file away, or restore the policy's name: and deployment: lines"
 
 
 @dataclass(frozen=True)
@@ -136,10 +137,10 @@ def rotate(
             )
     targets = wanted or list(kinds)
     keys_path = channel_keys_path(policy_path)
-    legacy = ChannelKeyFile.legacy_epochs(keys_path)
+    legacy = ChannelKeyFile.legacy_epochs(keys_path, policy.name)
     existing = ChannelKeyFile.load(keys_path) if legacy is None else None
     if existing is not None:
-        _check_keys_file(existing, policy, hint="move the file away, or rename the policy back")
+        _check_keys_file(existing, policy, hint=_OTHER_KEYS_HINT)
     if legacy is not None:  # a format-1 file: every channel gets new, format-2 keys
         targets = list(kinds)
     # A policy without a deployment id gets one; the policy is written before the keys
@@ -223,7 +224,7 @@ def revoke(
         ChannelKeyFile.load(keys_path) if ChannelKeyFile.legacy_epochs(keys_path) is None else None
     )
     if keys is not None:  # (a format-1 file is replaced by the rotation below)
-        _check_keys_file(keys, policy, hint="move the file away, or rename the policy back")
+        _check_keys_file(keys, policy, hint=_OTHER_KEYS_HINT)
     policy, added = _with_deployment(policy, random)
     if added is not None:
         write_atomic(policy_path, policy.source, mode=_mode_of(policy_path))
