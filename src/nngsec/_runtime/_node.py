@@ -104,7 +104,8 @@ class Node:
         self._refused: str | None = None
         self._in_force = self._prepare(self._verify(self._source.read()))
         self._watcher: Watcher | None = None
-        if watch if watch is not None else self._source.follows:
+        # By default a node follows a path or a store, not a policy object it was handed.
+        if watch if watch is not None else not isinstance(source, Policy):
             self._watcher = Watcher(self, self._source, watch_interval)
             self._watcher.start()
 

@@ -41,7 +41,6 @@ class Source(ABC):
     """A place that delivers policy sets."""
 
     where: str
-    follows = False  # whether watching it can ever see a change
 
     @abstractmethod
     def read(self) -> CandidateSet:
@@ -69,8 +68,6 @@ class FixedSource(Source):
 
 class FileSource(Source):
     """A policy file and the signature and channel-key files beside it."""
-
-    follows = True
 
     def __init__(self, path: Path, policy: Policy | None = None) -> None:
         self.path = path
@@ -128,8 +125,6 @@ class FileSource(Source):
 
 class StoreSource(Source):
     """A policy set published to etcd with ``nngsec publish``."""
-
-    follows = True
 
     def __init__(self, address: StoreAddress, *, timeout: float = 5.0) -> None:
         self.address = address
