@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,14 +143,14 @@ class Flow:
         self._stop_sending.set()
         self._threads[-1].join(5)
         for name in expect_all:
-            wait_for(
-                lambda name=name: len(self.received[name]) >= len(self.sent),
-                f"{name} to receive every frame sent",
-            )
+            wait_for(partial(self._complete, name), f"{name} to receive every frame sent")
         time.sleep(0.2)  # anything extra would arrive now
         self._stop_receiving.set()
         for thread in self._threads[:-1]:
             thread.join(5)
+
+    def _complete(self, name: str) -> bool:
+        return len(self.received[name]) >= len(self.sent)
 
     def payloads(self, name: str) -> Counter[bytes]:
         return Counter(payload for payload, _ in self.received[name])

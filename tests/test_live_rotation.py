@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pynng
 import pytest
 
+from nngsec import SecureSocket
 from nngsec._policy._admin import rotate
 from tests.live_support import (
     Flow,
@@ -39,7 +40,9 @@ def _no_thread_left_behind() -> Iterator[None]:
     no_watchers_left()
 
 
-def _run(world_factory, tmp_path, first: tuple[str, ...], lead: float) -> tuple[Flow, dict]:
+def _run(
+    world_factory, tmp_path, first: tuple[str, ...], lead: float
+) -> tuple[Flow, dict[str, SecureSocket]]:
     """Traffic flows while a rotation with ``lead`` reaches the ``first`` nodes, then (half
     a second after they applied it) the others; returns the flow and the sockets."""
     signed = signed_world(world_factory(BODY, NAMES))
