@@ -229,14 +229,14 @@ class Watch:
         while not self._closed.is_set():
             try:
                 message = self._line()
-            except (OSError, http.client.HTTPException, ValueError) as error:
-                if self._closed.is_set():
-                    return
-                raise StoreError(f"etcd at {self._client.address}: watch lost: {error}") from None
             except StoreError:
                 if self._closed.is_set():
                     return
                 raise
+            except Exception as error:  # http.client fails in many ways on a dying stream
+                if self._closed.is_set():
+                    return
+                raise StoreError(f"etcd at {self._client.address}: watch lost: {error}") from None
             result = message.get("result")
             if not isinstance(result, dict):
                 error_text = message.get("error", message)

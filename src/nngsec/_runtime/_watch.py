@@ -48,23 +48,34 @@ class Watcher:
 
     def _run(self) -> None:
         try:
-            for candidate in self._source.changes(self._stop, self._interval):
-                node = self._node()
-                if node is None or self._stop.is_set():
-                    return
-                try:
-                    node.offer(candidate)
-                except Exception as error:  # a bug must not end the watching silently
-                    logger.error(
-                        "watching %s: internal error %s: %s (still running the last "
-                        "verified set; please report it)",
-                        self._source.where,
-                        type(error).__name__,
-                        error,
-                    )
-                del node
+            self._follow()
+        except Exception as error:  # the source broke: say so once, instead of dying silently
+            logger.error(
+                "stopped watching %s: internal error %s: %s (still running the last verified "
+                "set; please report it)",
+                self._source.where,
+                type(error).__name__,
+                error,
+            )
         finally:
             self._stop.set()
+
+    def _follow(self) -> None:
+        for candidate in self._source.changes(self._stop, self._interval):
+            node = self._node()
+            if node is None or self._stop.is_set():
+                return
+            try:
+                node.offer(candidate)
+            except Exception as error:  # a bug must not end the watching silently
+                logger.error(
+                    "watching %s: internal error %s: %s (still running the last "
+                    "verified set; please report it)",
+                    self._source.where,
+                    type(error).__name__,
+                    error,
+                )
+            del node
 
     def _signal(self) -> None:
         self._stop.set()
