@@ -17,6 +17,7 @@ from nngsec import Node, PolicyError, Rejected
 from nngsec._policy._admin import revoke, rotate
 from nngsec._runtime._etcd import EtcdClient
 from nngsec._runtime._store import StoreAddress, publish
+from tests.etcd_support import Etcd
 from tests.live_support import applied, close_opened, no_watchers_left, signed_world, watching
 from tests.net import address, connected, wait_for
 
@@ -43,7 +44,7 @@ def signed(world_factory):
     return signed_world(world_factory(BODY, NAMES))
 
 
-def _url(etcd) -> str:
+def _url(etcd: Etcd) -> str:
     return etcd.url(f"fleet-{next(_prefixes)}")
 
 
@@ -58,7 +59,7 @@ def test_publish_is_one_transaction_and_a_node_follows_it(signed, etcd, cli, tmp
         True,
     )
     address_ = StoreAddress.parse(url)
-    revision, kvs = address_.client().range_prefix(address_.range)
+    _, kvs = address_.client().range_prefix(address_.range)
     assert {kv.key.decode().rsplit("/", 1)[1] for kv in kvs} == {
         "policy",
         "policy.sig",
