@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,10 @@ def _epoch(node: Node) -> int:
     return node.channel_keys["telemetry"].current.epoch
 
 
+def _all_at(nodes: list[Node], epoch: int) -> bool:
+    return all(_epoch(node) == epoch for node in nodes)
+
+
 def _rotation(
     policy: Path, admin_key: Path, nodes: dict[str, Node], dirs: dict[str, Path],
     pub: Any, subs: dict[str, Any], row: Any, say: Callable[[str], None],
@@ -148,7 +153,7 @@ def _rotation(
         for group in (("sensor-1",), ("dashboard", "archiver")):
             for name in group:
                 _copy(policy, dirs[name])
-            _wait(lambda group=group: all(_epoch(nodes[n]) == 2 for n in group), "the rotation")
+            _wait(partial(_all_at, [nodes[n] for n in group], 2), "the rotation")
             time.sleep(0.5)
         _wait(lambda: any(e == 2 for _, e in traffic.got["dashboard"]), "the new epoch in use")
         time.sleep(0.3)
