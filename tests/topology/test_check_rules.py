@@ -577,8 +577,9 @@ def test_forgeable_service(deployment) -> None:
 
 
 def test_expired_and_expiring_soon(tmp_path: Path) -> None:
-    from nngsec._topology._check import CheckOptions, run_check
     from tests.support import K1, K2, NOW
+
+    from nngsec._topology._check import CheckOptions, run_check
 
     policy = tmp_path / "timed.yaml"
     policy.write_text(
