@@ -10,7 +10,7 @@ scale their own counts with ``tests.support.examples``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 from hypothesis import settings
 
 from nngsec import Node
+from tests.etcd_support import Etcd
 from tests.support import ALL_CHANNELS, NAMES, FakeClock, InProcessCli, World, build_world
 
 settings.register_profile("ci", max_examples=100, deadline=None, print_blob=True)
@@ -54,6 +55,24 @@ def codec_world(tmp_path_factory: pytest.TempPathFactory) -> CodecWorld:
     world = build_world(tmp_path_factory.mktemp("codec"), ALL_CHANNELS, NAMES)
     nodes = {name: world.node(name, clock=clock) for name in NAMES}
     return CodecWorld(world, clock, nodes)
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
+    """A real etcd for the tests of one module (each test uses its own prefix)."""
+    server = Etcd(tmp_path_factory.mktemp("etcd") / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def etcd_server(tmp_path: Path) -> Iterator[Etcd]:
+    """A real etcd of this test alone (to stop and start it)."""
+    server = Etcd(tmp_path / "etcd-data")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

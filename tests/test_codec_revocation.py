@@ -89,15 +89,46 @@ def test_rotation_after_adding_a_subscriber(world_factory):
     assert world.node("auditor", clock=clock).open("telemetry", frame).payload == b"x"
 
 
-def test_revocation_retires_the_epoch_the_revoked_identity_held(setup):
-    """By default revoke gives no grace: the old epoch's secret is in the revoked hands."""
+def test_revocation_retires_the_epoch_the_revoked_identity_held(world_factory):
+    """Where the old epoch's secret lets its holder forge (a bus with origin: group), revoke
+    gives no grace: the old epoch is refused at once."""
+    clock = FakeClock()
+    body = "channels:\n  cells:\n    pattern: bus\n    members: [a, b, c]\n    origin: group\n"
+    world = world_factory(body, ["a", "b", "c"], with_keys=False)
+    rotate(world.policy_path, now=clock.now)
+    old_frame = world.node("a", clock=clock).seal("cells", b"epoch 1")
+    revoke(world.policy_path, "c", now=clock.now)
+    clock.advance(0.001)
+    with pytest.raises(Rejected) as caught:
+        world.node("b", clock=clock).open("cells", old_frame)
+    assert caught.value.reason == "no-key"
+
+
+def test_revocation_keeps_a_short_grace_where_the_old_key_only_reads(setup):
+    """On a sealed channel the old audience secret lets the revoked identity read, never
+    forge: what it reads depends on when senders switch (at once: no lead), so receivers
+    keep accepting honest frames still sealed under the old epoch for REVOKE_GRACE, and
+    no honest frame in flight is lost (it failed as no-key with a grace of 0)."""
+    from nngsec._policy._admin import REVOKE_GRACE
+
     world, clock = setup
     sensor_before = world.node("sensor-1", clock=clock)
-    old_frame = sensor_before.seal("telemetry", b"epoch 1", topic="t")
+    in_flight = sensor_before.seal("telemetry", b"epoch 1", topic="t")
     revoke(world.policy_path, "archiver", now=clock.now)
-    clock.advance(0.001)
+    clock.advance(REVOKE_GRACE / 2)
     dashboard = world.node("dashboard", clock=clock)
-    assert reason(dashboard, old_frame) == "no-key"
+    assert dashboard.open("telemetry", in_flight).payload == b"epoch 1"
+    clock.advance(REVOKE_GRACE)
+    late = sensor_before.seal("telemetry", b"still epoch 1", topic="t")
+    assert reason(dashboard, late) == "no-key"
+    # senders that see the new set seal under the new epoch at once (no lead)
+    assert (
+        dashboard.open(
+            "telemetry",
+            world.node("sensor-1", clock=clock).seal("telemetry", b"epoch 2", topic="t"),
+        ).epoch
+        == 2
+    )
 
 
 def test_reload_keys_moves_senders_to_the_new_epoch(setup):

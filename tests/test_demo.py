@@ -16,7 +16,13 @@ def test_demo_passes_and_reports_in_json(cli):
     assert report["ok"] is True
     assert report["seconds"] < 30
     channels = report["channels"]
-    assert set(channels) == {"telemetry", "jobs", "control", "cells"}
+    assert set(channels) == {"telemetry", "jobs", "control", "cells", "rotation", "revocation"}
+    live = {name: channels.pop(name) for name in ("rotation", "revocation")}
+    assert live["rotation"]["rejected"] == {} and live["rotation"]["missing"] == 0
+    assert live["rotation"]["delivered"] == live["rotation"]["expected"] > 0
+    assert live["revocation"]["rejected"] == live["revocation"]["expected_rejected"]
+    assert live["revocation"]["rejected"]["no-key"] > 0  # the revoked one read nothing new
+    assert live["revocation"]["unexpected"] == live["revocation"]["missing"] == 0
     for name, row in channels.items():
         assert row["delivered"] == row["expected"] > 0, name
         assert row["missing"] == row["unexpected"] == row["leaked"] == 0, name

@@ -613,3 +613,23 @@ def test_forgeable_service(deployment) -> None:
     assert "2 servers sharing one service key" in hit.message
     deployment.edit_policy("servers: [ctl-a, ctl-b]", "servers: [ctl-a]")
     assert_clean(deployment.check(), "forgeable-service")
+
+
+def test_expired_and_expiring_soon(tmp_path: Path) -> None:
+    from tests.support import K1, K2, NOW
+
+    from nngsec._topology._check import CheckOptions, run_check
+
+    policy = tmp_path / "timed.yaml"
+    policy.write_text(
+        "nngsec: 1\nname: timed\nexpires: 2027-01-20T00:00:00Z\nidentities:\n"
+        f"  a: {K1}\n  b: {{key: {K2}, expires: 2027-01-01T00:00:00Z}}\n"
+        "channels:\n  p: {pattern: pair, members: [a, b]}\n"
+    )  # NOW is 2027-01-15T08:00:00Z
+    findings = list(run_check([policy], CheckOptions(now=NOW)).findings)
+    expired = assert_finds(findings, "expired", "error", 6)
+    assert "identity 'b' expired at 2027-01-01T00:00:00Z" in expired.message
+    soon = assert_finds(findings, "expiring-soon", "warning", 3)
+    assert "policy 'timed' expires at 2027-01-20T00:00:00Z" in soon.message
+    narrow = run_check([policy], CheckOptions(now=NOW, expiry_warning=86400.0)).findings
+    assert_clean(list(narrow), "expiring-soon")

@@ -14,7 +14,14 @@ from collections.abc import Sequence
 
 from .._errors import NngsecError
 from .._version import __version__
-from . import _admin_commands, _check_commands, _info_commands, _relay_command, _run_commands
+from . import (
+    _admin_commands,
+    _check_commands,
+    _info_commands,
+    _live_commands,
+    _relay_command,
+    _run_commands,
+)
 
 __all__ = ["main"]
 
@@ -39,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     _admin_commands.register(commands)
+    _live_commands.register(commands)
     _check_commands.register(commands)
     _info_commands.register(commands)
     _run_commands.register(commands)

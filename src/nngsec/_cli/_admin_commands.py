@@ -76,7 +76,24 @@ def register(commands: Any) -> None:
         metavar="DURATION",
         type=_duration,
         default=_admin.DEFAULT_GRACE,
-        help="how long the previous epoch stays readable (default: 1h)",
+        help="how long the previous epoch stays readable after the new one activates (default: 1h)",
+    )
+    rotate.add_argument(
+        "--activate-in",
+        metavar="DURATION",
+        type=_duration,
+        default=_admin.DEFAULT_LEAD,
+        help="distribute the new epoch now, and let senders use it only after DURATION, so "
+        "that every receiver holds it first (default: "
+        f"{format_duration(_admin.DEFAULT_LEAD)}; 0s: at once)",
+    )
+    rotate.add_argument(
+        "--lifetime",
+        metavar="DURATION",
+        type=_duration,
+        default=None,
+        help="the new epoch expires after DURATION: nobody seals or accepts frames under it "
+        "then (default: never)",
     )
     rotate.set_defaults(run=_rotate)
 
@@ -92,9 +109,10 @@ def register(commands: Any) -> None:
         "--grace",
         metavar="DURATION",
         type=_duration,
-        default=_admin.REVOKE_GRACE,
-        help="how long receivers still accept the epoch the revoked identity held (default: 0s, "
-        "so senders must load the new keys before they can be read again)",
+        default=None,
+        help="how long receivers still accept the epoch the revoked identity held (default: "
+        f"{format_duration(_admin.REVOKE_GRACE)} where that epoch only lets it read, 0s where it "
+        "could forge: a bus with origin: group, a service key). The new epochs are used at once",
     )
     revoke.set_defaults(run=_revoke)
 
@@ -141,7 +159,13 @@ def _stale_note(policy: str, result: _admin.RotateResult) -> None:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    result = _admin.rotate(args.policy, args.channels, grace=args.grace)
+    result = _admin.rotate(
+        args.policy,
+        args.channels,
+        grace=args.grace,
+        activate_in=args.activate_in,
+        lifetime=args.lifetime,
+    )
     _deployment_note(args.policy, result.deployment_added)
     if not result.rotated:
         print(
@@ -151,7 +175,9 @@ def _rotate(args: argparse.Namespace) -> int:
         return 0
     for channel, epoch in result.rotated.items():
         holders = ", ".join(result.sealed_to[channel]) or "nobody (every holder is revoked)"
-        print(f"{channel}: epoch {epoch}, sealed to {holders}")
+        activates = result.activate_at.get(channel)
+        when = f"; senders use it from {activates}" if activates else ""
+        print(f"{channel}: epoch {epoch}, sealed to {holders}{when}")
     if result.replaced_format_1:
         print(
             f"wrote {result.keys_path} in format 2, replacing a format-1 file (nngsec 0.1) "

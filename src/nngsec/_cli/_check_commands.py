@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._formats._units import format_duration, parse_duration
 from .._policy._load import load_policy
 from .._topology._check import CheckOptions, run_check
 from .._topology._explain import explain, render_explain_json, render_explain_text
@@ -16,6 +17,7 @@ from .._topology._findings import SEVERITIES, Severity
 from .._topology._graph import GRAPH_SUFFIXES, write_graph
 from .._topology._report import render_json, render_sarif, render_text
 from .._topology._rules import DEFAULT_WIDE_SECRET, ordered_rules
+from .._topology._rules._base import DEFAULT_EXPIRY_WARNING
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -30,6 +32,16 @@ def _severity_override(text: str) -> tuple[str, Severity]:
     if not equals or level not in SEVERITIES:
         raise argparse.ArgumentTypeError(f"expected RULE=error or RULE=warning, got {text!r}")
     return rule_id.strip(), level
+
+
+def _window(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if not 0 <= seconds <= 10 * 365 * 86400:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected a duration from 0s to 3650d")
+    return seconds
 
 
 def _positive(text: str) -> int:
@@ -126,6 +138,14 @@ def register(commands: Any) -> None:
         f"(default {DEFAULT_WIDE_SECRET})",
     )
     check.add_argument(
+        "--expiry-warning",
+        metavar="DURATION",
+        type=_window,
+        default=DEFAULT_EXPIRY_WARNING,
+        help="expiring-soon: how far ahead an expires: is reported (default "
+        f"{format_duration(DEFAULT_EXPIRY_WARNING)})",
+    )
+    check.add_argument(
         "--color",
         choices=["auto", "always", "never"],
         default="auto",
@@ -182,6 +202,7 @@ def _check(args: argparse.Namespace) -> int:
         severities=dict(args.severity),
         warn_as_error=args.warn_as_error,
         wide_secret_threshold=args.wide_secret_threshold,
+        expiry_warning=args.expiry_warning,
     )
     result = run_check(args.inputs, options)
     for path in args.graph:

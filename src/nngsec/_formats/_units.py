@@ -1,4 +1,5 @@
-"""Durations (``30s``, ``5m``, ``1h``) and sizes (``512KiB``, ``1MiB``) as written in policies.
+"""Durations (``30s``, ``5m``, ``1h``), sizes (``512KiB``, ``1MiB``) and UTC times
+(``2027-06-30T00:00:00Z``) as written in policies.
 
 A number without a unit is refused: ``max_age: 30`` could mean seconds or milliseconds,
 and a security setting must not be a guess.
@@ -8,9 +9,17 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 from fractions import Fraction
 
-__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
+__all__ = [
+    "format_duration",
+    "format_size",
+    "format_utc",
+    "parse_duration",
+    "parse_size",
+    "parse_utc",
+]
 
 _DURATION_UNITS: dict[str, Fraction] = {
     "ms": Fraction(1, 1000),
@@ -94,3 +103,24 @@ def format_size(size: int) -> str:
         if size >= _SIZE_UNITS[unit] and size % _SIZE_UNITS[unit] == 0:
             return f"{size // _SIZE_UNITS[unit]}{unit}"
     return f"{size}B"
+
+
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+UTC_EXAMPLE = "2027-06-30T00:00:00Z"
+
+
+def parse_utc(text: object) -> float:
+    """Seconds since the epoch of a UTC time written ``2027-06-30T00:00:00Z`` (exactly that
+    form: a time without its zone would mean something else on every machine)."""
+    if not isinstance(text, str):
+        raise ValueError(f"got {text!r}, expected a UTC time like {UTC_EXAMPLE}")
+    try:
+        moment = datetime.strptime(text, UTC_FORMAT)
+    except ValueError:
+        raise ValueError(f"got {text!r}, expected a UTC time like {UTC_EXAMPLE}") from None
+    return moment.replace(tzinfo=UTC).timestamp()
+
+
+def format_utc(seconds: float) -> str:
+    """``seconds`` since the epoch as ``2027-06-30T00:00:00Z`` (whole seconds, rounded down)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime(UTC_FORMAT)

@@ -128,7 +128,8 @@ def cross_check(doc: YamlDocument) -> Iterator[Problem]:
 
     # Two identities with one key would make frames from one look like frames from both.
     seen_keys: dict[str, str] = {}
-    for name, key in identities.items():
+    for name, value in identities.items():
+        key = value.get("key") if isinstance(value, dict) else value  # the mapping form
         if isinstance(key, str) and key.strip() in seen_keys:
             yield doc.problem(
                 ("identities", name),

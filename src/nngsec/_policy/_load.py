@@ -92,7 +92,11 @@ def _model_problems(doc: YamlDocument, errors: list[ErrorDetails]) -> Iterator[P
             problem = replace(
                 problem, hint=f"this pattern needs the role field {field.rsplit('.', 1)[1]!r}"
             )
-        elif kind == "value_error" and field.startswith("identities."):
+        elif (
+            kind == "value_error"
+            and field.startswith("identities.")
+            and (field.count(".") == 1 or field.endswith(".key"))  # not the mapping's expires
+        ):
             if "PRIVATE key" in problem.message:
                 problem = replace(
                     problem,

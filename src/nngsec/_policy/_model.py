@@ -28,11 +28,11 @@ from .._formats._deployment import decode_deployment_id
 from .._formats._diagnostics import FieldValueError
 from .._formats._model import StrictModel
 from .._formats._names import NAME_MAX, NAME_PATTERN
-from .._formats._units import parse_duration, parse_size
+from .._formats._units import UTC_EXAMPLE, parse_duration, parse_size, parse_utc
 from .._keys._identity import PUBLIC_PREFIX, PublicIdentity
 from .._patterns import PATTERNS, SCHEME_NAMES, Origin, Pattern, PatternSpec, Scheme, pattern_of
 
-__all__ = ["CHANNEL_MODELS", "Channel", "ChannelBase", "PolicyModel"]
+__all__ = ["CHANNEL_MODELS", "Channel", "ChannelBase", "IdentityEntry", "PolicyModel"]
 
 
 Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN, max_length=NAME_MAX)]
@@ -96,6 +96,21 @@ def _public_identity(value: object) -> PublicIdentity:
     return PublicIdentity.from_text(value.strip())
 
 
+def _utc(value: object) -> str:
+    try:
+        parse_utc(value)
+    except ValueError as error:
+        raise FieldValueError(str(error), f"write the time in UTC, like {UTC_EXAMPLE}") from None
+    return value  # type: ignore[return-value]  # a str: parse_utc accepted it
+
+
+UTC_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+UtcTime = Annotated[
+    str,
+    BeforeValidator(_utc),
+    WithJsonSchema({"type": "string", "pattern": UTC_PATTERN}),
+]
+
 Duration = Annotated[
     float,
     BeforeValidator(_duration),
@@ -112,12 +127,55 @@ DeploymentId = Annotated[
     BeforeValidator(_deployment),
     WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9_-]{21}[AQgw]$"}),
 ]
+KEY_PATTERN = f"^{PUBLIC_PREFIX}[A-Za-z0-9_-]{{91}}$"
 PublicKey = Annotated[
     PublicIdentity,
     BeforeValidator(_public_identity),
-    WithJsonSchema({"type": "string", "pattern": f"^{PUBLIC_PREFIX}[A-Za-z0-9_-]{{91}}$"}),
+    WithJsonSchema({"type": "string", "pattern": KEY_PATTERN}),
 ]
 NameList = tuple[Name, ...]
+
+
+class IdentityEntry(StrictModel):
+    """An identity in its mapping form: ``name: {key: nngsec-id-v1:..., expires: ...}``."""
+
+    key: PublicKey
+    expires: UtcTime | None = Field(
+        default=None, description="after this UTC time, frames from this identity are refused"
+    )
+
+
+def _identity_entry(value: object) -> Any:
+    """Both forms of an identity: its key as a string, or a mapping with ``key:`` (and
+    ``expires:``). The string form is parsed here, so its errors stay at the identity."""
+    if isinstance(value, dict):
+        return value
+    return IdentityEntry.model_construct(key=_public_identity(value), expires=None)
+
+
+IdentityValue = Annotated[
+    IdentityEntry,
+    BeforeValidator(_identity_entry),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": KEY_PATTERN},
+                {
+                    "type": "object",
+                    "properties": {
+                        "key": {
+                            "type": "string",
+                            "pattern": f"^{PUBLIC_PREFIX}[A-Za-z0-9_-]{{91}}$",
+                        },
+                        "expires": {"type": "string", "pattern": UTC_PATTERN},
+                    },
+                    "required": ["key"],
+                    "additionalProperties": False,
+                },
+            ]
+        }
+    ),
+]
 if TYPE_CHECKING:
     SchemeChoice = Literal["auto"] | Scheme
 else:
@@ -233,10 +291,13 @@ class PolicyModel(StrictModel):
         "(written by nngsec rotate and nngsec sign)",
     )
     description: StrictStr | None = None
-    identities: dict[Name, PublicKey] = Field(default_factory=dict)
+    identities: dict[Name, IdentityValue] = Field(default_factory=dict)
     groups: dict[Name, NameList] = Field(default_factory=dict)
     channels: dict[Name, Channel] = Field(default_factory=dict)
     revoked: NameList = ()
+    expires: UtcTime | None = Field(
+        default=None, description="after this UTC time, nodes refuse the policy (v0.2)"
+    )
 
     @field_validator("identities", "groups", "channels", "revoked", mode="before")
     @classmethod

@@ -33,7 +33,13 @@ from .._formats._labels import POLICY_SIGNATURE
 from .._formats._text import TextKeyError, decode_text, encode_text
 from .._keys._identity import KEY_ID_SIZE, IdentityKey, PublicIdentity
 
-__all__ = ["SIGNATURE_PREFIX", "sign_files", "signed_message", "verify_signature"]
+__all__ = [
+    "SIGNATURE_PREFIX",
+    "sign_files",
+    "signed_message",
+    "verify_signature",
+    "verify_signature_bytes",
+]
 
 SIGNATURE_PREFIX = "nngsec-sig-v1:"
 
@@ -78,23 +84,46 @@ def verify_signature(
     keys_bytes: bytes | None,
     trusted: Mapping[str, PublicIdentity],
 ) -> str:
-    """The name of the trusted signer whose valid signature covers these bytes.
-
-    Raises :class:`PolicyError` when the signature is missing, malformed, by an untrusted
-    key, or does not match the files (modified after signing).
-    """
+    """The name of the trusted signer whose valid signature in ``signature_path`` covers
+    these bytes (see :func:`verify_signature_bytes`)."""
     where = str(signature_path)
     try:
-        text = signature_path.read_text(encoding="utf-8")
+        signature = signature_path.read_bytes()
     except FileNotFoundError:
+        signature = None
+    except OSError as error:
+        raise PolicyError(Problem(f"cannot read the signature: {error}", where)) from None
+    return verify_signature_bytes(
+        signature, where, policy_bytes=policy_bytes, keys_bytes=keys_bytes, trusted=trusted
+    )
+
+
+def verify_signature_bytes(
+    signature: bytes | None,
+    where: str,
+    *,
+    policy_bytes: bytes,
+    keys_bytes: bytes | None,
+    trusted: Mapping[str, PublicIdentity],
+) -> str:
+    """The name of the trusted signer whose valid signature covers these bytes.
+
+    ``signature`` is the content of the signature file (``None``: there is none), from a
+    file or from a store; ``where`` names it in messages. Raises :class:`PolicyError` when
+    the signature is missing, malformed, by an untrusted key, or does not match the files
+    (modified after signing).
+    """
+    if signature is None:
         raise PolicyError(
             Problem(
                 "the policy is not signed, and this keystore requires a trusted signature",
                 where,
                 hint="sign it: nngsec sign POLICY --key ADMIN.key",
             )
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
+        )
+    try:
+        text = signature.decode("utf-8")
+    except UnicodeDecodeError as error:
         raise PolicyError(Problem(f"cannot read the signature: {error}", where)) from None
     lines = [
         (number, line.strip())

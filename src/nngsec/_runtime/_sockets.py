@@ -37,7 +37,16 @@ from .._errors import PolicyError, Problem, Rejected, UsageError
 from .._patterns import BY_PROTOCOL, RoleSpec
 from .._policy._policy import Policy
 from ._async_io import wait_readable
-from ._codec import Accept, ChannelCodec, Received, Receiver, Sender, Topic, topic_bytes
+from ._codec import (
+    Accept,
+    ChannelCodec,
+    ChannelSlot,
+    Received,
+    Receiver,
+    Sender,
+    Topic,
+    topic_bytes,
+)
 from ._reply_cache import ReplyCache
 from ._wire import FrameRef
 
@@ -95,25 +104,32 @@ class _RejectLog:
 
 
 class _Shared:
-    """State shared by a socket and its contexts."""
+    """State shared by a socket and its contexts.
 
-    def __init__(self, codec: ChannelCodec, role: RoleSpec, on_reject: OnReject) -> None:
-        self.codec = codec
-        self.channel = codec.channel
+    The socket reads its channel's codec from ``slot`` on every frame: a node switching
+    policy replaces it there, and the socket keeps its receiver (replay windows) and its
+    sending session across the switch.
+    """
+
+    def __init__(self, slot: ChannelSlot, role: RoleSpec, on_reject: OnReject) -> None:
+        self.slot = slot
+        self.channel = slot.channel
+        self.pattern = slot.pattern
+        self.identity = slot.identity
         self.role = role
         self.on_reject = on_reject
         self.receiver: Receiver | None = None
         if role.receives_any:
             # Forward frames, replies to what it asked, or both (pair and bus members).
             accept: Accept = "any" if role.sends and role.receives else "forward"
-            self.receiver = codec.receiver("reply" if role.asks else accept)
+            self.receiver = slot.receiver("reply" if role.asks else accept, role.field)
         self.stats = SocketStats()
-        self.log = _RejectLog(codec.channel)
+        self.log = _RejectLog(slot.channel)
         self.subscriptions: set[bytes] = set()
         # One sending session for the socket and all its contexts: a session per context
         # would spend random session ids at seq 0 under keys that never rotate (pair,
         # single-server reqrep, survey responses), which is what makes nonces collide.
-        self.sender: Sender | None = codec.sender() if role.sends_any else None
+        self.sender: Sender | None = slot.sender() if role.sends_any else None
         self.replies = ReplyCache()
 
 
@@ -193,7 +209,7 @@ class _Endpoint:
         shared = self._shared
         receiver = self._receiver()
         if (
-            shared.codec.pattern.has_topic
+            shared.pattern.has_topic
             and shared.role.receives
             and not any(map(frame.startswith, shared.subscriptions))
         ):
@@ -204,7 +220,7 @@ class _Endpoint:
             return None
         # A server may receive the same request again (nng re-sends it); a respondent
         # answers each survey once and is never asked again with the same frame.
-        digest = _digest(frame) if shared.role.answers and shared.codec.pattern.resent else None
+        digest = _digest(frame) if shared.role.answers and shared.pattern.resent else None
         if digest is not None and self._answer_duplicate(digest):
             return None
         try:
@@ -232,7 +248,7 @@ class _Endpoint:
         shared = self._shared
         if not shared.role.asks:
             return
-        if shared.codec.pattern.replies == "one":
+        if shared.pattern.replies == "one":
             self._outstanding = None
         else:  # one answer from each
             if message.sender in self._responders:
@@ -347,20 +363,23 @@ class SecureContext(_Endpoint):
 class SecureSocket(_Endpoint):
     """A pynng socket attached to a channel of a policy (see :meth:`nngsec.Node.attach`).
 
-    It needs the socket, the channel's codec (built by the node for its identity) and the
-    role the socket's protocol plays (:func:`socket_role`, which the policy must grant).
+    It needs the socket, the channel's codec (built by the node for its identity, or the
+    node's slot of the channel, which follows the node's policy switches) and the role the
+    socket's protocol plays (:func:`socket_role`, which the policy must grant).
     """
 
     def __init__(
         self,
         socket: pynng.Socket,
-        codec: ChannelCodec,
+        codec: ChannelCodec | ChannelSlot,
         role: RoleSpec,
         *,
         on_reject: OnReject = "drop",
         buffers: int | None = DEFAULT_BUFFER,
     ) -> None:
         super().__init__()
+        slot = codec if isinstance(codec, ChannelSlot) else ChannelSlot(codec)
+        codec = slot.current()
         if socket_role(codec.policy, codec.channel, codec.identity, socket) is not role:
             raise UsageError(Problem(f"socket {type(socket).__name__} is not a {role.name}"))
         if on_reject not in ("drop", "raise"):
@@ -369,7 +388,7 @@ class SecureSocket(_Endpoint):
             )
         self._socket = socket
         self._io = socket
-        self._shared = _Shared(codec, role, on_reject)
+        self._shared = _Shared(slot, role, on_reject)
         self._recv_fd: int | None = None
         self._send_fd: int | None = None
         _tune(socket, role, codec.max_frame_size, buffers)
@@ -390,18 +409,18 @@ class SecureSocket(_Endpoint):
 
     def _require_topics(self, what: str) -> None:
         shared = self._shared
-        if not (shared.codec.pattern.has_topic and shared.role.receives):
+        if not (shared.pattern.has_topic and shared.role.receives):
             raise UsageError(
                 Problem(
                     f"only a socket receiving a channel with topics can {what}; this is a "
-                    f"{shared.role.name} socket on a {shared.codec.pattern.name} channel"
+                    f"{shared.role.name} socket on a {shared.pattern.name} channel"
                 )
             )
 
     # -- contexts -------------------------------------------------------------------------
     def new_context(self) -> SecureContext:
         """A context for concurrent requests (reqrep and survey sockets)."""
-        pattern = self._shared.codec.pattern
+        pattern = self._shared.pattern
         if not pattern.has_replies:
             raise UsageError(
                 Problem(f"contexts exist for patterns with replies, not for {pattern.name} sockets")
@@ -461,7 +480,7 @@ class SecureSocket(_Endpoint):
         shared = self._shared
         return (
             f"<SecureSocket {type(self._socket).__name__} channel={shared.channel!r} "
-            f"role={shared.role.name} identity={shared.codec.identity!r}>"
+            f"role={shared.role.name} identity={shared.identity!r}>"
         )
 
 

@@ -10,6 +10,7 @@ import contextlib
 import difflib
 import gc
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from ._findings import SEVERITIES, Finding, Severity
 from ._links import Graph, build_graph
 from ._load import Topology, topology_from_document
 from ._rules import DEFAULT_WIDE_SECRET, RULES, Context, ordered_rules
+from ._rules._base import DEFAULT_EXPIRY_WARNING
 
 __all__ = ["CheckOptions", "CheckResult", "check", "load_policy_for_check", "run_check"]
 
@@ -47,6 +49,8 @@ class CheckOptions:
     severities: Mapping[str, Severity] = field(default_factory=dict)
     warn_as_error: bool = False
     wide_secret_threshold: int = DEFAULT_WIDE_SECRET
+    expiry_warning: float = DEFAULT_EXPIRY_WARNING
+    now: float | None = None  # the time expiry is judged at (default: now)
 
     def validate(self) -> None:
         """Refuse unknown rule ids, so that a typo does not silently keep a rule on."""
@@ -161,6 +165,8 @@ def _run(paths: Sequence[Path], options: CheckOptions) -> CheckResult:
         keystore=keystore,
         trusted=trusted,
         wide_secret_threshold=options.wide_secret_threshold,
+        now=time.time() if options.now is None else options.now,
+        expiry_warning=options.expiry_warning,
     )
     findings: list[Finding] = []
     for rule in ordered_rules():
