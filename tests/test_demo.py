@@ -54,3 +54,17 @@ def test_demo_verdict_is_computed_from_what_arrived():
     row.delivered = Counter(sent)
     row.leaked = 1
     assert not report.ok
+
+
+def test_a_socket_that_stalls_fails_the_demo_in_one_line(cli, monkeypatch):
+    from nngsec._cli import _demo
+
+    def stalled(say):
+        raise TimeoutError("no reply from controller-a")
+
+    monkeypatch.setattr(_demo, "run_demo", stalled)
+    result = cli("demo")
+    assert result.code == 1
+    [line] = result.error_lines
+    assert line.startswith("nngsec demo: FAILED: a socket did not deliver in time")
+    assert "no reply from controller-a" in line and "(hint: " in line

@@ -178,24 +178,28 @@ def test_role_not_authorized_suggests_the_held_role(deployment) -> None:
     assert finding.hint == "did you mean role: publisher?"
 
 
+# Two listeners on one host: the dashboard's at $listen, the scheduler's at tcp://*:5560.
+DUPLICATE_LISTEN = Template("""
+nodes:
+  scheduler:
+    host: ops
+    sockets:
+      - {channel: jobs, role: pusher, listen: "tcp://*:5560"}
+  dashboard:
+    host: ops
+    sockets:
+      - {channel: health, role: surveyor, listen: "$listen"}  # <-
+  sensor-1:
+    sockets:
+      - {channel: health, role: respondent, dial: "$dial"}
+  worker:
+    sockets:
+      - {channel: jobs, role: puller, dial: "tcp://ops:5560"}
+""")
+
+
 def test_duplicate_listen(deployment) -> None:
-    body = Template("""
-    nodes:
-      scheduler:
-        host: ops
-        sockets:
-          - {channel: jobs, role: pusher, listen: "tcp://*:5560"}
-      dashboard:
-        host: ops
-        sockets:
-          - {channel: health, role: surveyor, listen: "$listen"}  # <-
-      sensor-1:
-        sockets:
-          - {channel: health, role: respondent, dial: "$dial"}
-      worker:
-        sockets:
-          - {channel: jobs, role: puller, dial: "tcp://ops:5560"}
-    """)
+    body = DUPLICATE_LISTEN
     bad = body.substitute(listen="tcp://*:5560", dial="tcp://ops:5560")
     findings = deployment.check(bad)
     hit = assert_finds(findings, "duplicate-listen", "error", deployment.line(bad))
@@ -583,27 +587,13 @@ def test_every_rule_is_tested_here() -> None:
 
 
 def test_duplicate_listen_across_scopes(deployment):
-    body = Template("""
-    nodes:
-      scheduler:
-        host: ops
-        sockets:
-          - {channel: jobs, role: pusher, listen: "tcp://*:5560"}
-      dashboard:
-        host: ops
-        sockets:
-          - {channel: health, role: surveyor, listen: "$listen"}  # <-
-      sensor-1:
-        sockets:
-          - {channel: health, role: respondent, dial: "tcp://ops:5561"}
-      worker:
-        sockets:
-          - {channel: jobs, role: puller, dial: "tcp://ops:5560"}
-    """)
+    body = DUPLICATE_LISTEN
+    dial = "tcp://ops:5561"
     for listen in ("tcp://ops:5560", "tls+tcp://localhost:5560"):
-        bad = body.substitute(listen=listen)
+        bad = body.substitute(listen=listen, dial=dial)
         assert_finds(deployment.check(bad), "duplicate-listen", "error", deployment.line(bad))
-    assert_clean(deployment.check(body.substitute(listen="tcp://ops:5561")), "duplicate-listen")
+    good = body.substitute(listen="tcp://ops:5561", dial=dial)
+    assert_clean(deployment.check(good), "duplicate-listen")
 
 
 def test_forgeable_service(deployment) -> None:
