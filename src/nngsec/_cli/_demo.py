@@ -16,7 +16,6 @@ design says, and no relay saw an honest payload in the clear.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from .._relay import Relay
 from .._runtime._codec import ChannelCodec
 from .._runtime._node import Node
 from .._runtime._wire import encode_header, parse_frame
+from . import _logs
 
 __all__ = ["DemoReport", "run_demo"]
 
@@ -259,7 +259,11 @@ def _drain(sock: Any, expected: int, into: list[Any], settle: float = 0.3) -> No
 
 
 def run_demo(say: Callable[[str], None] = print) -> DemoReport:
-    logging.getLogger("nngsec").setLevel(logging.ERROR)  # the demo shows rejections itself
+    with _logs.quieted():  # the demo shows every rejection itself, in its table
+        return _run_demo(say)
+
+
+def _run_demo(say: Callable[[str], None]) -> DemoReport:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nngsec-demo-") as root_name:
         root = Path(root_name)

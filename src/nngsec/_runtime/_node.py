@@ -22,7 +22,7 @@ from ._trust import accept_policy, load_identity
 
 __all__ = ["DEFAULT_CLOCK_SKEW", "Node"]
 
-logger = logging.getLogger("nngsec")
+logger = logging.getLogger(__name__)  # under "nngsec", like every logger of nngsec
 
 DEFAULT_CLOCK_SKEW = 2.0
 """Seconds a frame may be stamped in the future and still be accepted (clocks differ)."""
@@ -104,6 +104,7 @@ class Node:
                     self.identity,
                     channel,
                     self.policy.path or "POLICY",
+                    extra={"channel": channel, "identity": self.identity},
                 )
         return opened
 

@@ -18,7 +18,7 @@ from .._policy._signing import verify_signature
 
 __all__ = ["accept_policy", "load_identity"]
 
-logger = logging.getLogger("nngsec")
+logger = logging.getLogger(__name__)  # under "nngsec", like every logger of nngsec
 _warned_unsigned: set[str] = set()
 
 
@@ -56,6 +56,7 @@ def accept_policy(policy: Policy, keystore: Keystore) -> ChannelKeyFile | None:
             "(pin one with: nngsec trust ADMIN.pub --keystore DIR)",
             where,
             keystore.directory,
+            extra={"policy": policy.name},
         )
     highest = keystore.accept_version(policy.name, policy.version)
     if policy.version < highest:
