@@ -14,3 +14,5 @@ _.asurvey  # public API: SecureSocket.asurvey (the asynchronous survey)
 _.memory_is_bounded_by_recent_sessions  # hypothesis runs its @invariant methods
 TestReplayWindow  # pytest collects the hypothesis state machine's TestCase
 pytestmark  # pytest reads a module-level pytestmark
+__getattr__, __dir__  # PEP 562: Python calls them on a module (nngsec/__init__.py)
+_.field_title_should_be_set  # pydantic's GenerateJsonSchema calls it (_formats/_json_schema.py)
