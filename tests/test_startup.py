@@ -4,8 +4,8 @@ neither ``import nngsec`` nor the command line imports what a command does not n
 Scripts and supervisors run these (a health check, ``--version`` in a bug report, a relay
 restarted in a loop). Building the pydantic models and loading libsodium took 0.4-1.0 s at
 every start; now a command's modules load when that command runs. Two kinds of check: which
-libraries a start imports (exact, in a fresh interpreter), and how long it takes (a
-generous bound, the best of several runs, without coverage measuring the child).
+libraries a start imports (exact, in a fresh interpreter), and how much CPU time it takes
+(a generous bound on the best of several runs, without coverage measuring the child).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import pytest
 
 import nngsec
 from nngsec._cli import COMMANDS, build_parser
-
-pytestmark = pytest.mark.subprocess
 
 # Libraries a short start must not import: pydantic (its models are built at import),
 # libsodium's bindings, NNG's, and the YAML parser.
@@ -58,6 +56,7 @@ def _imported(*args: str) -> list[str]:
     return found
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     ("args", "allowed"),
     [
@@ -73,6 +72,31 @@ def test_short_commands_import_no_heavy_library(args, allowed):
     assert set(_imported(*args)) <= set(allowed), args
 
 
+@pytest.mark.subprocess
+def test_a_running_relay_imports_nng_and_nothing_that_holds_a_key(tmp_path):
+    """A relay started as supervisors start it: NNG, none of pydantic, libsodium, YAML."""
+    front, back = f"ipc://{tmp_path}/front", f"ipc://{tmp_path}/back"
+    relay = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "nngsec", "relay", "pubsub",
+         "--front", front, "--back", back],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_clean_env(),
+    )  # fmt: skip
+    try:
+        assert relay.stdout is not None
+        banner = relay.stdout.readline()
+        assert banner.startswith("nngsec: pubsub relay: front "), banner
+    finally:
+        relay.terminate()
+        _, importtime = relay.communicate(timeout=30)
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in importtime.splitlines()}
+    assert "pynng" in imported
+    assert imported & set(HEAVY) == {"pynng"}
+
+
+@pytest.mark.subprocess
 def test_import_nngsec_imports_only_the_exceptions():
     code = (
         "import sys, nngsec; "
@@ -101,6 +125,7 @@ def _cpu_seconds(args: list[str]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["relay", "--help"]])
 def test_short_commands_start_in_well_under_a_third_of_a_second(args):
     """The best of five runs of the console script, as a shell runs it."""
@@ -130,6 +155,7 @@ def test_each_command_is_fully_defined_when_it_is_the_one_run():
         assert chosen[name].format_help() == full[name].format_help(), (name, module)
 
 
+@pytest.mark.subprocess
 def test_public_names_load_on_first_use_and_report_nngsec_as_home():
     code = """
 import sys, pickle, nngsec

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped, unused-ignore]
@@ -86,6 +88,22 @@ def test_the_package_ships_each_schema_as_generated(kind):
     shipped = shipped_path(kind)
     assert shipped.is_file(), f"missing {shipped}: run make schemas"
     assert shipped.read_text(encoding="utf-8") == render(kind), f"{shipped} is stale: make schemas"
+
+
+@pytest.mark.subprocess  # what make schemas runs
+def test_make_schemas_writes_what_the_package_ships(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "nngsec._cli._info_commands", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for kind in KINDS:
+        assert (tmp_path / f"{kind}.schema.json").read_text() == shipped_path(kind).read_text()
+    assert done.stdout.count("wrote ") == len(KINDS)
+    with pytest.raises(ValueError, match="unknown schema 'nope'"):
+        json_schema("nope")
 
 
 @pytest.mark.parametrize("kind", KINDS)
