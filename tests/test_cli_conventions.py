@@ -170,6 +170,7 @@ def test_the_zsh_and_fish_scripts_have_their_shells_structure():
     assert "compdef _nngsec nngsec" in zsh
     assert "--format'[text (default), json, or sarif (SARIF 2.1.0, for code scanning in CI)]" in zsh
     assert "'(-V --version)'{-V,--version}" in zsh
+    assert "'*'--graph'[" in zsh  # repeatable options may be given again
     fish = script("fish")
     check = "complete -c nngsec -n '__fish_seen_subcommand_from check'"
     assert f"{check} -l format -x -a 'text json sarif'" in fish

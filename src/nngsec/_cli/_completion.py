@@ -40,6 +40,8 @@ class Option:
     takes_value: bool
     choices: tuple[str, ...] | None
     help: str
+    value: str = "value"  # what the value is called (its metavar)
+    repeats: bool = False  # may be given several times (action="append")
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,14 @@ def _options(parser: argparse.ArgumentParser) -> tuple[tuple[Option, ...], tuple
         if action.help == argparse.SUPPRESS:
             continue
         if action.option_strings:
-            takes_value = action.nargs != 0
             options.append(
                 Option(
                     tuple(action.option_strings),
-                    takes_value,
-                    _choices(action),
-                    _help(parser, action),
+                    takes_value=action.nargs != 0,
+                    choices=_choices(action),
+                    help=_help(parser, action),
+                    value=str(action.metavar or action.dest).lower(),
+                    repeats=isinstance(action, argparse._AppendAction),
                 )
             )
         elif not isinstance(action, argparse._SubParsersAction):
@@ -205,11 +208,13 @@ def _zsh_option(option: Option) -> str:
     names = option.flags
     spec = "{" + ",".join(names) + "}" if len(names) > 1 else names[0]
     exclusive = f"'({' '.join(names)})'" if len(names) > 1 else ""
+    repeat = "'*'" if option.repeats else ""
     description = f"'[{_zsh_text(option.help)}]"
     if not option.takes_value:
-        return f"{exclusive}{spec}{description}'"
+        return f"{repeat}{exclusive}{spec}{description}'"
     action = f"({' '.join(option.choices)})" if option.choices else "_files"
-    return f"{exclusive}{spec}{description}:value:{action}'"
+    value = _zsh_text(option.value) or "value"
+    return f"{repeat}{exclusive}{spec}{description}:{value}:{action}'"
 
 
 def _zsh_positional(index: int, positional: Positional) -> str:
