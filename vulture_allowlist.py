@@ -15,3 +15,5 @@ _.memory_is_bounded_by_recent_sessions  # hypothesis runs its @invariant methods
 TestReplayWindow  # pytest collects the hypothesis state machine's TestCase
 pytestmark  # pytest reads a module-level pytestmark
 _no_thread_left_behind  # pytest runs autouse fixtures
+__getattr__, __dir__  # PEP 562: Python calls them on a module (nngsec/__init__.py)
+_.field_title_should_be_set  # pydantic's GenerateJsonSchema calls it (_formats/_json_schema.py)

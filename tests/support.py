@@ -221,8 +221,8 @@ class InProcessCli:
     ) -> Result:
         environment = {"NNGSEC_KEYSTORE": "keys", **(env or {})}
         out, err = io.StringIO(), io.StringIO()
-        root, ours = logging.getLogger(), logging.getLogger("nngsec")
-        handlers, levels = root.handlers[:], (root.level, ours.level)
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
         with self._monkeypatch.context() as patch:
             patch.chdir(cwd or self._cwd)
             patch.delenv("NNGSEC_DEBUG", raising=False)
@@ -244,8 +244,9 @@ class InProcessCli:
                 for handler in root.handlers:
                     handler.close()
                 root.handlers = handlers
-                root.setLevel(levels[0])
-                ours.setLevel(levels[1])  # demo and bench quieten the nngsec logger
+                root.setLevel(level)  # main()'s basicConfig sets the root logger's level
+                # The nngsec loggers are not put back: no command may change them (the demo
+                # and the bench quiet their records at the handlers instead).
         return Result(code, out.getvalue(), err.getvalue())
 
 

@@ -47,6 +47,8 @@ def test_bench_command_runs(cli):
         "--format", "json",
     )  # fmt: skip
     assert run.code == 0, run.err
+    assert "WARNING" not in run.err
+    assert logging.getLogger("nngsec").level == logging.NOTSET  # quieted at the handlers only
     rows = json.loads(run.out)
     assert {r["pattern"] for r in rows} == {"pair", "pubsub", "pipeline", "reqrep"}
     assert all(r["plain"]["msgs_per_s"] > 0 and r["secured"]["msgs_per_s"] > 0 for r in rows)

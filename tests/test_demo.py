@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 
 @pytest.mark.slow
 def test_demo_passes_and_reports_in_json(cli):
-    run = cli("demo", "--json")
+    run = cli("demo", "--format", "json")
     assert run.code == 0, run.out + run.err
     assert "Traceback" not in run.err
+    assert run.err == ""  # the demo shows rejections in its table, not as log lines
+    assert logging.getLogger("nngsec").level == logging.NOTSET  # and set no logger's level
     report = json.loads(run.out)
     assert report["ok"] is True
     assert report["seconds"] < 30

@@ -121,6 +121,7 @@ def _keygen(args: argparse.Namespace) -> int:
     keystore = Keystore(args.keystore)
     key, secret_path, public_path = keystore.generate(args.name)
     _say(f"wrote {secret_path} (private, mode 0600) and {public_path}")
+    _say(f"fingerprint (key id) {key.public.fingerprint}: frames and logs name it by this")
     _say("paste this line under identities: in the policy:")
     print(f"{args.name}: {key.public.to_text()}")
     return 0

@@ -19,7 +19,6 @@ How it measures:
 from __future__ import annotations
 
 import json
-import logging
 import multiprocessing
 import queue
 import statistics
@@ -36,6 +35,7 @@ from typing import Any
 import pynng
 
 from .._errors import NngsecError, Problem
+from . import _logs
 
 __all__ = ["BenchResult", "run_bench"]
 
@@ -124,8 +124,8 @@ def _socket(pattern: str, side: str, url: str, world: tuple[str, str] | None) ->
     else:
         from .._runtime._node import Node
 
-        logging.getLogger("nngsec").setLevel(logging.ERROR)
-        node = Node(world[0], identity="sender" if sending else "receiver", keystore=world[1])
+        with _logs.quieted():  # the bench's policy is unsigned on purpose: no warning
+            node = Node(world[0], identity="sender" if sending else "receiver", keystore=world[1])
         endpoint = node.attach(sock, CHANNEL[pattern], buffers=BUFFERS)
         if pattern == "pubsub" and not sending:
             endpoint.subscribe("bench.")

@@ -2,7 +2,10 @@
 (``2027-06-30T00:00:00Z``) as written in policies.
 
 A number without a unit is refused: ``max_age: 30`` could mean seconds or milliseconds,
-and a security setting must not be a guess.
+and a security setting must not be a guess. Spaces or tabs may stand around the number and
+the unit (``30 s``). :data:`DURATION_PATTERN` and :data:`SIZE_PATTERN` are exactly the
+spellings the parsers accept, written so that Python's ``re`` and the ECMA-262 regexes of
+JSON Schema validators read them alike (the policy schema uses them).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from datetime import UTC, datetime
 from fractions import Fraction
 
 __all__ = [
+    "DURATION_PATTERN",
+    "SIZE_PATTERN",
     "format_duration",
     "format_size",
     "format_utc",
@@ -37,7 +42,18 @@ _SIZE_UNITS: dict[str, Fraction] = {
     "MB": Fraction(1000**2),
     "GB": Fraction(1000**3),
 }
-_QUANTITY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s*", re.ASCII)
+_BLANK = r"[ \t]*"
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+_QUANTITY = re.compile(f"{_BLANK}({_NUMBER}){_BLANK}([A-Za-z]+){_BLANK}", re.ASCII)
+
+
+def _pattern(units: dict[str, Fraction]) -> str:
+    choices = "|".join(sorted(units, key=len, reverse=True))  # longest first: ms before m
+    return f"^{_BLANK}{_NUMBER}{_BLANK}(?:{choices}){_BLANK}$"
+
+
+DURATION_PATTERN = _pattern(_DURATION_UNITS)
+SIZE_PATTERN = _pattern(_SIZE_UNITS)
 
 
 def _split(text: str) -> tuple[Fraction, str] | None:

@@ -15,6 +15,7 @@ from .._errors import Problem
 from .._formats._names import is_name
 from .._formats._yaml import Loc, YamlDocument
 from .._patterns import SCHEME_NAMES, pattern_of
+from ._model import ORIGIN_GROUP_SCHEMES, public_key_text
 
 __all__ = ["cross_check", "expand_groups", "find_group_cycle", "unknown_names"]
 
@@ -130,14 +131,14 @@ def cross_check(doc: YamlDocument) -> Iterator[Problem]:
     seen_keys: dict[str, str] = {}
     for name, value in identities.items():
         key = value.get("key") if isinstance(value, dict) else value  # the mapping form
-        if isinstance(key, str) and key.strip() in seen_keys:
+        if isinstance(key, str) and public_key_text(key) in seen_keys:
             yield doc.problem(
                 ("identities", name),
-                f"identity {name!r} has the same public key as {seen_keys[key.strip()]!r}",
+                f"identity {name!r} has the same public key as {seen_keys[public_key_text(key)]!r}",
                 "give every identity its own key (nngsec keygen NAME)",
             )
         elif isinstance(key, str):
-            seen_keys[key.strip()] = name
+            seen_keys[public_key_text(key)] = name
 
     for loc, name, where in unknown_names(data):
         if where == "revoked":
@@ -230,7 +231,7 @@ def _check_channel(
             f"use scheme: auto ({pattern.default_scheme}) unless you need another",
         )
     origin = spec.get("origin")
-    if "group" in pattern.origins and origin == "group" and scheme not in ("auto", "secretbox"):
+    if "group" in pattern.origins and origin == "group" and scheme not in ORIGIN_GROUP_SCHEMES:
         yield doc.problem(
             (*loc, "origin"),
             f"origin: group applies to scheme secretbox only, got scheme {scheme!r}",

@@ -27,7 +27,7 @@ from ._watch import DEFAULT_WATCH_INTERVAL, Watcher
 
 __all__ = ["DEFAULT_CLOCK_SKEW", "Node"]
 
-logger = logging.getLogger("nngsec")
+logger = logging.getLogger(__name__)  # under "nngsec", like every logger of nngsec
 
 DEFAULT_CLOCK_SKEW = 2.0
 """Seconds a frame may be stamped in the future and still be accepted (clocks differ)."""
@@ -180,6 +180,7 @@ class Node:
                     self.identity,
                     channel,
                     policy.path or "POLICY",
+                    extra={"channel": channel, "identity": self.identity},
                 )
         return opened
 

@@ -48,7 +48,7 @@ from ._codec import (
     topic_bytes,
 )
 from ._reply_cache import ReplyCache
-from ._wire import FrameRef
+from ._wire import FrameRef, parse_frame
 
 __all__ = [
     "DEFAULT_BUFFER",
@@ -59,7 +59,7 @@ __all__ = [
     "socket_role",
 ]
 
-logger = logging.getLogger("nngsec")
+logger = logging.getLogger(__name__)  # under "nngsec", like every logger of nngsec
 OnReject = Literal["drop", "raise"]
 
 DEFAULT_BUFFER = 128  # messages; nng's default of 0 or 1 costs several times the throughput
@@ -78,15 +78,21 @@ class SocketStats:
 
 
 class _RejectLog:
-    """One warning per reason per interval, with the count since the last one."""
+    """One warning per reason per interval, with the count since the last one.
 
-    def __init__(self, channel: str) -> None:
-        self.channel = channel
+    Each record carries ``extra`` fields for log processors: ``channel``, ``reason``,
+    ``count``, and ``claimed_sender``: the identity (or unknown key id) that the clear
+    header of the frame that triggered the record names, which nothing has verified.
+    """
+
+    def __init__(self, slot: ChannelSlot) -> None:
+        self.channel = slot.channel
+        self._slot = slot  # the policy in force now names the claimed sender
         self.last: dict[str, float] = {}
         self.pending: Counter[str] = Counter()
         self.lock = threading.Lock()
 
-    def note(self, reason: str) -> None:
+    def note(self, reason: str, frame: bytes) -> None:
         now = time.monotonic()
         with self.lock:
             self.pending[reason] += 1
@@ -94,13 +100,32 @@ class _RejectLog:
                 return
             count = self.pending.pop(reason)
             self.last[reason] = now
+        sender = self.claimed_sender(frame)
         logger.warning(
-            "channel %s: rejected %d frame(s) as %s%s",
+            "channel %s: rejected %d frame(s) as %s%s%s",
             self.channel,
             count,
             reason,
             "" if count == 1 else f" in the last {LOG_INTERVAL:.0f}s",
+            f" (the last one claims to be from {sender})" if sender else "",
+            extra={
+                "channel": self.channel,
+                "reason": reason,
+                "count": count,
+                "claimed_sender": sender,
+            },
         )
+
+    def claimed_sender(self, frame: bytes) -> str | None:
+        """Who the frame's clear header says sent it: a name of the policy, or the unknown
+        key id; ``None`` when the header does not parse. Unauthenticated: a claim."""
+        codec = self._slot.codec
+        try:
+            header, _ = parse_frame(frame, has_topic=self._slot.pattern.has_topic)
+        except Rejected:
+            return None
+        name = codec.policy.by_key_id.get(header.key_id) if codec is not None else None
+        return name if name is not None else f"key id {header.key_id.hex()}"
 
 
 class _Shared:
@@ -124,7 +149,7 @@ class _Shared:
             accept: Accept = "any" if role.sends and role.receives else "forward"
             self.receiver = slot.receiver("reply" if role.asks else accept, role.field)
         self.stats = SocketStats()
-        self.log = _RejectLog(slot.channel)
+        self.log = _RejectLog(slot)
         self.subscriptions: set[bytes] = set()
         # One sending session for the socket and all its contexts: a session per context
         # would spend random session ids at seq 0 under keys that never rotate (pair,
@@ -230,7 +255,7 @@ class _Endpoint:
             self._check_context(message)
         except Rejected as rejected:
             shared.stats.rejected[rejected.reason] += 1
-            shared.log.note(rejected.reason)
+            shared.log.note(rejected.reason, frame)
             if shared.on_reject == "raise":
                 raise
             return None

@@ -31,7 +31,7 @@ from ._trust import CandidateSet, candidate_from_files
 
 __all__ = ["FileSource", "FixedSource", "Source", "StoreSource", "open_source"]
 
-logger = logging.getLogger("nngsec")
+logger = logging.getLogger(__name__)
 MAX_BACKOFF = 5.0  # seconds between two attempts to reach a store that is down
 
 Stamp = tuple[int, int, int] | None  # (mtime ns, size, inode) of one file, None if absent

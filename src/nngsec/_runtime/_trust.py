@@ -35,7 +35,7 @@ __all__ = [
     "verify_set",
 ]
 
-logger = logging.getLogger("nngsec")
+logger = logging.getLogger(__name__)  # under "nngsec", like every logger of nngsec
 _warned_unsigned: set[str] = set()
 
 
@@ -174,6 +174,7 @@ def accept_policy(
             "(pin one with: nngsec trust ADMIN.pub --keystore DIR)",
             where,
             keystore.directory,
+            extra={"policy": policy.name},
         )
     moment = time.time() if now is None else now
     if policy.expires_at is not None and moment > policy.expires_at:

@@ -18,7 +18,7 @@ from ._trust import CandidateSet
 
 __all__ = ["DEFAULT_WATCH_INTERVAL", "Watcher"]
 
-logger = logging.getLogger("nngsec")
+logger = logging.getLogger(__name__)
 DEFAULT_WATCH_INTERVAL = 1.0  # seconds between two looks at the files (or store retries)
 STOP_TIMEOUT = 10.0
 

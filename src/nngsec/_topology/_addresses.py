@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "TRANSPORT_NAMES",
     "Address",
     "Key",
     "dial_keys",
@@ -46,6 +47,8 @@ _TRANSPORTS: dict[str, str] = {
     "ipc": "ipc",
     "inproc": "inproc",
 }
+TRANSPORT_NAMES: tuple[str, ...] = tuple(_TRANSPORTS)
+"""The transports as an address may spell them (in any case: NNG reads ``TCP://`` too)."""
 _NETWORK = frozenset({"tcp", "tls+tcp", "ws", "wss"})
 _WITH_PATH = frozenset({"ws", "wss"})
 _WILDCARDS = frozenset({"", "*", "0.0.0.0", "::"})  # noqa: S104 - recognised, not bound
