@@ -23,7 +23,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from nngsec._runtime._replay import TOMBSTONE_BYTES, WINDOW_BYTES, Mark, ReplayGuard
+from nngsec._runtime._replay import TOMBSTONE_BYTES, WINDOW_BYTES, ReplayGuard
+from nngsec._runtime._replay_state import decode_snapshot, encode_snapshot
 from tests.support import examples
 
 WINDOW = 64
@@ -197,14 +198,19 @@ class ReplayMachine(RuleBasedStateMachine):
 
     @rule()
     def reboot(self):
-        """The receiver restarts from its persisted marks and floors."""
-        marks, floors, floor = (
-            list(self.guard.marks()),
-            self.guard.sender_floors(),
-            self.guard.floor,
+        """The receiver restarts from its persisted state (through the file format)."""
+        key_id, channel = b"r" * 8, "jobs"
+        data = encode_snapshot(
+            key_id, channel, self.guard.floor, self.guard.sender_floors(), self.guard.marks()
         )
+        content = decode_snapshot(data, key_id, channel)
         self.guard = new_guard()
-        self.guard.restore(marks, sender_floors=floors, floor=floor, now=self.now)
+        self.guard.restore(
+            content.marks.values(),
+            sender_floors=content.sender_floors,
+            floor=content.floor,
+            now=self.now,
+        )
         # The reference: every remembered session becomes a tombstone, oldest first.
         cutoff = self.now - MAX_AGE
         marks = [(s, w.highest, w.newest) for s, w in self.live.items()]
@@ -216,7 +222,7 @@ class ReplayMachine(RuleBasedStateMachine):
                 floor_time = self.sender_floor.get(session[0], NO_TIME)
                 self.bury(session, Tomb(highest, newest, floor_time))
         self.next_sweep = NO_TIME
-        assert all(mark.newest_time >= cutoff for mark in self.guard.marks())
+        assert all(mark[3] >= cutoff for mark in self.guard.marks())
 
     @invariant()
     def memory_is_bounded(self):
@@ -231,13 +237,13 @@ class ReplayMachine(RuleBasedStateMachine):
         if self.last_record is None:
             return
         for mark in self.guard.marks():
-            assert mark.newest_time >= self.last_record - MAX_AGE * 1.25
+            assert mark[3] >= self.last_record - MAX_AGE * 1.25
 
 
 ReplayMachine.TestCase.settings = settings(
     max_examples=examples(150), stateful_step_count=60, deadline=None
 )
-TestReplayGuard = ReplayMachine.TestCase
+TestReplayWindow = ReplayMachine.TestCase
 
 
 K, S = b"k" * 8, b"s" * 8
@@ -416,4 +422,4 @@ def test_marks_name_every_session_remembered():
     guard = ReplayGuard(WINDOW, MAX_AGE, sessions_per_sender=1)
     deliver(guard, 3, sent_at=1.0, now=1.0, session=session(0))
     deliver(guard, 7, sent_at=2.0, now=2.0, session=session(1))
-    assert sorted(guard.marks()) == [Mark(K, session(0), 3, 1.0), Mark(K, session(1), 7, 2.0)]
+    assert sorted(guard.marks()) == [(K, session(0), 3, 1.0), (K, session(1), 7, 2.0)]

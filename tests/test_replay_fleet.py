@@ -54,6 +54,7 @@ def test_a_fleet_of_a_thousand_sessions_under_one_identity_keeps_full_replay_pro
     for number, sender in enumerate(fleet):  # and the fleet's new jobs still pass
         clock.advance(0.001)
         assert receiver.open(sender.seal(b"new %d" % number)).payload == b"new %d" % number
+    receiver.close()
 
 
 def test_three_hundred_push_sockets_of_one_identity_into_one_puller(world_factory, tmp_path):

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
 
 import pynng
 
-from .._errors import PolicyError, Problem
+from .._errors import PolicyError, Problem, UsageError
 from .._keys._channel_keys import ChannelKeyFile, OpenedChannelKeys
 from .._keys._identity import IdentityKey, PublicIdentity
 from .._keys._keystore import Keystore
 from .._policy._load import load_policy
 from .._policy._policy import Policy
 from ._codec import Accept, ChannelCodec, Received, Receiver, Sender, Topic
+from ._replay_state import DEFAULT_CHECKPOINT_INTERVAL, STATE_DIRECTORY, ReplayState
 from ._sockets import DEFAULT_BUFFER, OnReject, SecureSocket, socket_role
 from ._trust import accept_policy, load_identity
 
@@ -38,11 +42,23 @@ class Node:
     ``clock`` (seconds since the epoch) and ``random`` (n -> n random bytes) are
     injectable for tests and test vectors.
 
-    Replay windows live in memory, so after a restart a frame that the previous run
-    accepted within ``max_age`` would be accepted once more. ``not_before`` (seconds since
-    the epoch; e.g. ``time.time()`` at start-up) makes every receiver of this node refuse
-    frames stamped earlier, which closes that gap but also refuses honest frames queued
-    before the start (a request or a job waiting for its server or worker to come up).
+    Replay state survives restarts: each receiver of this node (each receiving socket, and
+    the one :meth:`open` uses) keeps, per sender session, the highest sequence number it
+    accepted, in a slot under ``state_dir`` (default: ``<keystore directory>/state/``),
+    checkpointed every ``checkpoint_interval`` seconds by a background thread; frames to a
+    server or respondent are written through before ``recv`` returns them. After a crash,
+    no request is executed twice and no frame accepted more than one checkpoint interval
+    before it is accepted again, while frames sent after the restart (or queued during it)
+    are accepted. ``state_dir=False`` keeps replay state in memory only: a restarted node
+    then accepts once more what it accepted within ``max_age`` before. A state directory
+    that cannot be used raises :class:`KeystoreError` when a receiver is created
+    (``attach``, the first ``open``).
+
+    ``not_before`` (seconds since the epoch) additionally makes every receiver refuse
+    frames stamped earlier, including honest frames queued before the start.
+
+    :meth:`close` (or ``with Node(...) as node``) writes the final replay state of every
+    receiver of the node and stops its checkpoint thread.
     """
 
     def __init__(
@@ -55,6 +71,8 @@ class Node:
         random: Callable[[int], bytes] = os.urandom,
         clock_skew: float = DEFAULT_CLOCK_SKEW,
         not_before: float | None = None,
+        state_dir: str | Path | Literal[False] | None = None,
+        checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
     ) -> None:
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
         self.keystore = keystore if isinstance(keystore, Keystore) else Keystore(keystore)
@@ -63,6 +81,7 @@ class Node:
         self.random = random
         self.clock_skew = clock_skew
         self.not_before = not_before
+        self._replay_state = _replay_state(self.keystore, state_dir, checkpoint_interval)
         keys_file = accept_policy(self.policy, self.keystore)
         self._key: IdentityKey = load_identity(self.policy, self.keystore, identity)
         self._channel_keys = self._open_keys(keys_file)
@@ -166,6 +185,7 @@ class Node:
                 random=self.random,
                 clock_skew=self.clock_skew,
                 not_before=self.not_before,
+                replay_state=self._replay_state,
             )
             self._codecs[channel] = codec
         return codec
@@ -221,5 +241,60 @@ class Node:
             receiver = self._receivers[channel] = self.receiver(channel)
         return receiver.open(frame)
 
+    # -- lifetime -------------------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path | None:
+        """Where this node keeps replay state (``None``: in memory only)."""
+        return self._replay_state.directory if self._replay_state is not None else None
+
+    def close(self) -> None:
+        """Write the final replay state of every receiver of this node, give their state
+        slots back and stop the checkpoint thread. Sockets attached from this node keep
+        working, with replay windows in memory only; close them first."""
+        for receiver in self._receivers.values():
+            receiver.close()
+        self._receivers.clear()
+        if self._replay_state is not None:
+            self._replay_state.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"<Node {self.identity!r} policy={self.policy.name!r} v{self.policy.version}>"
+
+
+def _replay_state(
+    keystore: Keystore, state_dir: str | Path | bool | None, checkpoint_interval: float
+) -> ReplayState | None:
+    """The node's replay state: under the keystore by default, where it is told, or none."""
+    if state_dir is True or not isinstance(state_dir, str | Path | bool | None):
+        raise UsageError(
+            Problem(
+                f"state_dir is a directory, None (the keystore's) or False (memory only), "
+                f"not {state_dir!r}",
+                field="state_dir",
+            )
+        )
+    interval = checkpoint_interval
+    if isinstance(interval, bool) or not (
+        isinstance(interval, int | float) and 0 < interval < math.inf
+    ):
+        raise UsageError(
+            Problem(
+                f"checkpoint_interval is a positive number of seconds, not {interval!r}",
+                field="checkpoint_interval",
+            )
+        )
+    if state_dir is False:
+        return None
+    directory = Path(state_dir) if state_dir is not None else keystore.directory / STATE_DIRECTORY
+    return ReplayState(directory, checkpoint_interval=float(interval))

@@ -41,9 +41,9 @@ most ``S`` x 205 kB of windows plus 65536 x 240 B = 16 MB of tombstones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
 __all__ = [
     "MAX_TOMBSTONES",
@@ -64,13 +64,10 @@ _NO_TIME = float("-inf")
 _NO_SEQ = -1  # sequence numbers are unsigned
 
 
-class Mark(NamedTuple):
-    """What a receiver must remember of a session it no longer keeps a window for."""
-
-    key_id: bytes
-    session: bytes
-    highest: int  # the highest accepted sequence number
-    newest_time: float  # the newest accepted ``time`` (seconds)
+Mark = tuple[bytes, bytes, int, float]
+"""What a receiver must remember of a session: (key id, session, the highest accepted
+sequence number, the newest accepted ``time``). A plain tuple: a checkpoint takes every
+session's mark under the receiver's lock."""
 
 
 @dataclass(slots=True)
@@ -266,12 +263,13 @@ class ReplayGuard:
         return len(stale)
 
     # -- persistence (see _replay_state) --------------------------------------------------
-    def marks(self) -> Iterator[Mark]:
-        """Every session this guard remembers (windows and tombstones), as marks."""
-        for (key_id, session), window in self._sessions.items():
-            yield Mark(key_id, session, window.highest, window.newest_time)
-        for (key_id, session), tomb in self._tombstones.items():
-            yield Mark(key_id, session, tomb.highest, tomb.newest_time)
+    def marks(self) -> list[Mark]:
+        """Every session this guard remembers (windows and tombstones), as (key id,
+        session, highest, newest time): plain tuples, since a checkpoint takes them under
+        the receiver's lock (65,792 sessions in 25 ms)."""
+        marks = [(k, s, w.highest, w.newest_time) for (k, s), w in self._sessions.items()]
+        marks += [(k, s, t.highest, t.newest_time) for (k, s), t in self._tombstones.items()]
+        return marks
 
     def sender_floors(self) -> dict[bytes, float]:
         return dict(self._sender_floor)
@@ -293,23 +291,21 @@ class ReplayGuard:
             if value >= cutoff:
                 self._sender_floor[key_id] = max(self._sender_floor.get(key_id, _NO_TIME), value)
         # Oldest first, so that the bounds drop the oldest (into the sender's floor).
-        for mark in sorted(marks, key=lambda m: m.newest_time):
-            if mark.newest_time < cutoff:
+        for key_id, session, highest, newest_time in sorted(marks, key=lambda m: m[3]):
+            if newest_time < cutoff:
                 continue
-            key = (mark.key_id, mark.session)
+            key = (key_id, session)
             known = self._tombstones.get(key)
             if known is not None:
-                known.highest = max(known.highest, mark.highest)
-                known.newest_time = max(known.newest_time, mark.newest_time)
+                known.highest = max(known.highest, highest)
+                known.newest_time = max(known.newest_time, newest_time)
                 continue
             if key in self._sessions:  # restored into a guard already in use: keep the window
                 window = self._sessions[key]
-                window.floor_seq = max(window.floor_seq, mark.highest)
+                window.floor_seq = max(window.floor_seq, highest)
                 continue
             # A session lost with a dropped tombstone before the restart stays under the
             # sender's floor, as it was.
-            floor_time = self._sender_floor.get(mark.key_id, _NO_TIME)
-            self._bury(
-                mark.key_id, mark.session, _Tombstone(mark.highest, mark.newest_time, floor_time)
-            )
+            floor_time = self._sender_floor.get(key_id, _NO_TIME)
+            self._bury(key_id, session, _Tombstone(highest, newest_time, floor_time))
         self.changes += 1
