@@ -574,3 +574,32 @@ def test_forgeable_service(deployment) -> None:
     assert "2 servers sharing one service key" in hit.message
     deployment.edit_policy("servers: [ctl-a, ctl-b]", "servers: [ctl-a]")
     assert_clean(deployment.check(), "forgeable-service")
+
+
+@pytest.mark.parametrize(
+    ("channel", "sender", "receivers", "what"),
+    [
+        ("jobs", "pusher: scheduler", ["puller: worker", "puller: worker"], "a job"),
+        ("control", "client: dashboard", ["server: ctl-a", "server: ctl-b"], "a request"),
+    ],
+)
+def test_replay_across_receivers(deployment, channel, sender, receivers, what) -> None:
+    """Two receivers of a load-balanced channel, of one identity or of two."""
+
+    def node(name: str, role_identity: str, address: str, mark: str = "") -> str:
+        role, identity = role_identity.split(": ")
+        return (
+            f"  {name}:\n    identity: {identity}\n    sockets:\n"
+            f"      - {{channel: {channel}, role: {role}, {address}}}{mark}\n"
+        )
+
+    head = "nodes:\n" + node("front", sender, 'listen: "tcp://*:5560"')
+    first = node("one", receivers[0], 'dial: "tcp://front:5560"')
+    second = node("two", receivers[1], 'dial: "tcp://front:5560"', "  # <-")
+    bad = head + first + second
+    hit = assert_finds(
+        deployment.check(bad), "replay-across-receivers", "warning", deployment.line(bad)
+    )
+    assert f"{what} recorded on its way to one can be replayed to another" in hit.message
+    assert "idempotent" in hit.hint
+    assert_clean(deployment.check(head + first), "replay-across-receivers")
