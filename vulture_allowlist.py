@@ -11,6 +11,6 @@ model_config  # pydantic
 created  # channel-key file field, written for people and tools reading the file
 exc, tb, traceback  # the context-manager protocol's __exit__ arguments
 _.asurvey  # public API: SecureSocket.asurvey (the asynchronous survey)
-_.memory_is_bounded_by_recent_sessions  # hypothesis runs its @invariant methods
 TestReplayWindow  # pytest collects the hypothesis state machine's TestCase
 pytestmark  # pytest reads a module-level pytestmark
+no_checkpoint_thread_outlives_the_tests  # pytest runs the autouse fixture

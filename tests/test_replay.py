@@ -358,6 +358,22 @@ def test_a_session_whose_tombstone_was_dropped_cannot_come_back_with_an_empty_wi
     assert deliver(guard, 1, sent_at=2.0, now=5.0, session=session(0)) == "stale"
     assert deliver(guard, 0, sent_at=1.0, now=5.0, session=session(0)) == "stale"
     assert deliver(guard, 4, sent_at=4.5, now=5.0, session=session(0)) == "accept"
+    # ...and so does the tombstone that window becomes in turn.
+    assert deliver(guard, 0, sent_at=6.0, now=6.0, session=session(3)) == "accept"
+    assert guard.check(K, session(0), 1, 2.0) == "stale"
+    assert guard.check(K, session(0), 6, 6.0) is None
+    # After max_age the sender's floor is forgotten: the receiver's floor covers it.
+    assert guard.sender_floors() == {K: 4.0}  # (session 2's tombstone went too)
+    assert deliver(guard, 0, sent_at=40.0, now=40.0, session=session(4)) == "accept"
+    assert guard.sender_floors() == {}
+    assert guard.check(K, session(0), 1, 2.0) == "stale"
+
+
+def test_only_a_fresh_guard_is_restored():
+    guard = ReplayGuard(WINDOW, MAX_AGE)
+    deliver(guard, 0)
+    with pytest.raises(ValueError, match="holds no session"):
+        guard.restore([], sender_floors={}, floor=0.0, now=0.0)
 
 
 def test_restored_marks_refuse_at_or_below_and_accept_above():

@@ -284,25 +284,19 @@ class ReplayGuard:
     ) -> None:
         """Start from what a previous receiver accepted: each mark becomes a tombstone (a
         frame at or below its highest is refused, one above it passes), floors only rise.
-        Marks older than ``max_age`` are dropped; the bounds apply as to any tombstone."""
+        Marks older than ``max_age`` are dropped; the bounds apply as to any tombstone.
+        Only a guard that holds no session yet can be restored (marks of one session
+        from several files are merged before)."""
+        if self._sessions or self._tombstones:
+            raise ValueError("restore() starts a guard that holds no session yet")
         cutoff = now - self.max_age
         self.floor = max(self.floor, floor)
         for key_id, value in sender_floors.items():
             if value >= cutoff:
-                self._sender_floor[key_id] = max(self._sender_floor.get(key_id, _NO_TIME), value)
+                self._sender_floor[key_id] = value
         # Oldest first, so that the bounds drop the oldest (into the sender's floor).
         for key_id, session, highest, newest_time in sorted(marks, key=lambda m: m[3]):
             if newest_time < cutoff:
-                continue
-            key = (key_id, session)
-            known = self._tombstones.get(key)
-            if known is not None:
-                known.highest = max(known.highest, highest)
-                known.newest_time = max(known.newest_time, newest_time)
-                continue
-            if key in self._sessions:  # restored into a guard already in use: keep the window
-                window = self._sessions[key]
-                window.floor_seq = max(window.floor_seq, highest)
                 continue
             # A session lost with a dropped tombstone before the restart stays under the
             # sender's floor, as it was.

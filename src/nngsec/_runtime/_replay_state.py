@@ -23,9 +23,10 @@ senders had already sent, which an honest sender does not send again.
 
 Writing: a background thread (one per :class:`ReplayState`, that is per ``Node``; started
 with the first slot and ended with the last) writes a snapshot of each slot that changed
-every ``checkpoint_interval`` seconds: temporary file, fsync, rename. It also closes the
-slots of receivers that were garbage collected without being closed (the collector only
-flags them), and an exit handler writes the final snapshot of those still open. A frame delivered to
+every ``checkpoint_interval`` seconds: temporary file, fsync, rename. It also closes,
+within a second, the slots of receivers that were garbage collected without being closed
+(the collector only flags them), and an exit handler writes the final snapshot of those
+still open. A frame delivered to
 an answering role (a reqrep server, a survey respondent) is also appended to the journal
 with one ``os.write`` before ``recv`` returns it: no fsync, but in the page cache, which
 survives the crash of the process. Hence, after a process crash no request is executed
@@ -86,6 +87,7 @@ logger = logging.getLogger("nngsec")
 
 STATE_DIRECTORY = "state"  # the default: <keystore directory>/state/
 DEFAULT_CHECKPOINT_INTERVAL = 0.25
+ABANDONED_POLL = 1.0  # seconds: how soon the slot of a collected receiver is given back
 MAX_SLOTS = 1024  # receivers of one identity and channel sharing one state directory
 MAX_FILE = 64 << 20  # larger than any state nngsec writes (about 2.7 MiB at the bounds)
 MAX_ID = 64  # key ids and sessions are opaque bytes of at most this many
@@ -440,7 +442,7 @@ class ReplaySlot:
             if self._journal_fd is None:
                 fd = os.open(
                     self.journal_path,
-                    os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                    os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                     0o600,
                 )
                 if os.fstat(fd).st_size == 0:
@@ -651,18 +653,25 @@ class ReplayState:
             thread.join()
 
     def _run(self) -> None:
+        due = time.monotonic() + self.checkpoint_interval
         while True:
             with self._wake:
                 if self._slots:
-                    self._wake.wait(self.checkpoint_interval)
+                    # Awake at least every ABANDONED_POLL seconds: the collector cannot wake
+                    # the thread (only flag a slot), and a slot must not stay taken an hour.
+                    wait = min(due - time.monotonic(), ABANDONED_POLL)
+                    self._wake.wait(max(wait, 0.0))
                 slots = list(self._slots)
                 if not slots:
                     self._thread = None
                     return
+            checkpoint = time.monotonic() >= due
+            if checkpoint:
+                due = time.monotonic() + self.checkpoint_interval
             for slot in slots:
                 if slot.abandoned:
                     slot.close()
-                else:
+                elif checkpoint:
                     slot.checkpoint()
 
     def reset_in_child(self) -> None:
