@@ -553,7 +553,7 @@ def _mutated(data: bytes, draw) -> bytes:
     return bytes(out[: draw(st.integers(0, len(out)))])
 
 
-@settings(max_examples=examples(300), deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.data())
 def test_any_snapshot_bytes_decode_or_raise_state_damaged(data):
     """Even with a correct digest (whoever writes the file can compute it), the parser
@@ -570,7 +570,7 @@ def test_any_snapshot_bytes_decode_or_raise_state_damaged(data):
         assert highest >= 0 and math.isfinite(newest)
 
 
-@settings(max_examples=examples(300), deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.data())
 def test_any_journal_bytes_decode_or_raise_state_damaged(data):
     try:

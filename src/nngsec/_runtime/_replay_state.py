@@ -516,17 +516,20 @@ class ReplaySlot:
     def close(self, *, final: bool = True) -> None:
         """Write the final snapshot (unless ``final`` is false: a slot that failed to load
         must not overwrite what it could not read) and give the slot back (idempotent)."""
+        if self.detached:  # a forked child: nothing of the parent's to write or release,
+            self.closed = True  # and locks a parent thread held at fork() stay held here
+            self.state.forget(self)
+            return
         if final:
             self.checkpoint()
         with self._writing, self.lock:  # no write-through can use a descriptor being closed
             if self.closed:
                 return
             self.closed = True
-            if not self.detached:
-                for fd in (self._journal_fd, self._lock_fd):
-                    if fd is not None:
-                        with contextlib.suppress(OSError):
-                            os.close(fd)  # closing the lock's only descriptor releases it
+            for fd in (self._journal_fd, self._lock_fd):
+                if fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)  # closing the lock's only descriptor releases it
             self._journal_fd = self._lock_fd = None
         self.state.forget(self)
 
@@ -541,7 +544,6 @@ class ReplaySlot:
         files. The descriptors are closed without unlocking: the lock is shared with the
         parent's descriptors and stays the parent's."""
         self.detached = True
-        self._writing = threading.Lock()  # the parent's thread may have held it at fork
         for fd in (self._journal_fd, self._lock_fd):
             if fd is not None:
                 with contextlib.suppress(OSError):
@@ -648,7 +650,8 @@ class ReplayState:
             slots = list(self._slots)
         for slot in slots:
             slot.close()
-        thread = self._thread
+        with self._wake:  # (a receiver opened meanwhile keeps the thread running)
+            thread = self._thread if not self._slots else None
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
