@@ -9,6 +9,7 @@ them again, and a Rep0 server executed 100 of 100 replayed requests a second tim
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -20,6 +21,7 @@ from pathlib import Path
 import pynng
 import pytest
 
+from nngsec._runtime._replay_state import StateDamaged, decode_snapshot
 from tests import procs
 from tests.net import address, wait_for
 
@@ -51,12 +53,24 @@ class Receiver:
             INTERVAL,
         )
         self.log = log
+        self.channel = channel
+        self.key_id = world.keystore.identity("server").key_id
         self.state = world.keystore.directory / "state" / "server"
         self.process: multiprocessing.process.BaseProcess | None = None
         self.leftovers: set[Path] = set()  # temporary files a kill interrupted
 
     def temporary_files(self) -> set[Path]:
         return set(self.state.glob(".*.tmp"))
+
+    def checkpointed(self, highest: int) -> bool:
+        """Whether a snapshot holds a session with this highest seq (the checkpoint thread
+        of a process on a loaded machine may run later than its interval)."""
+        for path in self.state.glob(f"{self.channel}.*.replay"):
+            with contextlib.suppress(StateDamaged, FileNotFoundError):
+                marks = decode_snapshot(path.read_bytes(), self.key_id, self.channel).marks
+                if any(mark[2] == highest for mark in marks.values()):
+                    return True
+        return False
 
     def lines(self) -> list[bytes]:
         return self.log.read_bytes().splitlines() if self.log.exists() else []
@@ -155,6 +169,7 @@ def test_a_killed_puller_accepts_no_job_again(setup, tmp_path):
             push.send(frame)
         wait_for(lambda: sum(worker.delivered().values()) == COUNT, "100 jobs", TIMEOUT)
         time.sleep(3 * INTERVAL)  # the promise: accepted over one interval before the crash
+        wait_for(lambda: worker.checkpointed(COUNT - 1), "the checkpoint", TIMEOUT)
         worker.kill()
         wait_for(lambda: not push.pipes, "the old connection to close", TIMEOUT)
         for n in range(5):  # queued in Push0 while no worker is up
@@ -184,6 +199,7 @@ def test_a_killed_subscriber_accepts_no_publication_again(setup, tmp_path):
             pub.send(frame)
         wait_for(lambda: sum(subscriber.delivered().values()) == COUNT, "100 items", TIMEOUT)
         time.sleep(3 * INTERVAL)
+        wait_for(lambda: subscriber.checkpointed(COUNT - 1), "the checkpoint", TIMEOUT)
         subscriber.kill()
         wait_for(lambda: not pub.pipes, "the old connection to close", TIMEOUT)
         subscriber.start()
