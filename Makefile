@@ -48,7 +48,8 @@ bench: $(VENV)/.installed
 	$(BIN)/nngsec bench
 
 # The example deployment must check clean (exit 0; expected warnings: the example policy
-# ships unsigned, and its control service has two servers sharing a service key).
+# ships unsigned, its control service has two servers sharing a service key, and its jobs
+# and requests are shared out between two receivers each: replay-across-receivers).
 check-example: $(VENV)/.installed
 	$(BIN)/nngsec check policies/factory.yaml policies/factory.topology.yaml
 

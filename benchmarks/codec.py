@@ -92,30 +92,33 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as root:
         world = build_world(Path(root), ALL_CHANNELS, NAMES)
         nodes = {name: world.node(name) for name in NAMES}
-        print("libsodium calls (µs per call, median of 7):")
-        for size in SIZES:
-            cost = primitives(size)
-            print(f"  {size:>5} B  " + "  ".join(f"{k} {v:6.1f}" for k, v in cost.items()))
-        print()
-        print(f"{'scheme':32} {'size':>6} {'seal µs':>9} {'open µs':>9}   libsodium seal / open")
-        for label, channel, sender, receiver, seal_calls, open_calls in CASES:
-            topic = "t.x" if channel.startswith("pubsub") else None
-            for size in SIZES:
-                payload = os.urandom(size)
-                count = 20 if QUICK else 1500
-                seal = per_call(partial(nodes[sender].seal, channel, payload, topic=topic), count)
-                opener = nodes[receiver].receiver(channel)  # before sealing: see its floor
-                frames = iter(
-                    [
-                        nodes[sender].seal(channel, payload, topic=topic)
-                        for _ in range(count * ROUNDS)
-                    ]
-                )
-                open_ = per_call(partial(_open_next, opener, frames), count)
-                print(
-                    f"{label:32} {size:>6} {seal:>9.1f} {open_:>9.1f}   {seal_calls} / {open_calls}"
-                )
+        try:
+            _measure(nodes)
+        finally:  # stop the replay checkpoints before the directory goes away
+            for node in nodes.values():
+                node.close()
     return 0
+
+
+def _measure(nodes: dict[str, Any]) -> None:
+    print("libsodium calls (µs per call, median of 7):")
+    for size in SIZES:
+        cost = primitives(size)
+        print(f"  {size:>5} B  " + "  ".join(f"{k} {v:6.1f}" for k, v in cost.items()))
+    print()
+    print(f"{'scheme':32} {'size':>6} {'seal µs':>9} {'open µs':>9}   libsodium seal / open")
+    for label, channel, sender, receiver, seal_calls, open_calls in CASES:
+        topic = "t.x" if channel.startswith("pubsub") else None
+        for size in SIZES:
+            payload = os.urandom(size)
+            count = 20 if QUICK else 1500
+            seal = per_call(partial(nodes[sender].seal, channel, payload, topic=topic), count)
+            opener = nodes[receiver].receiver(channel)  # before sealing: see its floor
+            frames = iter(
+                [nodes[sender].seal(channel, payload, topic=topic) for _ in range(count * ROUNDS)]
+            )
+            open_ = per_call(partial(_open_next, opener, frames), count)
+            print(f"{label:32} {size:>6} {seal:>9.1f} {open_:>9.1f}   {seal_calls} / {open_calls}")
 
 
 if __name__ == "__main__":

@@ -80,3 +80,20 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> InProcessCli:
     """``cli(*args, cwd=tmp_path, env={}) -> Result(code, out, err)``: the command line
     through ``nngsec._cli.main`` in this process (see ``tests.support.InProcessCli``)."""
     return InProcessCli(monkeypatch, tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_checkpoint_thread_outlives_the_tests():
+    """Every node's replay-state thread ends once its receivers are closed or collected
+    (the thread then closes their slots): none may be left when the tests are done."""
+    yield
+    import gc
+    import threading
+
+    from tests.net import wait_for
+
+    gc.collect()  # receivers in reference cycles: their slots are flagged for the thread
+    wait_for(
+        lambda: not [t for t in threading.enumerate() if t.name == "nngsec-replay-checkpoint"],
+        "the checkpoint threads to end",
+    )

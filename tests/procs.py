@@ -17,3 +17,41 @@ def push_jobs(policy: str, keystore: str, identity: str, url: str, count: int, d
         for index in range(count):
             push.send(b"job %d" % index)
         done.wait(20)
+
+
+def receive_forever(
+    policy: str,
+    keystore: str,
+    identity: str,
+    channel: str,
+    url: str,
+    log: str,
+    checkpoint_interval: float,
+) -> None:
+    """A receiver of ``channel`` that runs until it is killed: a Rep0 server (listens,
+    executes and answers requests), a Pull0 worker (listens) or a Sub0 subscriber (dials,
+    all topics). Every delivered message is appended to ``log`` with one ``os.write``
+    (it survives kill -9), after a ``ready`` line once the socket is up."""
+    import os
+
+    node = Node(
+        policy,
+        identity=identity,
+        keystore=Keystore(keystore),
+        checkpoint_interval=checkpoint_interval,
+    )
+    pattern = node.policy.channels[channel].pattern_name
+    sockets = {"reqrep": pynng.Rep0, "pipeline": pynng.Pull0, "pubsub": pynng.Sub0}
+    secure = node.attach(sockets[pattern](), channel)
+    if pattern == "pubsub":
+        secure.subscribe("")
+        secure.dial(url, block=False)
+    else:
+        secure.listen(url)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(fd, b"ready\n")
+    while True:
+        message = secure.recv()
+        os.write(fd, message.payload + b"\n")  # for a server: executed
+        if pattern == "reqrep":
+            secure.send(b"done: " + message.payload)

@@ -194,15 +194,16 @@ def test_a_channel_whose_keys_are_of_another_kind_is_refused(world_factory):
 
 
 def test_not_before_closes_replays_across_a_restart(setup):
-    """Windows live in memory: a restarted receiver would accept a recorded frame once
-    more. With not_before set to its start, it refuses anything older."""
+    """Without persisted replay state (state_dir=False) a restarted receiver would accept a
+    recorded frame once more. With not_before set to its start, it refuses anything older."""
     world, clock = setup
     frame = world.node("sensor-1", clock=clock).seal("telemetry", b"once", topic="t")
-    assert world.node("dashboard", clock=clock).open("telemetry", frame).payload == b"once"
+    first = world.node("dashboard", clock=clock, state_dir=False)
+    assert first.open("telemetry", frame).payload == b"once"
     clock.advance(5)
-    restarted = world.node("dashboard", clock=clock)  # default: the frame passes again
+    restarted = world.node("dashboard", clock=clock, state_dir=False)  # the frame passes again
     assert restarted.open("telemetry", frame).payload == b"once"
-    strict = world.node("dashboard", clock=clock, not_before=clock.now)
+    strict = world.node("dashboard", clock=clock, not_before=clock.now, state_dir=False)
     assert reason(strict, frame) == "stale"
     later = world.node("sensor-1", clock=clock).seal("telemetry", b"new", topic="t")
     assert strict.open("telemetry", later).payload == b"new"

@@ -162,7 +162,7 @@ def test_output_writes_the_report_to_a_file(cli, tmp_path, form):
     elif form == "json":
         assert json.loads(written)["findings"]
     else:
-        assert "0 errors, 2 warnings" in written and "\033[" not in written
+        assert "0 errors, 4 warnings" in written and "\033[" not in written
 
 
 def test_output_gets_a_report_when_the_input_is_unreadable(cli, tmp_path):

@@ -623,3 +623,32 @@ def test_expired_and_expiring_soon(tmp_path: Path) -> None:
     assert "policy 'timed' expires at 2027-01-20T00:00:00Z" in soon.message
     narrow = run_check([policy], CheckOptions(now=NOW, expiry_warning=86400.0)).findings
     assert_clean(list(narrow), "expiring-soon")
+
+
+@pytest.mark.parametrize(
+    ("channel", "sender", "receivers", "what"),
+    [
+        ("jobs", "pusher: scheduler", ["puller: worker", "puller: worker"], "a job"),
+        ("control", "client: dashboard", ["server: ctl-a", "server: ctl-b"], "a request"),
+    ],
+)
+def test_replay_across_receivers(deployment, channel, sender, receivers, what) -> None:
+    """Two receivers of a load-balanced channel, of one identity or of two."""
+
+    def node(name: str, role_identity: str, address: str, mark: str = "") -> str:
+        role, identity = role_identity.split(": ")
+        return (
+            f"  {name}:\n    identity: {identity}\n    sockets:\n"
+            f"      - {{channel: {channel}, role: {role}, {address}}}{mark}\n"
+        )
+
+    head = "nodes:\n" + node("front", sender, 'listen: "tcp://*:5560"')
+    first = node("one", receivers[0], 'dial: "tcp://front:5560"')
+    second = node("two", receivers[1], 'dial: "tcp://front:5560"', "  # <-")
+    bad = head + first + second
+    hit = assert_finds(
+        deployment.check(bad), "replay-across-receivers", "warning", deployment.line(bad)
+    )
+    assert f"{what} recorded on its way to one can be replayed to another" in hit.message
+    assert "idempotent" in hit.hint
+    assert_clean(deployment.check(head + first), "replay-across-receivers")

@@ -18,6 +18,7 @@ How it measures:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import queue
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,10 @@ def make_world(root: Path) -> tuple[str, str]:
 
 
 # -- the two ends (module level: they run in spawned processes too) -------------------
-def _socket(pattern: str, side: str, url: str, world: tuple[str, str] | None) -> Any:
+@contextlib.contextmanager
+def _socket(pattern: str, side: str, url: str, world: tuple[str, str] | None) -> Iterator[Any]:
+    """One end, open for the ``with`` block; a secured end's node closes after its socket,
+    so its replay-state checkpoints stop before the bench's directory goes away."""
     kinds = {
         "pair": (pynng.Pair0, pynng.Pair0),
         "pubsub": (pynng.Pub0, pynng.Sub0),
@@ -112,6 +116,7 @@ def _socket(pattern: str, side: str, url: str, world: tuple[str, str] | None) ->
     sending = side == "sender"
     cls = kinds[pattern][0 if sending else 1]
     sock = cls(recv_timeout=30_000, send_timeout=30_000)
+    node = None
     if world is None:
         if sock.protocol not in (32, 80):  # Pub0/Push0 cannot receive
             sock.recv_buffer_size = BUFFERS
@@ -129,11 +134,17 @@ def _socket(pattern: str, side: str, url: str, world: tuple[str, str] | None) ->
         endpoint = node.attach(sock, CHANNEL[pattern], buffers=BUFFERS)
         if pattern == "pubsub" and not sending:
             endpoint.subscribe("bench.")
-    if sending:
-        sock.dial(url, block=False)
-    else:
-        sock.listen(url)
-    return endpoint
+    try:
+        if sending:
+            sock.dial(url, block=False)
+        else:
+            sock.listen(url)
+        with endpoint:
+            yield endpoint
+    finally:
+        sock.close()
+        if node is not None:
+            node.close()
 
 
 def _send(endpoint: Any, pattern: str, payload: bytes, secured: bool) -> None:

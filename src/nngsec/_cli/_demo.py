@@ -281,24 +281,28 @@ def _run_demo(say: Callable[[str], None]) -> DemoReport:
         report = DemoReport(
             {name: ChannelRow() for name in ("telemetry", "jobs", "control", "cells")}, 0.0
         )
-        with _Factory(setup, root) as factory:
-            say("factory running: sensors -> relay -> dashboard, archiver")
-            say("                 scheduler -> relay -> worker-1, worker-2")
-            say("                 dashboard -> relay -> controller-a, controller-b")
-            say("                 cell-1, cell-2, cell-3 on a bus")
-            factory.telemetry(report.channels["telemetry"], say)
-            factory.jobs(report.channels["jobs"], say)
-            factory.control(report.channels["control"], say)
-            factory.cells(report.channels["cells"], say)
-        for name in LIVE_ROWS:
-            report.channels[name] = ChannelRow()
-        # The revoked subscriber's node refuses the update that revokes it, with an error
-        # record: expected here, and shown by the demo's own table.
-        with _logs.quieted(logging.CRITICAL):
-            run_live(
-                root, setup.policy_path, root / "admin" / "admin.key", setup.keystore,
-                report.channels, say,
-            )  # fmt: skip
+        try:
+            with _Factory(setup, root) as factory:
+                say("factory running: sensors -> relay -> dashboard, archiver")
+                say("                 scheduler -> relay -> worker-1, worker-2")
+                say("                 dashboard -> relay -> controller-a, controller-b")
+                say("                 cell-1, cell-2, cell-3 on a bus")
+                factory.telemetry(report.channels["telemetry"], say)
+                factory.jobs(report.channels["jobs"], say)
+                factory.control(report.channels["control"], say)
+                factory.cells(report.channels["cells"], say)
+            for name in LIVE_ROWS:
+                report.channels[name] = ChannelRow()
+            # The revoked subscriber's node refuses the update that revokes it, with an error
+            # record: expected here, and shown by the demo's own table.
+            with _logs.quieted(logging.CRITICAL):
+                run_live(
+                    root, setup.policy_path, root / "admin" / "admin.key", setup.keystore,
+                    report.channels, say,
+                )  # fmt: skip
+        finally:
+            for node in (*setup.nodes.values(), setup.foreign):
+                node.close()  # their replay checkpoints end before the directory goes
         report.seconds = time.monotonic() - started
         return report
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -29,6 +30,7 @@ from .._patterns import PatternSpec, Scheme
 from .._policy._model import ChannelBase
 from .._policy._policy import Policy
 from ._replay import ReplayGuard
+from ._replay_state import ReplaySlot, ReplayState
 from ._schemes._base import NO_DEPLOYMENT, ChannelContext, SchemeCodec, SendState
 from ._schemes._peerbox import Reply, Request, SurveyResponse
 from ._schemes._plaintext import Plaintext
@@ -120,6 +122,7 @@ class ChannelCodec:
         random: Callable[[int], bytes],
         clock_skew: float,
         not_before: float | None = None,
+        replay_state: ReplayState | None = None,
     ) -> None:
         self.policy = policy
         self.channel = channel
@@ -132,6 +135,7 @@ class ChannelCodec:
         self.random = random
         self.clock_skew = clock_skew
         self.not_before = not_before
+        self.replay_state = replay_state  # None: replay windows in memory only
         # Answers the receive path asks for every frame, computed once.
         prefixes = self.spec.topic_prefixes
         self.topics: tuple[bytes, ...] | None = (
@@ -257,7 +261,7 @@ class ChannelCodec:
         return ChannelSlot(self).sender()
 
     def receiver(self, accept: Accept = "any") -> Receiver:
-        """A receiver with its own replay windows."""
+        """A receiver with its own replay windows (and, with a replay state, its own slot)."""
         return ChannelSlot(self).receiver(accept)
 
 
@@ -414,7 +418,15 @@ class Sender:
 
 class Receiver:
     """Opens frames for one receiving socket; owns that socket's replay windows (which
-    survive policy switches: a switch that reset them would reopen replays)."""
+    survive policy switches: a switch that reset them would reopen replays).
+
+    With the codec's replay state (a Node's default), the windows start from what earlier
+    receivers of this identity and channel accepted, are checkpointed to the receiver's
+    state slot, and frames to an answering role are written through before they are
+    returned (see ``_replay_state``). :meth:`close` writes the final state and gives the
+    slot back; so does the checkpoint thread for a receiver that was garbage collected, and
+    the exit of the interpreter for one still open.
+    """
 
     def __init__(self, slot: ChannelSlot, accept: Accept, role: str | None = None) -> None:
         self.slot = slot
@@ -423,16 +435,31 @@ class Receiver:
         # socket drop frames as unauthorized (rather than no-key, as if it were a stranger).
         self.role = role
         codec = slot.current()
-        # Windows live in memory: after a restart, frames the previous run accepted within
-        # max_age would pass again. A node created with not_before refuses every frame
-        # stamped earlier (at the price of also refusing honest frames queued before it:
-        # a request or a job waiting for its server or worker to start). Millisecond
-        # precision, as on the wire.
+        # A node created with not_before refuses every frame stamped earlier (at the price
+        # of also refusing honest frames queued before it). Millisecond precision, as on
+        # the wire.
         floor = float("-inf")
         if codec.not_before is not None:
             floor = math.floor(codec.not_before * 1000) / 1000
         self.guard = ReplayGuard(codec.spec.replay_window, codec.spec.max_age, floor=floor)
         self._lock = threading.Lock()
+        # A request or survey is written through: executed at most once across crashes.
+        self._writes_through = slot.pattern.receiver.answers
+        self.replay_slot: ReplaySlot | None = None
+        if codec.replay_state is not None:
+            self.replay_slot = codec.replay_state.open_slot(
+                codec.identity,
+                codec.identity_key.key_id,
+                codec.channel,
+                self.guard,
+                self._lock,
+                now=codec.clock(),
+                clock_skew=codec.clock_skew,
+            )
+        if self.replay_slot is not None:
+            # Collected without close(): the slot is handed to the checkpoint thread, which
+            # writes it and gives it back (no file work inside the garbage collector).
+            weakref.finalize(self, self.replay_slot.abandon)
 
     @property
     def codec(self) -> ChannelCodec:
@@ -524,6 +551,8 @@ class Receiver:
             verdict = self.guard.check(header.key_id, header.session, header.seq, sent_at)
             if verdict is not None:
                 raise Rejected(verdict, f"{sender} seq {header.seq}")
+            if self.replay_slot is not None and self._writes_through and not header.is_reply:
+                self.replay_slot.write_through(header.key_id, header.session, header.seq, sent_at)
             self.guard.record(header.key_id, header.session, header.seq, sent_at, now)
         return Received(
             payload=payload,
@@ -536,3 +565,8 @@ class Receiver:
             reply_to=header.reply_to,
             authenticated=codec.scheme != "plaintext",
         )
+
+    def close(self) -> None:
+        """Write the final replay state and give the state slot back (idempotent)."""
+        if self.replay_slot is not None:
+            self.replay_slot.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -10,16 +11,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 import pynng
 
-from .._errors import KeystoreError, PolicyError, Problem
+from .._errors import KeystoreError, PolicyError, Problem, UsageError
 from .._keys._channel_keys import ChannelKeyFile, OpenedChannelKeys
 from .._keys._identity import IdentityKey, PublicIdentity
 from .._keys._keystore import Keystore
 from .._policy._policy import Policy
 from ._codec import Accept, ChannelCodec, ChannelSlot, Received, Receiver, Sender, Topic
+from ._replay_state import DEFAULT_CHECKPOINT_INTERVAL, STATE_DIRECTORY, ReplayState
 from ._sockets import DEFAULT_BUFFER, OnReject, SecureSocket, socket_role
 from ._source import Source, open_source
 from ._trust import CandidateSet, VerifiedSet, verify_set
@@ -66,11 +68,23 @@ class Node:
     ``clock`` (seconds since the epoch) and ``random`` (n -> n random bytes) are
     injectable for tests and test vectors.
 
-    Replay windows live in memory, so after a restart a frame that the previous run
-    accepted within ``max_age`` would be accepted once more. ``not_before`` (seconds since
-    the epoch; e.g. ``time.time()`` at start-up) makes every receiver of this node refuse
-    frames stamped earlier, which closes that gap but also refuses honest frames queued
-    before the start (a request or a job waiting for its server or worker to come up).
+    Replay state survives restarts: each receiver of this node (each receiving socket, and
+    the one :meth:`open` uses) keeps, per sender session, the highest sequence number it
+    accepted, in a slot under ``state_dir`` (default: ``<keystore directory>/state/``),
+    checkpointed every ``checkpoint_interval`` seconds by a background thread; frames to a
+    server or respondent are written through before ``recv`` returns them. After a crash,
+    no request is executed twice and no frame accepted more than one checkpoint interval
+    before it is accepted again, while frames sent after the restart (or queued during it)
+    are accepted. ``state_dir=False`` keeps replay state in memory only: a restarted node
+    then accepts once more what it accepted within ``max_age`` before. A state directory
+    that cannot be used raises :class:`KeystoreError` when a receiver is created
+    (``attach``, the first ``open``).
+
+    ``not_before`` (seconds since the epoch) additionally makes every receiver refuse
+    frames stamped earlier, including honest frames queued before the start.
+
+    :meth:`close` (or ``with Node(...) as node``) writes the final replay state of every
+    receiver of the node and stops its checkpoint thread.
     """
 
     def __init__(
@@ -86,6 +100,8 @@ class Node:
         random: Callable[[int], bytes] = os.urandom,
         clock_skew: float = DEFAULT_CLOCK_SKEW,
         not_before: float | None = None,
+        state_dir: str | Path | Literal[False] | None = None,
+        checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
     ) -> None:
         if not watch_interval > 0:
             raise ValueError(f"watch_interval must be positive, got {watch_interval!r}")
@@ -99,6 +115,7 @@ class Node:
         self._source: Source = open_source(source)
         self._lock = threading.RLock()  # switches, and slots created while one runs
         self._slots: dict[str, ChannelSlot] = {}
+        self._replay_state = _replay_state(self.keystore, state_dir, checkpoint_interval)
         self._senders: dict[str, Sender] = {}
         self._receivers: dict[str, Receiver] = {}
         self._refused: str | None = None
@@ -195,6 +212,7 @@ class Node:
             random=self.random,
             clock_skew=self.clock_skew,
             not_before=self.not_before,
+            replay_state=self._replay_state,
         )
 
     def _switch(self, state: _InForce) -> None:
@@ -262,24 +280,6 @@ class Node:
         state = self._prepare(self._verify(self._source.read()))
         if state.parts != self._in_force.parts:
             self._switch(state)
-
-    # -- lifetime ---------------------------------------------------------------------------
-    def close(self) -> None:
-        """Stop following the source (its thread ends); sockets stay as they are."""
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.stop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def public_key(self) -> PublicIdentity:
@@ -382,5 +382,64 @@ class Node:
             receiver = self._receivers[channel] = self.receiver(channel)
         return receiver.open(frame)
 
+    # -- lifetime -------------------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path | None:
+        """Where this node keeps replay state (``None``: in memory only)."""
+        return self._replay_state.directory if self._replay_state is not None else None
+
+    def close(self) -> None:
+        """Stop following the source (its thread ends), write the final replay state of
+        every receiver of this node, give their state slots back and stop the checkpoint
+        thread. Sockets attached from this node keep working, with the policy last in force
+        and replay windows in memory only; close them first."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+        for receiver in self._receivers.values():
+            receiver.close()
+        self._receivers.clear()
+        if self._replay_state is not None:
+            self._replay_state.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"<Node {self.identity!r} policy={self.policy.name!r} v{self.policy.version}>"
+
+
+def _replay_state(
+    keystore: Keystore, state_dir: str | Path | bool | None, checkpoint_interval: float
+) -> ReplayState | None:
+    """The node's replay state: under the keystore by default, where it is told, or none."""
+    if state_dir is True or not isinstance(state_dir, str | Path | bool | None):
+        raise UsageError(
+            Problem(
+                f"state_dir is a directory, None (the keystore's) or False (memory only), "
+                f"not {state_dir!r}",
+                field="state_dir",
+            )
+        )
+    interval = checkpoint_interval
+    if isinstance(interval, bool) or not (
+        isinstance(interval, int | float) and 0 < interval < math.inf
+    ):
+        raise UsageError(
+            Problem(
+                f"checkpoint_interval is a positive number of seconds, not {interval!r}",
+                field="checkpoint_interval",
+            )
+        )
+    if state_dir is False:
+        return None
+    directory = Path(state_dir) if state_dir is not None else keystore.directory / STATE_DIRECTORY
+    return ReplayState(directory, checkpoint_interval=float(interval))

@@ -500,6 +500,8 @@ class SecureSocket(_Endpoint):
 
     def close(self) -> None:
         self._socket.close()
+        if self._shared.receiver is not None:
+            self._shared.receiver.close()  # the final replay state; the slot is given back
 
     def __repr__(self) -> str:
         shared = self._shared
