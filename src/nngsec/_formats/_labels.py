@@ -16,8 +16,9 @@ KEY_ID = b"nngsec/v1/key-id"
 TEXT_CHECKSUM = b"nngsec/v1/text-checksum"
 
 # Policy signatures and channel-key entries.
-POLICY_SIGNATURE = b"nngsec/v1/policy-signature"
+POLICY_SIGNATURE = b"nngsec/v2/policy-signature"  # signature files of format 2
 CHANNEL_KEY_ENTRY = b"nngsec/v1/channel-key"
+EPOCH_FINGERPRINT = b"nngsec/v1/epoch-fingerprint"  # keystore records only, never on the wire
 
 # Per-message schemes.
 PAIR_KEY = b"nngsec/v1/pair-key"

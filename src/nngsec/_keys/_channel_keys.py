@@ -35,6 +35,7 @@ The newest epoch is the current one; at most one previous epoch is kept, until i
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import os
@@ -57,8 +58,8 @@ from pydantic import (
 
 from .._errors import PolicyError, Problem
 from .._formats._atomic import write_atomic
-from .._formats._diagnostics import FieldValueError, pydantic_problems
-from .._formats._labels import CHANNEL_KEY_ENTRY
+from .._formats._diagnostics import FieldValueError, pydantic_problems, short
+from .._formats._labels import CHANNEL_KEY_ENTRY, EPOCH_FINGERPRINT
 from .._formats._model import StrictModel, check_format_version
 from .._formats._text import b64url_decode, b64url_encode
 from .._formats._yaml import parse_yaml, read_text
@@ -86,7 +87,7 @@ def _check_timestamp(text: str) -> str:
         _seconds(text)
     except ValueError:
         raise FieldValueError(
-            f"got {text!r}, expected a UTC time like 2026-11-26T17:00:00Z"
+            f"got {short(text)}, expected a UTC time like 2026-11-26T17:00:00Z"
         ) from None
     return text
 
@@ -221,7 +222,7 @@ class ChannelKeyFile:
         if self.model.policy != policy_name:
             raise PolicyError(
                 Problem(
-                    f"the channel-key file belongs to policy {self.model.policy!r}, "
+                    f"the channel-key file belongs to policy {short(self.model.policy)}, "
                     f"not {policy_name!r}",
                     str(self.path) if self.path else "<channel keys>",
                     hint=hint,
@@ -255,6 +256,9 @@ class ChannelKeyFile:
             previous = old.get(channel)
             # Epoch numbers only grow, even when the channel changed pattern or scheme
             # (and its old epochs are dropped): nodes refuse an epoch below one they saw.
+            # They are never reused either, not even when the file was deleted: an epoch is
+            # at least the time in seconds (a u32 until 2106), so a new file starts above
+            # every epoch written before (unless those ran ahead: over one rotation a second).
             last_epoch = previous.epochs[0].epoch if previous is not None else 0
             if previous is not None and previous.kind != kind:
                 previous = None
@@ -262,7 +266,7 @@ class ChannelKeyFile:
                 if previous is not None:
                     channels[channel] = previous
                 continue
-            epoch = last_epoch + 1
+            epoch = max(last_epoch + 1, int(now))
             secret = random(SECRET_SIZE)
             public = crypto_scalarmult_base(secret) if kind != "group" else None
             plaintext = _entry_plaintext(policy_name, channel, epoch, kind, secret)
@@ -358,6 +362,22 @@ class ChannelKeyFile:
                 )
             )
         return plaintext[len(expected_prefix) :]
+
+    def fingerprint(self, channel: str) -> str:
+        """A digest of the current epoch of ``channel`` (its kind, number, public key and
+        sealed entries), hex: what a keystore records to refuse other keys under the same
+        epoch number."""
+        spec = self.model.channels[channel]
+        entry = spec.epochs[0]
+        digest = hashlib.blake2b(digest_size=32, key=EPOCH_FINGERPRINT)
+        for part in (
+            _KIND_BYTE[spec.kind],
+            struct.pack(">I", entry.epoch),
+            (entry.public or "").encode(),
+            *(f"{name}\x00{box}".encode() for name, box in sorted(entry.sealed.items())),
+        ):
+            digest.update(struct.pack(">I", len(part)) + part)
+        return digest.hexdigest()
 
     def holders(self, channel: str, epoch_index: int = 0) -> frozenset[str]:
         """Names with a sealed entry in an epoch of ``channel`` (current by default)."""
