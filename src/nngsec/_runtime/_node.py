@@ -35,6 +35,11 @@ class Node:
     identity is defined, not revoked and has its private key in the keystore, and opens
     this identity's channel-key entries (current and previous epochs).
 
+    An unsigned policy is refused when the keystore pins a signer (``nngsec trust``; that
+    is the keystore's setting for every node using it), when ``require_signed=True``
+    (this node's setting), and when a signature file lies beside the policy while the
+    keystore pins no signer to verify it with. Otherwise it runs, with one warning.
+
     ``clock`` (seconds since the epoch) and ``random`` (n -> n random bytes) are
     injectable for tests and test vectors.
 
@@ -55,6 +60,7 @@ class Node:
         random: Callable[[int], bytes] = os.urandom,
         clock_skew: float = DEFAULT_CLOCK_SKEW,
         not_before: float | None = None,
+        require_signed: bool = False,
     ) -> None:
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
         self.keystore = keystore if isinstance(keystore, Keystore) else Keystore(keystore)
@@ -63,7 +69,8 @@ class Node:
         self.random = random
         self.clock_skew = clock_skew
         self.not_before = not_before
-        keys_file = accept_policy(self.policy, self.keystore)
+        self.require_signed = require_signed
+        keys_file = accept_policy(self.policy, self.keystore, require_signed=require_signed)
         self._key: IdentityKey = load_identity(self.policy, self.keystore, identity)
         self._channel_keys = self._open_keys(keys_file)
         self._codecs: dict[str, ChannelCodec] = {}
@@ -115,7 +122,9 @@ class Node:
         policy file (a revocation, a new version) needs a new :class:`Node` instead; its
         signature does not cover the policy this node holds, so it is refused here.
         """
-        self._channel_keys = self._open_keys(accept_policy(self.policy, self.keystore))
+        self._channel_keys = self._open_keys(
+            accept_policy(self.policy, self.keystore, require_signed=self.require_signed)
+        )
         for channel, codec in self._codecs.items():
             codec.set_keys(self._channel_keys.get(channel))
 

@@ -65,11 +65,13 @@ class Sealed(SchemeCodec):
 
     def _session_material(self, state: SendState, header: Header) -> tuple[bytes, bytes]:
         """(ephemeral public || wrapped content key, content key) for this session+epoch."""
-        cached: tuple[bytes, bytes] | None = state.cache.get(("sealed", header.epoch))
-        if cached is not None:
-            return cached
         keys = self.ctx.epoch_stamped(header.epoch)
         audience = keys.public
+        # Keyed by the audience key, not only the epoch number: keys loaded anew under a
+        # reused number must not keep the content key wrapped for the old audience.
+        cached: tuple[bytes, bytes] | None = state.cache.get(("sealed", header.epoch, audience))
+        if cached is not None:
+            return cached
         ephemeral_secret = self.ctx.random(32)
         ephemeral = x25519_base(ephemeral_secret)
         shared = x25519(ephemeral_secret, audience) if audience is not None else None
@@ -85,7 +87,7 @@ class Sealed(SchemeCodec):
             self._wrap_key(shared, ephemeral, audience, header), ZERO_NONCE, content_key, b""
         )
         material = (ephemeral + wrapped, content_key)
-        state.cache[("sealed", header.epoch)] = material
+        state.cache[("sealed", header.epoch, audience)] = material
         return material
 
     def seal(
