@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 
 NOW = 1_800_000_000.0  # a fixed "now" (seconds since the epoch) for code that takes one
+FIRST_EPOCH = int(NOW)  # a channel's first key epoch when rotated at NOW (epochs start at the time)
 
 ALICE, BOB, CAROL, DAVE, ERIN = "alice", "bob", "carol", "dave", "erin"
 NAMES = (ALICE, BOB, CAROL, DAVE, ERIN)

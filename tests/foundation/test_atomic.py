@@ -212,12 +212,12 @@ def test_trust_crash_pins_nothing(tmp_path, monkeypatch):
 
 
 def test_rollback_record_crash_keeps_the_previous_record(world, monkeypatch):
-    world.keystore.accept_version("factory", 4)
-    record = world.keystore.directory / "accepted-versions.json"
+    world.keystore.accept_version("factory", 4, "a" * 64, verified=True)
+    record = world.keystore.directory / "verified-policies.json"
     before = record.read_bytes()
     fail_when(monkeypatch, "replace")
     with pytest.raises(KeystoreError, match="simulated crash"):
-        world.keystore.accept_version("factory", 5)
+        world.keystore.accept_version("factory", 5, "b" * 64, verified=True)
     assert record.read_bytes() == before
     assert no_temp_files(world.keystore.directory)
 

@@ -130,7 +130,7 @@ def run(vector: dict[str, Any], root: Path) -> Run:
     policy_path = root / "vectors.yaml"
     policy_path.write_text(vector["policy"])
     rotation_random = DeterministicRandom(vector["rotate_random"])
-    rotate(policy_path, now=vector["clock"], random=rotation_random)
+    rotation = rotate(policy_path, now=vector["clock"], random=rotation_random)
     result = Run()
     policy = load_policy(policy_path)
     clock = [vector["clock"]]
@@ -169,7 +169,8 @@ def run(vector: dict[str, Any], root: Path) -> Run:
     replay = DeterministicRandom(vector["rotate_random"])
     for channel in policy.channels:
         if policy.channel_key_kind(channel) is not None:
-            result.channel_secrets[channel] = {"1": replay(32).hex()}
+            # (the first epoch of a channel-key file is the time it was written, in seconds)
+            result.channel_secrets[channel] = {str(rotation.rotated[channel]): replay(32).hex()}
     return result
 
 
