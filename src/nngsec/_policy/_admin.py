@@ -239,9 +239,10 @@ def sign(policy_path: str | Path, key_file: str | Path, *, bump: bool = False) -
         and policy.version <= last.version
     ):
         if not bump:
+            written = "version" in policy.document.data  # else point where it would go
             raise PolicyError(
                 policy.document.problem(
-                    ("version",),
+                    ("version",) if written else ("name",),
                     f"the policy changed since it was signed at version {last.version}, and "
                     f"its version is {policy.version}: nodes that accepted version "
                     f"{last.version} refuse a different policy at or below it",
