@@ -583,6 +583,25 @@ def test_key_file_permissions(deployment) -> None:
     assert hit.hint == f"chmod 600 {key}"
 
 
+def test_keystore_permissions(deployment, admin) -> None:
+    keystore = Keystore(deployment.keystore)
+    keystore.trust(admin[1][1])
+    sign(deployment.policy_path, admin[1][0])
+    assert_clean(deployment.check(keystore=deployment.keystore), "keystore-permissions")
+    pinned = deployment.keystore / "trusted" / "admin.pub"
+    pinned.chmod(0o666)  # anyone could replace the admin's key with theirs
+    findings = deployment.check(keystore=deployment.keystore)
+    [hit] = of_rule(findings, "keystore-permissions")
+    assert (hit.severity, hit.file, hit.line) == ("error", str(pinned), None)
+    assert hit.message == "a pinned signer's file can be written by group or others (mode 0666)"
+    assert hit.hint == f"chmod go-w {pinned}"
+    assert_clean(findings, "bad-signature")  # not reported as a missing signer as well
+    pinned.chmod(0o644)
+    deployment.keystore.chmod(0o777)
+    [hit] = of_rule(deployment.check(keystore=deployment.keystore), "keystore-permissions")
+    assert hit.file == str(deployment.keystore)
+
+
 def test_private_key_mismatch(deployment) -> None:
     line = deployment.line(NODE) - 1
     assert_clean(deployment.check(NODE, keystore=deployment.keystore), "private-key-mismatch")

@@ -6,7 +6,8 @@ import difflib
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..._errors import PolicyError
+from ..._errors import KeystoreError, PolicyError
+from ..._keys._identity import PublicIdentity
 from ..._policy._checks import duplicate_keys, unknown_names
 from ..._policy._policy import signature_path
 from ..._policy._signing import read_signature, verify_signature
@@ -514,6 +515,17 @@ def stale_key_holder(ctx: Context) -> Iterator[Issue]:
             )
 
 
+def _pinned(ctx: Context) -> dict[str, PublicIdentity] | None:
+    """The signers the ``--keystore`` pins (none without one), or ``None`` when it cannot
+    be trusted: ``keystore-permissions`` reports that, and its nodes refuse to start."""
+    if ctx.keystore is None:
+        return {}
+    try:
+        return ctx.keystore.trusted_signers()
+    except KeystoreError:
+        return None
+
+
 @rule("unsigned-policy", "warning", scope="policy")
 def unsigned_policy(ctx: Context) -> Iterator[Issue]:
     """The policy has no valid signature: no signature file (`POLICY.sig`, written by
@@ -537,7 +549,7 @@ def unsigned_policy(ctx: Context) -> Iterator[Issue]:
     path = ctx.policy.path
     if path is None:
         return
-    pinned = ctx.keystore.trusted_signers() if ctx.keystore is not None else {}
+    pinned = _pinned(ctx) or {}
     if signature_path(path).exists():
         if not pinned and not ctx.trusted and ctx.keystore is None:
             yield Issue(
@@ -583,7 +595,8 @@ def bad_signature(ctx: Context) -> Iterator[Issue]:
     if path is None:
         return
     sig = signature_path(path)
-    pinned = ctx.keystore.trusted_signers() if ctx.keystore is not None else {}
+    found_pins = _pinned(ctx)
+    pinned = found_pins or {}
     known = {**ctx.trusted, **pinned}
     shown = str(signature_path(Path(ctx.policy.document.path)))
     if not sig.exists():
@@ -602,7 +615,7 @@ def bad_signature(ctx: Context) -> Iterator[Issue]:
             yield Issue(Place(shown, problem.line, problem.column), problem.message, problem.hint)
         return
     number = found.line
-    if ctx.keystore is not None and not pinned:
+    if ctx.keystore is not None and found_pins == {}:
         yield Issue(
             Place(shown, number, 1),
             f"the policy is signed, but the keystore {ctx.keystore.directory} pins no signer: "
