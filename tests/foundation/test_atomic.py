@@ -71,7 +71,7 @@ def no_temp_files(directory: Path) -> bool:
 
 
 @pytest.fixture(autouse=True, params=["unnamed-files", "named-temporaries"])
-def writes(request, monkeypatch):
+def both_ways_of_writing(request, monkeypatch):
     """Every test here runs both ways files are written: through an unnamed file (Linux's
     O_TMPFILE) and through a named, locked temporary (other systems)."""
     if request.param == "unnamed-files" and not _atomic.UNNAMED_FILES:
@@ -80,9 +80,7 @@ def writes(request, monkeypatch):
     return request.param
 
 
-def test_a_file_system_without_unnamed_files_falls_back_to_named_temporaries(
-    tmp_path, monkeypatch, writes
-):
+def test_a_file_system_without_unnamed_files_falls_back_to_named_temporaries(tmp_path, monkeypatch):
     real = os.open
 
     def no_tmpfile(path, flags, *args, **kwargs):
@@ -97,7 +95,7 @@ def test_a_file_system_without_unnamed_files_falls_back_to_named_temporaries(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
-def test_a_taken_temporary_name_is_skipped(tmp_path, monkeypatch, writes):
+def test_a_taken_temporary_name_is_skipped(tmp_path, monkeypatch):
     names = iter(["00000000", "00000000", "11111111"])
     monkeypatch.setattr("nngsec._formats._atomic.secrets.token_hex", lambda n: next(names))
     (tmp_path / ".f.nngsec-00000000.tmp").write_bytes(b"someone else's, being written")
