@@ -15,3 +15,5 @@ _.memory_is_bounded_by_recent_sessions  # hypothesis runs its @invariant methods
 TestReplayWindow  # pytest collects the hypothesis state machine's TestCase
 pytestmark  # pytest reads a module-level pytestmark
 _no_thread_left_behind  # pytest runs autouse fixtures
+keygen_until_killed  # tests/foundation/test_keygen_crash.py runs it with python -c (a real process)
+both_ways_of_writing  # pytest runs the autouse fixture of tests/foundation/test_atomic.py

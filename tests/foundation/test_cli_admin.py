@@ -8,6 +8,7 @@ keystore taken from the environment at start-up) runs ``python -m nngsec``, mark
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import stat
@@ -129,14 +130,23 @@ def deployment(tmp_path) -> Path:
     return make_deployment(tmp_path)
 
 
+def epoch_of(tmp_path: Path, channel: str) -> int:
+    """The current key epoch of ``channel`` in the deployment's channel-key file."""
+    keys = json.loads((tmp_path / "factory.keys.json").read_text())
+    epoch: int = keys["channels"][channel]["epochs"][0]["epoch"]
+    return epoch
+
+
 def test_keygen_rotate_sign_trust_revoke_round_trip(cli, tmp_path):
     deployment = make_deployment(tmp_path, cli=cli)
     # rotate: every channel that needs keys
     result = cli("rotate", "factory.yaml", cwd=tmp_path)
     assert result.code == 0, result
+    first = epoch_of(tmp_path, "telemetry")
+    assert epoch_of(tmp_path, "cells") == first
     assert result.out.splitlines() == [
-        "telemetry: epoch 1, sealed to dashboard",
-        "cells: epoch 1, sealed to dashboard, sensor-1, sensor-2",
+        f"telemetry: epoch {first}, sealed to dashboard",
+        f"cells: epoch {first}, sealed to dashboard, sensor-1, sensor-2",
         "wrote factory.keys.json (previous epochs readable for 1h)",
     ]
     # sign, then trust the admin in the node keystore
@@ -144,7 +154,8 @@ def test_keygen_rotate_sign_trust_revoke_round_trip(cli, tmp_path):
     assert result.code == 0, result
     admin_id = Keystore(tmp_path / "admin").identity("admin").key_id.hex()
     assert result.out == (
-        f"signed factory.yaml and its channel keys with key id {admin_id}: wrote factory.yaml.sig\n"
+        f"signed factory.yaml version 1 and its channel keys factory.keys.json with key id "
+        f"{admin_id}: wrote factory.yaml.sig\n"
     )
     result = cli("trust", "admin/admin.pub", "--keystore", "keys", cwd=tmp_path)
     assert result.code == 0, result
@@ -154,15 +165,15 @@ def test_keygen_rotate_sign_trust_revoke_round_trip(cli, tmp_path):
     # the node accepts the signed policy
     keys = Keystore(tmp_path / "keys")
     node = Node(load_policy(deployment), identity="dashboard", keystore=keys)
-    assert node.channel_keys["telemetry"].current.epoch == 1
+    assert node.channel_keys["telemetry"].current.epoch == first
     # rotate again: the signature is now stale, and the command says so
     result = cli("rotate", "factory.yaml", "telemetry", "--grace", "5m", cwd=tmp_path)
     assert result.code == 0, result
     # a new epoch is distributed ahead of its use (--activate-in, 10s by default)
     first, second = result.out.splitlines()
     assert re.fullmatch(
-        r"telemetry: epoch 2, sealed to dashboard; senders use it from "
-        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
+        rf"telemetry: epoch {epoch_of(tmp_path, 'telemetry')}, sealed to dashboard; senders use "
+        r"it from \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
         first,
     ), first
     assert second == "wrote factory.keys.json (previous epochs readable for 5m)"
@@ -174,7 +185,7 @@ def test_keygen_rotate_sign_trust_revoke_round_trip(cli, tmp_path):
     assert result.code == 0, result
     assert result.out.splitlines() == [
         "revoked sensor-2 in factory.yaml (version now 2)",
-        "cells: rotated to epoch 2, sealed to dashboard, sensor-1",
+        f"cells: rotated to epoch {epoch_of(tmp_path, 'cells')}, sealed to dashboard, sensor-1",
     ]
     result = cli("revoke", "factory.yaml", "sensor-1", cwd=tmp_path)
     assert result.code == 0, result

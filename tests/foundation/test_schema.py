@@ -7,6 +7,7 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
+import yaml
 
 from nngsec._formats._yaml import load_yaml_file
 from tests.support import DATA, ROOT, InProcessCli
@@ -73,7 +74,10 @@ def test_the_example_channel_keys_validate(cli):
     ],
 )
 def test_the_schema_refuses_what_the_loader_refuses_by_shape(schema, name):
-    data = load_yaml_file(BAD / f"{name}.yaml").data
+    if name == "private-key-in-policy":  # the loader refuses its text before any YAML
+        data = yaml.safe_load((BAD / f"{name}.yaml").read_text())
+    else:
+        data = load_yaml_file(BAD / f"{name}.yaml").data
     assert list(validator(schema).iter_errors(data)), f"{name} passes the schema"
 
 
