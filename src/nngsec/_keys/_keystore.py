@@ -350,6 +350,12 @@ class Keystore:
 
         return self._update(_record_of(verified), change, write=write)
 
+    def recorded_deployments(self, policy_name: str, *, verified: bool) -> frozenset[str]:
+        """The deployment ids recorded with ``policy_name`` (a policy that has one)."""
+        prefix = f"{policy_name}@"
+        record = self._read(_record_of(verified))
+        return frozenset(key[len(prefix) :] for key in record if key.startswith(prefix))
+
     def _read(self, record: _Record) -> dict[str, Any]:
         path = self.directory / record.file
         restore = (

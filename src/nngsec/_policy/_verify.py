@@ -13,7 +13,9 @@ carrying a huge version. And what was verified against a pinned signer is record
 from what was used without one (``verified-policies.json`` and
 ``unverified-policies.json`` in the keystore): an unsigned policy accepted before any
 signer was pinned cannot make the admin's signed versions look old. Records are kept per
-policy name and deployment id, so two deployments sharing a name never mix them.
+policy name and deployment id, so two deployments sharing a name never mix them; a
+policy without an id is refused where its name was recorded with one (a copy from before
+the id was added would otherwise slip past the records).
 
 Fail closed: a set is refused unsigned when the keystore pins a signer, when the node is
 created with ``require_signed=True``, and when a signature lies beside the policy (or was
@@ -155,6 +157,8 @@ def accept_policy(
             )
         )
     deployment = policy.model.deployment
+    if deployment is None:
+        _refuse_without_deployment(policy, where, keystore, verified=verified)
     digest = digest_of(candidate.policy_bytes).hex()
     highest, seen_digest = keystore.accept_version(
         policy.name, policy.version, digest, verified=verified, deployment=deployment, write=record
@@ -184,6 +188,27 @@ def accept_policy(
     if keys is not None:
         _accept_epochs(candidate, policy, keys, keystore, verified=verified, record=record)
     return AcceptedSet(policy, keys, signer)
+
+
+def _refuse_without_deployment(
+    policy: Policy, where: str, keystore: Keystore, *, verified: bool
+) -> None:
+    """A policy without a ``deployment:`` id is recorded under its name alone. Where this
+    keystore recorded the name with an id (``nngsec rotate`` or ``sign`` added one), such
+    a policy is a copy from before: refused, or replaying it would pass every record."""
+    recorded = keystore.recorded_deployments(policy.name, verified=verified)
+    if recorded:
+        raise PolicyError(
+            Problem(
+                f"policy {policy.name!r} has no deployment: id, and this keystore accepted "
+                f"policy {policy.name!r} of deployment {sorted(recorded)[0]} before: a copy "
+                "without the id is refused (it would bypass that deployment's anti-rollback "
+                "records)",
+                where,
+                field="deployment",
+                hint="deploy the current policy, with its deployment: line",
+            )
+        )
 
 
 def _verify(
