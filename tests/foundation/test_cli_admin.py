@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from nngsec import Keystore, Node, load_policy
+from nngsec._policy._signing import sign_files
 from tests.support import DATA, ROOT, InProcessCli, Result, run_subprocess
 
 ERROR_LINE = re.compile(r"^nngsec: error: (?P<place>\S+?): (?P<rest>.*) \(hint: (?P<hint>.+)\)$")
@@ -202,6 +203,49 @@ def test_keygen_rotate_sign_trust_revoke_round_trip(cli, tmp_path):
     for identity in ("sensor-1", "sensor-2"):
         with pytest.raises(Exception, match="is revoked"):
             Node(load_policy(deployment), identity=identity, keystore=keys)
+
+
+def test_sign_says_everything_it_did_at_once(cli, tmp_path):
+    """One sign that adds the deployment id, raises the version (--bump) and signs a policy
+    without a channel-key file says all three; without --bump it refuses and writes
+    nothing (the deployment line is not left behind)."""
+    keys = Keystore(tmp_path / "keys")
+    entries = [f"  {n}: {keys.generate(n)[0].public.to_text()}" for n in ("a", "b")]
+    policy = tmp_path / "pair.yaml"
+    policy.write_text(
+        "nngsec: 1\nname: pair\nidentities:\n" + "\n".join(entries) + "\n"
+        "channels:\n  sync:\n    pattern: pair\n    members: [a, b]\n"
+    )
+    admin = Keystore(tmp_path / "admin")
+    admin.generate("admin")
+    # Signed (format 2) before it had a deployment id, by an earlier nngsec.
+    sign_files(
+        policy.with_name("pair.yaml.sig"),
+        version=1,
+        policy_bytes=policy.read_bytes(),
+        keys_bytes=None,
+        key=admin.identity("admin"),
+        comment="before deployment ids",
+    )
+    before = policy.read_bytes()
+    [error] = assert_clean_error(cli("sign", "pair.yaml", "--key", "admin/admin.key", cwd=tmp_path))
+    assert "changed since it was signed at version 1" in error["rest"]
+    assert "--bump" in error["hint"]
+    assert policy.read_bytes() == before
+    result = cli("sign", "pair.yaml", "--key", "admin/admin.key", "--bump", cwd=tmp_path)
+    assert result.code == 0, result
+    deployment = load_policy(policy).model.deployment
+    assert deployment is not None and load_policy(policy).version == 2
+    assert result.err.splitlines() == [
+        f"added deployment: {deployment} to pair.yaml (a random id every key and signature of "
+        "this deployment is bound to; the rest of the file is unchanged)",
+        "raised version: from 1 to 2 in pair.yaml (it changed since it was last signed)",
+    ]
+    admin_id = admin.identity("admin").key_id.hex()
+    assert result.out == (
+        f"signed pair.yaml version 2 (it has no channel-key file) with key id {admin_id}: "
+        "wrote pair.yaml.sig\n"
+    )
 
 
 def test_rotate_says_so_when_no_channel_needs_keys(cli, tmp_path):

@@ -14,6 +14,7 @@ import pytest
 from nngsec import Keystore, KeystoreError, Node, PolicyError, load_policy
 from nngsec._policy._admin import revoke, rotate, sign
 from nngsec._policy._load import parse_policy
+from nngsec._policy._signing import verify_signature_bytes
 from tests.support import NOW, TELEMETRY, recorded_as
 
 
@@ -349,3 +350,35 @@ def test_a_keystore_that_cannot_keep_the_rollback_record_is_a_keystore_error(wor
     )
     assert problem.path == str(world.keystore.directory / "unverified-policies.json")
     assert "anti-rollback" in problem.hint
+
+
+def test_signature_bytes_from_a_store_are_checked_like_a_signature_file(pinned):
+    """verify_signature_bytes (what a node reading etcd verifies) applies format 2 and the
+    signed version, and refuses what a signature file is refused for, placed at ``where``."""
+    where = "etcd://127.0.0.1:2379/plant/policy.sig"
+    signature = pinned.policy_path.with_name("policy.yaml.sig").read_bytes()
+
+    def verify(data: bytes, version: int = 1) -> str:
+        return verify_signature_bytes(
+            data,
+            where,
+            version=version,
+            policy_bytes=pinned.policy_path.read_bytes(),
+            keys_bytes=pinned.policy_path.with_name("policy.keys.json").read_bytes(),
+            trusted=pinned.keystore.trusted_signers(),
+        )
+
+    assert verify(signature) == "admin"
+    secret = Keystore(pinned.root / "keys").identity("sensor").to_text()
+    for data, version, message in (
+        (signature, 2, "is for version 1, but the policy says version 2"),
+        (signature.replace(b"nngsec-sig-v2:", b"nngsec-sig-v1:"), 1, "a signature of format 1"),
+        (signature + secret.encode() + b"\n", 1, "a private key is written here"),
+        (b"\xff" + signature, 1, "is not valid UTF-8"),
+    ):
+        with pytest.raises(PolicyError) as caught:
+            verify(data, version)
+        [problem] = caught.value.problems
+        assert message in problem.message
+        assert problem.path == where
+        assert secret[20:] not in str(caught.value)
