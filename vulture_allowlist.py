@@ -17,3 +17,5 @@ _no_thread_left_behind  # pytest runs autouse fixtures
 __getattr__, __dir__  # PEP 562: Python calls them on a module (nngsec/__init__.py)
 _.field_title_should_be_set  # pydantic's GenerateJsonSchema calls it (_formats/_json_schema.py)
 no_checkpoint_thread_outlives_the_tests  # pytest runs the autouse fixture
+keygen_until_killed  # tests/foundation/test_keygen_crash.py runs it with python -c (a real process)
+both_ways_of_writing  # pytest runs the autouse fixture of tests/foundation/test_atomic.py

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from nngsec import Keystore, Node, Problem, load_policy
 from nngsec._cli import _admin_commands, main
+from nngsec._keys._keystore import record_key
 from nngsec._policy._admin import rotate
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 
 NOW = 1_800_000_000.0  # a fixed "now" (seconds since the epoch) for code that takes one
+FIRST_EPOCH = int(NOW)  # a channel's first key epoch when rotated at NOW (epochs start at the time)
 
 ALICE, BOB, CAROL, DAVE, ERIN = "alice", "bob", "carol", "dave", "erin"
 NAMES = (ALICE, BOB, CAROL, DAVE, ERIN)
@@ -102,6 +104,13 @@ class World:
 
     def rotate(self, *channels: str, now: float | None = None, grace: float = 3600.0) -> None:
         rotate(self.policy_path, channels, now=now, grace=grace)
+
+
+def recorded_as(policy_path: Path) -> str:
+    """The key a keystore records the policy at ``policy_path`` under: its name and its
+    deployment id (the name alone without one)."""
+    policy = load_policy(policy_path)
+    return record_key(policy.name, policy.model.deployment)
 
 
 def build_world(

@@ -6,7 +6,7 @@ import pytest
 
 from nngsec import PolicyError, Rejected
 from nngsec._policy._admin import revoke, rotate
-from tests.support import FakeClock
+from tests.support import FIRST_EPOCH, FakeClock
 
 BODY = """
 channels:
@@ -47,7 +47,7 @@ def test_a_revoked_receiver_cannot_read_new_frames(setup):
     world, clock = setup
     archiver_before = world.node("archiver", clock=clock)
     result = revoke(world.policy_path, "archiver", now=clock.now)
-    assert result.rotation.rotated == {"telemetry": 2}
+    assert result.rotation.rotated == {"telemetry": FIRST_EPOCH + 1}
     assert "archiver" not in result.rotation.sealed_to["telemetry"]
     sensor = world.node("sensor-1", clock=clock)
     frame = sensor.seal("telemetry", b"after revocation", topic="t")
@@ -63,14 +63,14 @@ def test_previous_epoch_opens_during_grace_only(setup):
     old_frame = sensor_before.seal("telemetry", b"epoch 1", topic="t")
     rotate(world.policy_path, ["telemetry"], now=clock.now, grace=120)
     dashboard = world.node("dashboard", clock=clock)
-    assert dashboard.open("telemetry", old_frame).epoch == 1
+    assert dashboard.open("telemetry", old_frame).epoch == FIRST_EPOCH
     late_frame = sensor_before.seal("telemetry", b"epoch 1 again", topic="t")
     clock.advance(121)
     assert reason(dashboard, late_frame) in ("no-key", "stale")
     fresh = sensor_before.seal("telemetry", b"epoch 1 after grace", topic="t")
     assert reason(dashboard, fresh) == "no-key"
     new_frame = world.node("sensor-1", clock=clock).seal("telemetry", b"epoch 2", topic="t")
-    assert dashboard.open("telemetry", new_frame).epoch == 2
+    assert dashboard.open("telemetry", new_frame).epoch == FIRST_EPOCH + 1
 
 
 def test_rotation_after_adding_a_subscriber(world_factory):
@@ -127,7 +127,7 @@ def test_revocation_keeps_a_short_grace_where_the_old_key_only_reads(setup):
             "telemetry",
             world.node("sensor-1", clock=clock).seal("telemetry", b"epoch 2", topic="t"),
         ).epoch
-        == 2
+        == FIRST_EPOCH + 1
     )
 
 
@@ -135,12 +135,13 @@ def test_reload_keys_moves_senders_to_the_new_epoch(setup):
     world, clock = setup
     sensor = world.node("sensor-1", clock=clock)
     archiver_before = world.node("archiver", clock=clock)
-    assert archiver_before.open("telemetry", sensor.seal("telemetry", b"1", topic="t")).epoch == 1
+    frame = sensor.seal("telemetry", b"1", topic="t")
+    assert archiver_before.open("telemetry", frame).epoch == FIRST_EPOCH
     rotate(world.policy_path, ["telemetry"], now=clock.now, grace=60)
     assert sensor.seal("telemetry", b"still 1", topic="t")  # not reloaded yet: epoch 1
     sensor.reload_keys()
     frame = sensor.seal("telemetry", b"2", topic="t")
-    assert world.node("dashboard", clock=clock).open("telemetry", frame).epoch == 2
+    assert world.node("dashboard", clock=clock).open("telemetry", frame).epoch == FIRST_EPOCH + 1
     archiver_before.reload_keys()
     assert archiver_before.open("telemetry", frame).payload == b"2"
 
@@ -178,6 +179,7 @@ def test_a_channel_whose_keys_are_of_another_kind_is_refused(world_factory):
     """A pubsub channel turned into a bus without rotating: the old audience secret, held
     by the former subscribers, must not become the bus group key."""
     world = world_factory(BODY, NAMES)
+    first = world.node("dashboard").channel_keys["telemetry"].current.epoch
     text = world.policy_path.read_text()
     start = text.index("channels:")
     world.policy_path.write_text(
@@ -190,7 +192,7 @@ def test_a_channel_whose_keys_are_of_another_kind_is_refused(world_factory):
     rotate(world.policy_path)  # the fix; and the epoch keeps growing across the change
     node = world.node("dashboard")
     assert node.channel_keys["telemetry"].kind == "group"
-    assert node.channel_keys["telemetry"].current.epoch == 2
+    assert node.channel_keys["telemetry"].current.epoch > first
 
 
 def test_not_before_closes_replays_across_a_restart(setup):

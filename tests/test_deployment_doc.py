@@ -38,5 +38,6 @@ def test_the_deployment_example_runs(tmp_path):
             bundle / config["source"], identity=name, keystore=bundle / config["keystore"]
         ) as node:
             keys = node.channel_keys["telemetry"]
-            assert [k.epoch for k in keys.epochs] == [2, 1]
+            newest, previous = (k.epoch for k in keys.epochs)  # rotated once
+            assert newest > previous
             assert keys.current.activate_at is not None  # distributed ahead of its use

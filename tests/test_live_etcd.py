@@ -53,9 +53,10 @@ def test_publish_is_one_transaction_and_a_node_follows_it(signed, etcd, cli, tmp
     result = cli("publish", signed.policy_path, url, "--format", "json")
     assert result.code == 0, result.err
     published = json.loads(result.out)
+    first = json.loads(signed.policy_path.with_name("policy.keys.json").read_text())
     assert (published["version"], published["epochs"], published["changed"]) == (
         1,
-        {"telemetry": 1},
+        {"telemetry": first["channels"]["telemetry"]["epochs"][0]["epoch"]},
         True,
     )
     address_ = StoreAddress.parse(url)
@@ -79,16 +80,20 @@ def test_publish_is_one_transaction_and_a_node_follows_it(signed, etcd, cli, tmp
     sub = dashboard.attach(pynng.Sub0(dial=pub_url, recv_timeout=5000), "telemetry")
     sub.subscribe("")
     connected(pub, sub)
-    rotate(signed.policy_path, ["telemetry"], activate_in=1.0)
+    new = rotate(signed.policy_path, ["telemetry"], activate_in=1.0).rotated["telemetry"]
     signed.sign()
     started = time.monotonic()
     assert cli("publish", signed.policy_path, url).code == 0
-    applied([sensor, dashboard], "telemetry", 2)
+    applied([sensor, dashboard], "telemetry", new)
     assert time.monotonic() - started < 3
     time.sleep(2.1)  # past the activation (whole seconds, rounded up)
-    pub.send(b"under epoch 2", topic="t")
+    pub.send(b"under the new epoch", topic="t")
     message = sub.recv()
-    assert (message.payload, message.epoch, sub.stats.rejected) == (b"under epoch 2", 2, {})
+    assert (message.payload, message.epoch, sub.stats.rejected) == (
+        b"under the new epoch",
+        new,
+        {},
+    )
     pub.close()
     sub.close()
 
@@ -110,7 +115,7 @@ def test_publish_refuses_to_replace_a_newer_set(signed, etcd, cli):
     assert "Traceback" not in refused.err
     # same version, older channel keys: refused too
     revoke_free = signed.world
-    rotate(revoke_free.policy_path, ["telemetry"])  # epoch 2 locally, version 1
+    rotate(revoke_free.policy_path, ["telemetry"])  # a new epoch locally, version 1
     signed.sign()
     with pytest.raises(PolicyError, match="newer than version 1"):
         publish(signed.policy_path, url)
@@ -147,12 +152,12 @@ def test_a_node_rides_out_a_store_outage_and_catches_up(signed, etcd_server, tmp
     assert dashboard.watching  # still following, not crashed
     frame = sensor.seal("telemetry", b"during the outage", topic="t")
     assert dashboard.open("telemetry", frame).payload == b"during the outage"
-    revoke(signed.policy_path, "archiver")
+    new = revoke(signed.policy_path, "archiver").rotation.rotated["telemetry"]
     signed.sign()
     etcd_server.start()
     publish(signed.policy_path, url)
     wait_for(lambda: dashboard.policy.version == 2, "the node to catch up", timeout=15)
-    assert dashboard.channel_keys["telemetry"].current.epoch == 2
+    assert dashboard.channel_keys["telemetry"].current.epoch == new
 
 
 def test_a_node_cannot_start_without_its_store(signed, tmp_path):

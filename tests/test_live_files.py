@@ -3,6 +3,7 @@ atomically under attached sockets (real pynng sockets over ipc, traffic flowing)
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from nngsec import Node, PolicyError, Rejected, SecureSocket
 from nngsec._policy._admin import revoke, rotate
+from nngsec._policy._policy import channel_keys_path
 from tests.live_support import (
     WATCH,
     Flow,
@@ -72,24 +74,25 @@ def _close(*things) -> None:
 
 
 def test_a_watching_node_switches_under_attached_sockets(signed, tmp_path):
-    """Rotate and sign while frames flow: both nodes move to epoch 2 without re-attaching,
-    no frame is lost or rejected, and each socket keeps its sending session."""
+    """Rotate and sign while frames flow: both nodes move to the new epoch without
+    re-attaching, no frame is lost or rejected, and each socket keeps its sending session."""
     world = signed.world
     nodes = {n: watching(signed.policy_path, n, world.keystore) for n in NAMES}
     pub, subs = _pubsub(nodes, tmp_path)
     session = _session(pub)
+    old = epoch_of(nodes["sensor"], "telemetry")
     flow = Flow(pub, subs).start()
     time.sleep(0.2)
-    rotate(signed.policy_path, ["telemetry"], activate_in=1.0)
+    new = rotate(signed.policy_path, ["telemetry"], activate_in=1.0).rotated["telemetry"]
     signed.sign()
-    applied(list(nodes.values()), "telemetry", 2)
-    wait_for(lambda: 2 in flow.epochs("dashboard"), "frames under epoch 2", timeout=5)
+    applied(list(nodes.values()), "telemetry", new)
+    wait_for(lambda: new in flow.epochs("dashboard"), "frames under the new epoch", timeout=5)
     flow.stop(expect_all=("dashboard", "archiver"))
     assert not flow.errors
     for name, sub in subs.items():
         assert sub.stats.rejected == {}, name
         assert flow.payloads(name) == {p: 1 for p in flow.sent}, name
-        assert flow.epochs(name) == {1, 2}, name
+        assert flow.epochs(name) == {old, new}, name
     assert _session(pub) == session  # the same sending session
     assert all(node.watching for node in nodes.values())
     _close(pub, *subs.values(), *nodes.values())
@@ -104,9 +107,10 @@ def test_a_revocation_reaches_running_nodes_and_cuts_the_revoked_reader_off(sign
     world = signed.world
     nodes = {n: watching(signed.copy_to(tmp_path / n), n, world.keystore) for n in NAMES}
     pub, subs = _pubsub(nodes, tmp_path)
+    old = epoch_of(nodes["sensor"], "telemetry")
     flow = Flow(pub, subs).start()
     time.sleep(0.2)
-    revoke(signed.policy_path, "archiver")
+    new = revoke(signed.policy_path, "archiver").rotation.rotated["telemetry"]
     signed.sign()
     # A revocation has no lead (senders switch as soon as they see it), so a receiver that
     # applies it after a sender drops that sender's new frames as no-key until it does:
@@ -121,10 +125,10 @@ def test_a_revocation_reaches_running_nodes_and_cuts_the_revoked_reader_off(sign
     assert nodes["archiver"].policy.version == 1  # it refused: it is revoked
     assert subs["dashboard"].stats.rejected == {}
     assert flow.payloads("dashboard") == {p: 1 for p in flow.sent}
-    after_switch = {p for p, epoch in flow.received["dashboard"] if epoch == 2}
-    assert after_switch  # the publisher sealed under epoch 2
+    after_switch = {p for p, epoch in flow.received["dashboard"] if epoch == new}
+    assert after_switch  # the publisher sealed under the new epoch
     assert not after_switch & set(flow.payloads("archiver"))  # none readable by archiver
-    assert flow.epochs("archiver") == {1}
+    assert flow.epochs("archiver") == {old}
     assert subs["archiver"].stats.rejected["no-key"] >= len(after_switch) - 5
     _close(pub, *subs.values(), *nodes.values())
 
@@ -175,9 +179,9 @@ def test_replay_windows_survive_a_switch(signed):
     with watching(signed.policy_path, "dashboard", world.keystore) as dashboard:
         frame = sensor.seal("telemetry", b"once", topic="t.x")
         assert dashboard.open("telemetry", frame).payload == b"once"
-        rotate(signed.policy_path, ["telemetry"])
+        new = rotate(signed.policy_path, ["telemetry"]).rotated["telemetry"]
         signed.sign()
-        applied([dashboard], "telemetry", 2)
+        applied([dashboard], "telemetry", new)
         with pytest.raises(Rejected) as caught:
             dashboard.open("telemetry", frame)
         assert caught.value.reason == "replay"
@@ -262,4 +266,5 @@ def test_watch_defaults(signed):
 
 def test_epoch_of_helper(signed):
     with Node(signed.policy_path, identity="dashboard", keystore=signed.world.keystore) as node:
-        assert epoch_of(node, "telemetry") == 1
+        keys = json.loads(channel_keys_path(signed.policy_path).read_text())
+        assert epoch_of(node, "telemetry") == keys["channels"]["telemetry"]["epochs"][0]["epoch"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,7 +20,9 @@ from nngsec._cli._info_commands import KINDS, json_schema, render, shipped_path
 from nngsec._formats._units import DURATION_PATTERN, SIZE_PATTERN, parse_duration, parse_size
 from nngsec._formats._yaml import load_yaml_file
 from nngsec._patterns import PATTERNS
-from tests.support import ROOT, InProcessCli
+from tests.support import DATA, ROOT, InProcessCli
+
+BAD = DATA / "bad_policies"
 
 # Every keyword of JSON Schema draft 2020-12 (core, applicator, validation, unevaluated,
 # format-annotation, meta-data, content): nothing else may appear in a shipped schema.
@@ -174,6 +177,44 @@ def test_durations_and_sizes_are_strings_with_units(schema):
     assert channel["max_message_size"]["type"] == "string"
     assert channel["max_message_size"]["default"] == "1MiB"
     assert channel["max_age"]["examples"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "unknown-top-field",
+        "unknown-channel-field",
+        "role-of-other-pattern",
+        "origin-on-pubsub",
+        "missing-role",
+        "missing-pattern",
+        "unknown-pattern",
+        "unknown-scheme",
+        "duration-no-unit",
+        "duration-bad-unit",
+        "size-bad-unit",
+        "size-no-unit",
+        "name-uppercase",
+        "name-bad-in-role",
+        "name-bad-channel",
+        "name-missing",
+        "private-key-in-policy",
+        "public-key-truncated",
+        "public-key-wrong-version",
+        "identities-as-list",
+        "role-not-a-list",
+        "version-zero",
+        "version-quoted",
+        "replay-window-too-small",
+        "format-version-2",
+    ],
+)
+def test_the_schema_refuses_what_the_loader_refuses_by_shape(schema, name):
+    if name == "private-key-in-policy":  # the loader refuses its text before any YAML
+        data = yaml.safe_load((BAD / f"{name}.yaml").read_text())
+    else:
+        data = load_yaml_file(BAD / f"{name}.yaml").data
+    assert list(validator(schema).iter_errors(data)), f"{name} passes the schema"
 
 
 def _defaults(node: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:

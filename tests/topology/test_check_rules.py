@@ -507,11 +507,11 @@ def test_bad_signature_after_a_change(deployment, admin) -> None:
     assert_clean(deployment.check(trusted=(public,)), "bad-signature")
     rotate(deployment.policy_path, ["telemetry"])  # changes the signed key file
     sig = f"{deployment.policy_path}.sig"
-    sig_line = marked_line(Path(sig).read_text(), "nngsec-sig-v1:")
+    sig_line = marked_line(Path(sig).read_text(), "nngsec-sig-v2:")
     findings = deployment.check(trusted=(public,))
     hit = assert_finds(findings, "bad-signature", "error", sig_line)
     assert hit.file == sig
-    assert "does not match the policy and its channel keys" in hit.message
+    assert "does not match its channel keys (modified after signing)" in hit.message
     # Without a signer to verify against, only the form is checked.
     assert_clean(deployment.check(), "bad-signature")
 
@@ -528,8 +528,66 @@ def test_bad_signature_when_the_keystore_pins_a_signer(deployment, admin) -> Non
 
 def test_malformed_signature(deployment) -> None:
     sig = deployment.policy_path.with_name("policy.yaml.sig")
-    sig.write_text("# nngsec policy signature\nnngsec-sig-v1:tooshort\n")
+    sig.write_text("# nngsec policy signature\nnngsec-sig-v2:tooshort\n")
     assert_finds(deployment.check(), "bad-signature", "error", 2)
+
+
+def test_a_signature_of_format_1_is_refused(deployment, admin) -> None:
+    sign(deployment.policy_path, admin[1][0])
+    sig = deployment.policy_path.with_name("policy.yaml.sig")
+    sig.write_text(sig.read_text().replace("nngsec-sig-v2:", "nngsec-sig-v1:"))
+    hit = assert_finds(deployment.check(), "bad-signature", "error", 4)
+    assert "format 1" in hit.message
+    assert "sign it again" in hit.hint
+
+
+def test_bad_signature_when_the_keystore_pins_no_signer(deployment, admin) -> None:
+    """Nodes with that keystore refuse a policy with a signature they cannot verify."""
+    sign(deployment.policy_path, admin[1][0])
+    findings = deployment.check(keystore=deployment.keystore)
+    hit = assert_finds(findings, "bad-signature", "error", 4)
+    assert "pins no signer" in hit.message
+    assert hit.hint == f"nngsec trust ADMIN.pub --keystore {deployment.keystore}"
+    assert_clean(findings, "unsigned-policy")
+    Keystore(deployment.keystore).trust(admin[1][1])
+    assert_clean(deployment.check(keystore=deployment.keystore), "bad-signature")
+
+
+def test_duplicate_identity_of_two_policy_entries(deployment) -> None:
+    """One key under two names (also through another spelling of its last character)."""
+    text = deployment.policy_text()
+    line = next(t for t in text.splitlines() if t.startswith("  worker: "))
+    alias = line.replace("  worker: ", "  worker-spare: ") + "  # <-"
+    deployment.edit_policy(line, line + "\n" + alias)
+    findings = deployment.check()
+    hit = assert_finds(
+        findings, "duplicate-identity", "error", marked_line(deployment.policy_text())
+    )
+    assert hit.message == (
+        "identity 'worker-spare' has the same public key as 'worker', so the two are one identity"
+    )
+    deployment.edit_policy("\n" + alias, "")
+    assert_clean(deployment.check(), "duplicate-identity")
+
+
+def test_duplicate_identity_of_two_nodes(deployment) -> None:
+    body = Template("""
+    nodes:
+      cell-1:
+        sockets:
+          - {channel: cells, role: member, listen: "tcp://*:7200"}
+      cell-1b:
+        identity: $identity  # <-
+        sockets:
+          - {channel: cells, role: member, dial: "tcp://cell-1:7200"}
+    """)
+    bad = body.substitute(identity="cell-1")
+    hit = assert_finds(deployment.check(bad), "duplicate-identity", "error", deployment.line(bad))
+    assert "nodes 'cell-1' (" in hit.message and "and 'cell-1b' both run identity 'cell-1'" in (
+        hit.message
+    )
+    assert len(hit.subjects) == 2
+    assert_clean(deployment.check(body.substitute(identity="cell-2")), "duplicate-identity")
 
 
 # -- keystore rules -------------------------------------------------------------------
@@ -566,6 +624,25 @@ def test_key_file_permissions(deployment) -> None:
     )
     assert "mode 0644, expected 0600" in hit.message
     assert hit.hint == f"chmod 600 {key}"
+
+
+def test_keystore_permissions(deployment, admin) -> None:
+    keystore = Keystore(deployment.keystore)
+    keystore.trust(admin[1][1])
+    sign(deployment.policy_path, admin[1][0])
+    assert_clean(deployment.check(keystore=deployment.keystore), "keystore-permissions")
+    pinned = deployment.keystore / "trusted" / "admin.pub"
+    pinned.chmod(0o666)  # anyone could replace the admin's key with theirs
+    findings = deployment.check(keystore=deployment.keystore)
+    [hit] = of_rule(findings, "keystore-permissions")
+    assert (hit.severity, hit.file, hit.line) == ("error", str(pinned), None)
+    assert hit.message == "a pinned signer's file can be written by group or others (mode 0666)"
+    assert hit.hint == f"chmod go-w {pinned}"
+    assert_clean(findings, "bad-signature")  # not reported as a missing signer as well
+    pinned.chmod(0o644)
+    deployment.keystore.chmod(0o777)
+    [hit] = of_rule(deployment.check(keystore=deployment.keystore), "keystore-permissions")
+    assert hit.file == str(deployment.keystore)
 
 
 def test_private_key_mismatch(deployment) -> None:

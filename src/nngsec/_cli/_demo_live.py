@@ -144,7 +144,7 @@ def _rotation(
     before = {n: Counter(s.stats.rejected) for n, s in subs.items()}
     with _Traffic(pub, subs) as traffic:
         time.sleep(0.3)
-        rotate(policy, ["telemetry"], activate_in=LEAD)
+        epoch = rotate(policy, ["telemetry"], activate_in=LEAD).rotated["telemetry"]
         sign(policy, admin_key)
         say(
             f"live: rotated telemetry with --activate-in {LEAD}s and signed; the sensor gets "
@@ -153,9 +153,9 @@ def _rotation(
         for group in (("sensor-1",), ("dashboard", "archiver")):
             for name in group:
                 _copy(policy, dirs[name])
-            _wait(partial(_all_at, [nodes[n] for n in group], 2), "the rotation")
+            _wait(partial(_all_at, [nodes[n] for n in group], epoch), "the rotation")
             time.sleep(0.5)
-        _wait(lambda: any(e == 2 for _, e in traffic.got["dashboard"]), "the new epoch in use")
+        _wait(lambda: any(e == epoch for _, e in traffic.got["dashboard"]), "the new epoch in use")
         time.sleep(0.3)
     for name, sock in subs.items():
         rejected = Counter(sock.stats.rejected) - before[name]
@@ -177,7 +177,7 @@ def _revocation(
     before = {n: Counter(s.stats.rejected) for n, s in subs.items()}
     with _Traffic(pub, subs) as traffic:
         time.sleep(0.3)
-        revoke(policy, "archiver")
+        epoch = revoke(policy, "archiver").rotation.rotated["telemetry"]
         sign(policy, admin_key)
         started = time.monotonic()
         say("live: revoked archiver and signed (no lead: senders switch as soon as they see it)")
@@ -188,7 +188,7 @@ def _revocation(
         _wait(lambda: nodes["sensor-1"].policy.version == 2, "the sensor to apply it")
         cut_off = time.monotonic() - started
         time.sleep(0.5)
-    sealed_after = {p for p, e in traffic.got["dashboard"] if e > 2}
+    sealed_after = {p for p, e in traffic.got["dashboard"] if e >= epoch}
     say(
         f"  revocation the sensor sealed to the new epoch {cut_off:.1f}s after signing; "
         f"archiver's own node refused the update (version {nodes['archiver'].policy.version}: "

@@ -15,6 +15,8 @@ import re
 from datetime import UTC, datetime
 from fractions import Fraction
 
+from ._echo import echo
+
 __all__ = [
     "DURATION_PATTERN",
     "SIZE_PATTERN",
@@ -67,15 +69,15 @@ def _split(text: str) -> tuple[Fraction, str] | None:
 def _parse(value: object, units: dict[str, Fraction], expected: str) -> Fraction:
     """The exact quantity in ``value`` (``"1.5m"``), in the base unit of ``units``."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"got {value!r}, expected {expected}")
+        raise ValueError(f"got {echo(value)}, expected {expected}")
     if not isinstance(value, str):
-        raise ValueError(f"got {value!r} (no unit), expected {expected}")
+        raise ValueError(f"got {echo(value)} (no unit), expected {expected}")
     split = _split(value)
     if split is None:
-        raise ValueError(f"got {value!r}, expected {expected}")
+        raise ValueError(f"got {echo(value)}, expected {expected}")
     number, unit = split
     if unit not in units:
-        raise ValueError(f"unknown unit {unit!r} in {value!r}, expected {expected}")
+        raise ValueError(f"unknown unit {echo(unit)} in {echo(value)}, expected {expected}")
     return number * units[unit]
 
 
@@ -100,7 +102,7 @@ def parse_size(value: object) -> int:
     expected = "a size with a unit, like 512KiB or 1MiB (units: B, KiB, MiB, GiB, KB, MB, GB)"
     size = _parse(value, _SIZE_UNITS, expected)
     if size.denominator != 1:
-        raise ValueError(f"got {value!r}, which is not a whole number of bytes")
+        raise ValueError(f"got {echo(value)}, which is not a whole number of bytes")
     return int(size)
 
 
@@ -129,11 +131,11 @@ def parse_utc(text: object) -> float:
     """Seconds since the epoch of a UTC time written ``2027-06-30T00:00:00Z`` (exactly that
     form: a time without its zone would mean something else on every machine)."""
     if not isinstance(text, str):
-        raise ValueError(f"got {text!r}, expected a UTC time like {UTC_EXAMPLE}")
+        raise ValueError(f"got {echo(text)}, expected a UTC time like {UTC_EXAMPLE}")
     try:
         moment = datetime.strptime(text, UTC_FORMAT)
     except ValueError:
-        raise ValueError(f"got {text!r}, expected a UTC time like {UTC_EXAMPLE}") from None
+        raise ValueError(f"got {echo(text)}, expected a UTC time like {UTC_EXAMPLE}") from None
     return moment.replace(tzinfo=UTC).timestamp()
 
 

@@ -11,11 +11,11 @@ distribute: every secret in it is sealed)::
         "telemetry": {
           "kind": "audience",
           "epochs": [
-            {"epoch": 2, "created": "2026-11-26T17:00:00Z", "retire_at": null,
+            {"epoch": 1795712400, "created": "2026-11-26T17:00:00Z", "retire_at": null,
              "activate_at": "2026-11-26T17:05:00Z", "expires": null,
              "public": "<base64url X25519 public key>",
              "sealed": {"dashboard": "<base64url sealed box>", "archiver": "..."}},
-            {"epoch": 1, "created": "...", "retire_at": "2026-11-26T18:00:00Z", ...}
+            {"epoch": 1795708800, "created": "...", "retire_at": "2026-11-26T18:00:00Z", ...}
           ]
         }
       }
@@ -35,7 +35,9 @@ signature, verified against a pinned signer, authenticates the file.
 Format 1 (nngsec 0.1) entries did not bind the deployment; such a file is refused, and
 ``nngsec rotate`` replaces it (continuing its epoch numbers, as nodes refuse lower ones).
 The newest epoch is the current one; at most one previous epoch is kept, until its
-``retire_at`` time (the grace period for frames still in flight).
+``retire_at`` time (the grace period for frames still in flight). A new epoch is numbered
+``max(previous + 1, now)`` (``now`` in whole seconds), so a file deleted and made again
+never reuses a number nodes have seen with other keys.
 
 Zero-loss rotation (``nngsec rotate --activate-in``): the newest epoch may carry an
 ``activate_at`` time. Receivers hold it (and accept frames under it) as soon as they have
@@ -73,8 +75,8 @@ from pydantic import (
 from .._errors import PolicyError, Problem
 from .._formats._atomic import write_atomic
 from .._formats._deployment import decode_deployment_id
-from .._formats._diagnostics import FieldValueError, pydantic_problems
-from .._formats._labels import CHANNEL_KEY_ENTRY
+from .._formats._diagnostics import FieldValueError, pydantic_problems, short
+from .._formats._labels import CHANNEL_KEY_ENTRY, EPOCH_FINGERPRINT
 from .._formats._model import StrictModel, check_format_version
 from .._formats._text import b64url_decode, b64url_encode
 from .._formats._yaml import YamlDocument, parse_yaml, read_text
@@ -104,7 +106,7 @@ def _check_timestamp(text: str) -> str:
         _seconds(text)
     except ValueError:
         raise FieldValueError(
-            f"got {text!r}, expected a UTC time like 2026-11-26T17:00:00Z"
+            f"got {short(text)}, expected a UTC time like 2026-11-26T17:00:00Z"
         ) from None
     return text
 
@@ -328,7 +330,7 @@ class ChannelKeyFile:
                 doc.problem(
                     ("policy",) if "policy" in doc.data else (),
                     f"the channel-key file (format 1) belongs to policy "
-                    f"{doc.data.get('policy')!r}, not {policy_name!r}",
+                    f"{short(doc.data.get('policy'))}, not {policy_name!r}",
                     "move the file away, or rename the policy back",
                 )
             )
@@ -363,7 +365,7 @@ class ChannelKeyFile:
         if self.model.policy != policy_name:
             raise PolicyError(
                 Problem(
-                    f"the channel-key file belongs to policy {self.model.policy!r}, "
+                    f"the channel-key file belongs to policy {short(self.model.policy)}, "
                     f"not {policy_name!r}",
                     where,
                     hint=hint,
@@ -419,6 +421,9 @@ class ChannelKeyFile:
             previous = old.get(channel)
             # Epoch numbers only grow, even when the channel changed pattern or scheme
             # (and its old epochs are dropped): nodes refuse an epoch below one they saw.
+            # They are never reused either, not even when the file was deleted: an epoch is
+            # at least the time in seconds (a u32 until 2106), so a new file starts above
+            # every epoch written before (unless those ran ahead: over one rotation a second).
             last_epoch = previous.epochs[0].epoch if previous is not None else 0
             last_epoch = max(last_epoch, (after_epochs or {}).get(channel, 0))
             if previous is not None and previous.kind != kind:
@@ -427,7 +432,9 @@ class ChannelKeyFile:
                 if previous is not None:
                     channels[channel] = previous
                 continue
-            epoch = last_epoch + 1
+            # A previous epoch still waiting for activation is replaced, but its number is
+            # not reused: last_epoch is the newest epoch in the file, pending or not.
+            epoch = max(last_epoch + 1, int(now))
             prior = _in_use(previous, now) if previous is not None else None
             # Whole seconds, as the file writes them: rounded up, so the lead is never cut.
             activate_at = math.ceil(now + activate_in) if activate_in > 0 else now
@@ -544,6 +551,31 @@ class ChannelKeyFile:
                 )
             )
         return plaintext[len(expected_prefix) :]
+
+    def fingerprint(self, channel: str, epoch_index: int = 0) -> str:
+        """A digest of one epoch of ``channel`` (the current one by default), hex: what a
+        keystore records to refuse other keys under an epoch number it has seen.
+
+        It covers what an epoch is given when it is made and keeps for its life: the
+        deployment, its kind and number, its ``activate_at`` and ``expires`` times, its
+        public key and its sealed entries. Not ``retire_at``: a later rotation sets that
+        on the epoch it replaces (the same keys, now the previous epoch), and not
+        ``created``, which says nothing about whom the keys are for.
+        """
+        spec = self.model.channels[channel]
+        entry = spec.epochs[epoch_index]
+        digest = hashlib.blake2b(digest_size=32, key=EPOCH_FINGERPRINT)
+        for part in (
+            self.model.deployment.encode(),
+            _KIND_BYTE[spec.kind],
+            struct.pack(">I", entry.epoch),
+            (entry.activate_at or "").encode(),
+            (entry.expires or "").encode(),
+            (entry.public or "").encode(),
+            *(f"{name}\x00{box}".encode() for name, box in sorted(entry.sealed.items())),
+        ):
+            digest.update(struct.pack(">I", len(part)) + part)
+        return digest.hexdigest()
 
     def holders(self, channel: str, epoch_index: int = 0) -> frozenset[str]:
         """Names with a sealed entry in an epoch of ``channel`` (current by default)."""

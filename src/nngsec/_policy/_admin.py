@@ -18,12 +18,20 @@ from .._formats._deployment import new_deployment_id
 from .._keys._channel_keys import ChannelKeyFile
 from .._keys._files import read_secret_file
 from .._patterns import ChannelKeyKind
-from ._edit import add_deployment, add_revoked
+from ._edit import add_deployment, add_revoked, set_version
 from ._load import load_policy, parse_policy
 from ._policy import Policy, channel_keys_path, signature_path
-from ._signing import sign_files
+from ._signing import Signature, digest_of, read_signature, sign_files
 
-__all__ = ["RevokeResult", "RotateResult", "revoke", "revoke_grace", "rotate", "sign"]
+__all__ = [
+    "RevokeResult",
+    "RotateResult",
+    "SignResult",
+    "revoke",
+    "revoke_grace",
+    "rotate",
+    "sign",
+]
 
 DEFAULT_GRACE = 3600.0
 # A new epoch from ``nngsec rotate`` is distributed this long before senders use it
@@ -307,25 +315,76 @@ def _mode_of(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
-def sign(policy_path: str | Path, key_file: str | Path) -> tuple[Path, str]:
-    """Sign the policy and its channel-key file; returns (signature path, signer key id)."""
+@dataclass(frozen=True)
+class SignResult:
+    signature_path: Path
+    key_id: str
+    version: int
+    keys_path: Path | None  # the channel-key file signed with the policy; None: there is none
+    bumped_from: int | None = None  # the version before ``bump`` raised it
+    deployment_added: str | None = None  # the id written into a policy that had none
+
+
+def _last_signature(path: Path) -> Signature | None:
+    """The signature ``nngsec sign`` wrote last, or ``None`` when there is none it can
+    read (missing, damaged, or of format 1, which records no version)."""
+    try:
+        return read_signature(path)
+    except PolicyError:
+        return None
+
+
+def sign(policy_path: str | Path, key_file: str | Path, *, bump: bool = False) -> SignResult:
+    """Sign the policy and its channel-key file.
+
+    A policy whose content changed since it was last signed must have a higher version:
+    nodes that accepted the signed version refuse another policy under the same number
+    (and roll back to nothing older). So this refuses to sign such a policy, or with
+    ``bump`` raises its ``version:`` in the file (keeping the rest as written) first.
+    Signing the same policy again at its version (after ``nngsec rotate``) is fine. A
+    policy without a ``deployment:`` id gets one first (that is a change too). The policy
+    file is written once, after every check, or not at all.
+    """
     policy_path = Path(policy_path)
-    policy = load_policy(policy_path)  # never sign a policy that does not load
+    on_disk = load_policy(policy_path)  # never sign a policy that does not load
     key = read_secret_file(Path(key_file))  # before any edit: a bad key changes nothing
     keys_path = channel_keys_path(policy_path)
     keys_bytes = keys_path.read_bytes() if keys_path.exists() else None
     if keys_bytes is not None:
         keys = ChannelKeyFile.parse(keys_bytes.decode("utf-8", "replace"), keys_path)
         _check_keys_file(
-            keys, policy, hint="run nngsec rotate for this policy, or move the file away"
+            keys, on_disk, hint="run nngsec rotate for this policy, or move the file away"
         )
     # The signature covers the policy as nodes will load it: with a deployment id.
-    policy, added = _with_deployment(policy, os.urandom)
-    if added is not None:
-        write_atomic(policy_path, policy.source, mode=_mode_of(policy_path))
+    policy, added = _with_deployment(on_disk, os.urandom)
     target = signature_path(policy_path)
+    last = _last_signature(target)
+    bumped_from = None
+    if (
+        last is not None
+        and digest_of(policy.source) != last.policy_digest
+        and policy.version <= last.version
+    ):
+        if not bump:
+            written = "version" in on_disk.document.data  # else point where it would go
+            raise PolicyError(
+                on_disk.document.problem(
+                    ("version",) if written else ("name",),
+                    f"the policy changed since it was signed at version {last.version}, and "
+                    f"its version is {policy.version}: nodes that accepted version "
+                    f"{last.version} refuse a different policy at or below it",
+                    f"raise version: to {last.version + 1}, or sign with --bump to do it",
+                    key=True,
+                )
+            )
+        bumped_from = policy.version
+        text = set_version(policy.source.decode("utf-8"), str(policy_path), last.version + 1)
+        policy = parse_policy(text, str(policy_path), file=policy_path)
+    if added is not None or bumped_from is not None:
+        write_atomic(policy_path, policy.source, mode=_mode_of(policy_path))
     sign_files(
         target,
+        version=policy.version,
         policy_bytes=policy.source,
         keys_bytes=keys_bytes,
         key=key,
@@ -335,4 +394,11 @@ def sign(policy_path: str | Path, key_file: str | Path) -> tuple[Path, str]:
             f"signer key id: {key.key_id.hex()}"
         ),
     )
-    return target, key.key_id.hex()
+    return SignResult(
+        target,
+        key.key_id.hex(),
+        policy.version,
+        keys_path if keys_bytes is not None else None,
+        bumped_from,
+        added,
+    )

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from .._formats._deployment import decode_deployment_id
-from .._formats._diagnostics import FieldValueError
+from .._formats._diagnostics import FieldValueError, short
 from .._formats._json_schema import or_empty
 from .._formats._model import StrictModel
 from .._formats._names import NAME_MAX, NAME_PATTERN, NAME_RULE
@@ -98,7 +98,7 @@ def _duration(value: object) -> float:
     except ValueError as error:
         raise FieldValueError(str(error), hint) from None
     if not 0.001 <= seconds <= 7 * 86400:
-        raise FieldValueError(f"got {value!r}, expected a duration between 1ms and 7d", hint)
+        raise FieldValueError(f"got {short(value)}, expected a duration between 1ms and 7d", hint)
     return seconds
 
 
@@ -109,14 +109,14 @@ def _size(value: object) -> int:
     except ValueError as error:
         raise FieldValueError(str(error), hint) from None
     if not 1 <= size <= 1 << 30:
-        raise FieldValueError(f"got {value!r}, expected a size between 1B and 1GiB", hint)
+        raise FieldValueError(f"got {short(value)}, expected a size between 1B and 1GiB", hint)
     return size
 
 
 def _topic(value: object) -> str:
     if not isinstance(value, str):
         raise FieldValueError(
-            f"got {value!r}, expected a topic prefix as a string", 'quote it: "temp."'
+            f"got {short(value)}, expected a topic prefix as a string", 'quote it: "temp."'
         )
     if "\x00" in value:
         raise FieldValueError(
@@ -145,7 +145,7 @@ def _public_identity(value: object) -> PublicIdentity:
     if isinstance(value, PublicIdentity):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"got {value!r}, expected a public key string '{PUBLIC_PREFIX}...'")
+        raise ValueError(f"got {short(value)}, expected a public key string '{PUBLIC_PREFIX}...'")
     return PublicIdentity.from_text(public_key_text(value))
 
 
@@ -455,7 +455,9 @@ class PolicyModel(StrictModel):
 
     nngsec: Literal[1] = Field(description="policy format version")
     name: Name = Field(description="the policy's name, in every frame's keys and signatures")
-    version: StrictInt = Field(default=1, ge=1, description="serial number for anti-rollback")
+    version: StrictInt = Field(  # signatures carry it as a u64 (docs/spec/key-files.md)
+        default=1, ge=1, le=(1 << 63) - 1, description="serial number for anti-rollback"
+    )
     deployment: DeploymentId | None = Field(
         default=None,
         description="random id of this deployment, bound into every key and frame signature "

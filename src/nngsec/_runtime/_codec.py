@@ -518,7 +518,9 @@ class Receiver:
             # was reflected by someone on the wire. (A pubsub node may subscribe to what it
             # publishes, so this is not refused there.)
             raise Rejected(
-                Rejected.UNAUTHORIZED, f"a {codec.pattern.name} frame from this node itself"
+                Rejected.UNAUTHORIZED,
+                f"a {codec.pattern.name} frame from this node's own identity {sender!r}: "
+                "reflected back, or sent by another node running the same identity",
             )
         topic = header.topic
         if (

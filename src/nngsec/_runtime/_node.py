@@ -63,7 +63,10 @@ class Node:
     object. ``watch_interval`` is how often files are looked at (seconds). A watching node
     has one daemon thread: end it with :meth:`close` (or ``with Node(...) as node``).
 
-    ``require_signed`` refuses a set that no pinned signer signed.
+    An unsigned policy is refused when the keystore pins a signer (``nngsec trust``; that
+    is the keystore's setting for every node using it), when ``require_signed=True``
+    (this node's setting), and when a signature file lies beside the policy while the
+    keystore pins no signer to verify it with. Otherwise it runs, with one warning.
 
     ``clock`` (seconds since the epoch) and ``random`` (n -> n random bytes) are
     injectable for tests and test vectors.

@@ -23,7 +23,7 @@ from .._keys._channel_keys import ChannelKeyFile
 from .._keys._files import read_public_file
 from .._keys._identity import PublicIdentity
 from .._keys._keystore import Keystore
-from .._policy._checks import unknown_names
+from .._policy._checks import duplicate_keys, unknown_names
 from .._policy._load import parse_policy
 from .._policy._model import PolicyModel
 from .._policy._policy import Policy
@@ -205,13 +205,17 @@ def load_policy_for_check(path: Path) -> Policy:
         return parse_policy(text, str(path), file=path)
     except PolicyError as error:
         doc = parse_yaml(text, str(path), what="policy")
-        unknown = {format_loc(loc) for loc, _, _ in unknown_names(doc.data)}
-        if not unknown or any(p.field not in unknown for p in error.problems):
-            raise
         try:
             model = PolicyModel.model_validate(doc.data)
         except ValidationError:
             raise error from None
+        # Left to rules: unknown names (unknown-identity), shared keys (duplicate-identity).
+        keys = {name: entry.key for name, entry in model.identities.items()}
+        tolerated = {format_loc(loc) for loc, _, _ in unknown_names(doc.data)} | {
+            format_loc(("identities", name)) for name, _, _ in duplicate_keys(keys)
+        }
+        if any(p.field not in tolerated for p in error.problems):
+            raise
         return Policy(model, path=path, source=text.encode("utf-8"), document=doc)
 
 

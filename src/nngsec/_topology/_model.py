@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from .._formats._diagnostics import FieldValueError
+from .._formats._echo import echo
 from .._formats._model import StrictModel
 from .._patterns import RELAY_PATTERN_NAMES, ROLE_NAMES, Pattern, RoleName, pattern_of
 from .._policy._model import Name, Topic
@@ -97,7 +98,7 @@ def _one_or_many(value: object) -> object:
 
 def _host(value: str) -> str:
     if not _HOST.match(value):
-        raise ValueError(f"invalid host {value!r}, expected a host name or IP address")
+        raise ValueError(f"invalid host {echo(value)}, expected a host name or IP address")
     return value.lower()
 
 
