@@ -38,7 +38,8 @@ with (
     print("rejected:", dict(sorted(sub.stats.rejected.items())))
 
 # Node.open (and a socket attached with on_reject="raise") raises, with reason and detail.
-with nngsec.Node(policy, identity="archiver", keystore="factory/keys", clock=lambda: now) as archiver:
+archiver = nngsec.Node(policy, identity="archiver", keystore="factory/keys", clock=lambda: now)
+with archiver:
     for frame in (good, good, tampered, future):
         try:
             message = archiver.open("telemetry", frame)

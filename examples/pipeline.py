@@ -3,6 +3,7 @@
 Run it beside the deployment ``nngsec init factory`` made: ``python examples/pipeline.py``.
 """
 
+import contextlib
 import time
 
 import pynng
@@ -11,7 +12,8 @@ import nngsec
 
 policy = nngsec.load_policy("factory/factory.yaml")
 scheduler = nngsec.Node(policy, identity="scheduler", keystore="factory/keys")
-workers = [nngsec.Node(policy, identity=name, keystore="factory/keys") for name in ("worker-1", "worker-2")]
+names = ("worker-1", "worker-2")
+workers = [nngsec.Node(policy, identity=name, keystore="factory/keys") for name in names]
 
 url = "inproc://example-pipeline"
 push = scheduler.attach(pynng.Push0(listen=url), "jobs")
@@ -21,15 +23,15 @@ while len(push.pipes) < 2:
 
 for number in range(4):
     push.send(b"job %d" % number)  # sealed to the pullers' audience key, signed
-done = []
+done: list[nngsec.Received] = []
 while len(done) < 4:
     for pull in pulls:  # NNG shares the jobs out between the connected workers
-        try:
+        with contextlib.suppress(pynng.Timeout):
             done.append(pull.recv())
-        except pynng.Timeout:
-            pass
 for job in sorted(done, key=lambda message: message.payload):
     print(job.payload, "from", job.sender)
 
-for closable in (push, *pulls, scheduler, *workers):
-    closable.close()
+for sock in (push, *pulls):
+    sock.close()
+for node in (scheduler, *workers):
+    node.close()

@@ -55,5 +55,7 @@ for thread in threads[: len(servers)]:
 
 for reply in sorted(replies, key=lambda message: message.payload):
     print(reply.payload, "from a controller:", reply.sender in controllers)
-for closable in (client, *servers, dashboard, *controllers.values()):
-    closable.close()
+for sock in (client, *servers):
+    sock.close()
+for node in (dashboard, *controllers.values()):
+    node.close()

@@ -22,5 +22,6 @@ with nngsec.Node(policy, identity="dashboard", keystore="factory/keys") as resta
         print("after a restart:", rejected.reason)
 
 # state_dir=False keeps replay state in memory only: a restart forgets it.
-with nngsec.Node(policy, identity="dashboard", keystore="factory/keys", state_dir=False) as forgetful:
+forgetful = nngsec.Node(policy, identity="dashboard", keystore="factory/keys", state_dir=False)
+with forgetful:
     print("in memory only, accepted again:", forgetful.open("telemetry", frame).payload)

@@ -37,5 +37,7 @@ for thread in threads:
 
 for response in sorted(responses, key=lambda message: message.sender):
     print(response.sender, response.payload)
-for closable in (surveyor, *respondents, dashboard, *nodes):
-    closable.close()
+for sock in (surveyor, *respondents):
+    sock.close()
+for node in (dashboard, *nodes):
+    node.close()
