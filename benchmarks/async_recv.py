@@ -22,10 +22,24 @@ from pathlib import Path
 
 import pynng
 
-from nngsec._runtime._async_io import wait_readable
-
 COUNT = 100 if "--quick" in sys.argv else 2000
 ROUNDS = 5
+
+
+async def wait_readable(fd: int) -> None:
+    """The bare minimum: one reader on the descriptor for one wait."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
 
 
 async def fd_recv(sock: pynng.Socket) -> bytes:

@@ -1,5 +1,5 @@
-"""Shared fixtures (worlds of fresh identities, the command line in process) and the
-hypothesis profiles.
+"""Shared fixtures (worlds of fresh identities, the command line in process, asyncio and
+trio) and the hypothesis profiles.
 
 Hypothesis profiles, chosen with ``HYPOTHESIS_PROFILE`` (default ``ci``): ``ci`` runs each
 property with hypothesis's usual 100 examples (tests that ask for more get what they ask
@@ -19,6 +19,7 @@ import pytest
 from hypothesis import settings
 
 from nngsec import Node
+from tests.aio import LIBRARIES, AsyncLibrary
 from tests.support import ALL_CHANNELS, NAMES, FakeClock, InProcessCli, World, build_world
 
 settings.register_profile("ci", max_examples=100, deadline=None, print_blob=True)
@@ -61,3 +62,10 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> InProcessCli:
     """``cli(*args, cwd=tmp_path, env={}) -> Result(code, out, err)``: the command line
     through ``nngsec._cli.main`` in this process (see ``tests.support.InProcessCli``)."""
     return InProcessCli(monkeypatch, tmp_path)
+
+
+@pytest.fixture(params=LIBRARIES, ids=repr)
+def aio(request: pytest.FixtureRequest) -> AsyncLibrary:
+    """asyncio, then trio: ``aio.run(main)`` with a time limit (see ``tests/aio.py``)."""
+    library: AsyncLibrary = request.param
+    return library
