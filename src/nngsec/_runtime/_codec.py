@@ -22,6 +22,7 @@ from .._keys._identity import IdentityKey
 from .._patterns import PatternSpec, Scheme
 from .._policy._model import ChannelBase
 from .._policy._policy import Policy
+from ._answers import AnswerLedger
 from ._replay import ReplayGuard
 from ._schemes._base import ChannelContext, SchemeCodec, SendState
 from ._schemes._peerbox import Reply, Request, SurveyResponse
@@ -334,6 +335,8 @@ class Receiver:
         if codec.not_before is not None:
             floor = math.floor(codec.not_before * 1000) / 1000
         self.guard = ReplayGuard(codec.spec.replay_window, codec.spec.max_age, floor=floor)
+        # One answer per request from each server or respondent (as sockets keep).
+        self.answers = AnswerLedger(codec.spec.max_age + codec.clock_skew)
         self._lock = threading.Lock()
         # Every kind the channel uses, and whether this receiver may open it. A genuine
         # frame of the channel that this identity is not a recipient of (a pusher reading
@@ -421,6 +424,8 @@ class Receiver:
             verdict = self.guard.check(header.key_id, header.session, header.seq, sent_at)
             if verdict is not None:
                 raise Rejected(verdict, f"{sender} seq {header.seq}")
+            if header.reply_to is not None and not self.answers.admit(header.reply_to, sender, now):
+                raise Rejected(Rejected.REPLAY, f"a second answer from {sender} to one request")
             self.guard.record(header.key_id, header.session, header.seq, sent_at, now)
         return Received(
             payload=payload,

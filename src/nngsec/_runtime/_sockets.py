@@ -11,8 +11,13 @@ Pattern behaviour, as in pynng:
 - reqrep: ``send`` on a Rep socket replies to the request just received. A request that
   nng re-sends (identical frame, after ``resend_time`` or a reconnect) is never handed to
   the application twice: if it was answered already, the cached reply is sent again;
-  if it is still being processed, the duplicate is dropped and the pending reply answers
-  it. A client accepts only the reply bound to its outstanding request.
+  if another context is still processing it, this context's copy waits for that reply
+  (the copy may carry the client's newest request id, which is the one NNG routes a
+  reply for). A client accepts only the reply bound to its outstanding request. A reply it
+  rejects has still used NNG's one reply slot of the request, so the client sends the
+  identical request frame again (the server answers that from its reply cache, without
+  executing it twice); after ``MAX_REJECTED_REPLIES`` rejected replies to one request it
+  gives up with :class:`Rejected` (whatever ``on_reject`` says).
 - survey: the surveyor collects authenticated responses to its current survey until
   the survey time ends (``survey()``), a respondent's ``send`` answers the last survey.
 - ``new_context()`` (reqrep, survey) gives contexts for concurrent requests.
@@ -51,6 +56,7 @@ from ._wire import FrameRef
 
 __all__ = [
     "DEFAULT_BUFFER",
+    "MAX_REJECTED_REPLIES",
     "OnReject",
     "SecureContext",
     "SecureSocket",
@@ -63,6 +69,7 @@ OnReject = Literal["drop", "raise"]
 
 DEFAULT_BUFFER = 128  # messages; nng's default of 0 or 1 costs several times the throughput
 LOG_INTERVAL = 10.0  # seconds between two warnings for the same rejection reason
+MAX_REJECTED_REPLIES = 8  # per request; each costs the client one re-send of the request
 
 
 @dataclass
@@ -74,6 +81,7 @@ class SocketStats:
     rejected: Counter[str] = field(default_factory=Counter)
     filtered: int = 0  # frames of topics this subscriber did not subscribe to
     duplicates: int = 0  # re-sent requests absorbed: answered from cache, or still in progress
+    resent: int = 0  # requests sent again: NNG no longer held them (a rejected reply, a timeout)
 
 
 class _RejectLog:
@@ -129,6 +137,22 @@ def _digest(frame: bytes) -> bytes:
     return hashlib.blake2b(frame, digest_size=16).digest()
 
 
+class _ParkedRequest:
+    """A server context holding a copy of a request that another context is processing;
+    the reply cache answers it with the first copy's reply (see ``ReplyCache.park``)."""
+
+    def __init__(self, context: pynng.Context) -> None:
+        self._context = context
+
+    def send(self, reply: bytes) -> None:
+        with contextlib.suppress(pynng.NNGException):  # the client may be gone: nothing to do
+            self._context.send(reply)
+
+    def close(self) -> None:
+        with contextlib.suppress(pynng.NNGException):
+            self._context.close()
+
+
 class _Endpoint:
     """Send and receive logic common to a socket and its contexts."""
 
@@ -139,7 +163,8 @@ class _Endpoint:
         self._request: Received | None = None  # server/respondent: what send() answers
         self._request_digest: bytes | None = None
         self._outstanding: FrameRef | None = None  # client/surveyor: what a reply must answer
-        self._responders: set[str] = set()  # surveyor: who answered the current survey
+        self._asked: bytes | None = None  # client: the request frame, to send again
+        self._rejected_replies = 0  # client: replies to the outstanding request rejected
         # A context's receive whose task was cancelled: NNG keeps it (cancelling it would
         # abandon the request or survey), and the next arecv takes its outcome.
         self._pending: Detached[pynng.Message] | None = None
@@ -174,7 +199,8 @@ class _Endpoint:
         frame, ref = sender.seal_ref(payload, topic)
         if shared.role.asks:
             self._outstanding = ref
-            self._responders = set()
+            self._asked = frame if shared.codec.pattern.replies == "one" else None
+            self._rejected_replies = 0
             self._pending = None  # NNG cancels a receive still pending for the previous one
             self._asking()
         return frame
@@ -238,6 +264,8 @@ class _Endpoint:
         except Rejected as rejected:
             shared.stats.rejected[rejected.reason] += 1
             shared.log.note(rejected.reason)
+            if self._asked is not None:
+                self._rejected_reply(rejected)
             if shared.on_reject == "raise":
                 raise
             return None
@@ -250,28 +278,40 @@ class _Endpoint:
         return message
 
     def _check_context(self, message: Received) -> None:
-        """One reply per request; one response per respondent and survey. (That the reply
-        answers the outstanding request was checked by the codec, before decryption.)"""
-        shared = self._shared
-        if not shared.role.asks:
-            return
-        if shared.codec.pattern.replies == "one":
-            self._outstanding = None
-        else:  # one answer from each
-            if message.sender in self._responders:
-                raise Rejected(Rejected.REPLAY, f"a second response from {message.sender}")
-            self._responders.add(message.sender)
+        """One reply per request. (That a reply answers the outstanding request was checked
+        by the codec, before decryption, and that a survey has one response per respondent
+        after it: its receiver keeps the answers it accepted.)"""
+        if self._asked is not None:
+            self._outstanding = self._asked = None
+
+    def _rejected_reply(self, rejected: Rejected) -> None:
+        """A reply to the outstanding request was rejected (the client sends the request
+        again when NNG then says it holds none); past the bound, give up on the request:
+        a peer answering every copy with junk must not keep the client busy for ever."""
+        self._rejected_replies += 1
+        if self._rejected_replies > MAX_REJECTED_REPLIES:
+            self._outstanding = self._asked = None
+            raise Rejected(
+                rejected.reason,
+                f"gave up on the request: {self._rejected_replies} replies to it were rejected",
+            ) from rejected
 
     def _answer_duplicate(self, digest: bytes) -> bool:
-        """A re-sent request: answer it from the reply cache, or drop it while the first copy
-        is being processed (its reply reaches the client: same requester, same request id)."""
+        """A re-sent request: answer it from the reply cache, or, while the first copy is
+        being processed, let it wait for that reply (contexts) or drop it (sockets)."""
         known, reply = self._shared.replies.lookup(digest)
         if not known:
             return False
         if reply is not None:
             self._io.send(reply)
+        else:
+            self._park(digest)
         self._shared.stats.duplicates += 1
         return True
+
+    def _park(self, digest: bytes) -> None:
+        """A copy of a request still being processed (a socket has no second one: it
+        receives again only after it answered)."""
 
     def recv(self) -> Received:
         """The next accepted message (rejected frames are dropped and counted).
@@ -285,7 +325,7 @@ class _Endpoint:
             try:
                 frame = self._recv_frame()
             except pynng.BadState as error:
-                self._lost_state(error)
+                self._io.send(self._lost_state(error))
                 continue
             message = self._accept(frame)
             if message is not None:
@@ -304,8 +344,9 @@ class _Endpoint:
                 )
             self._pending = None
             return bytes(pending.outcome().bytes)
-        data: bytes = self._io.recv()
-        return data
+        # Not recv(): pynng 0.9's fails on a 0-byte message (RuntimeError); a Message
+        # holds any body, the empty one included.
+        return bytes(self._io.recv_msg().bytes)
 
     async def arecv(self) -> Received:
         """The asynchronous :meth:`recv` (asyncio or trio), with the same timeouts. A
@@ -316,7 +357,7 @@ class _Endpoint:
             try:
                 frame = await self._arecv_frame(deadline)
             except pynng.BadState as error:
-                self._lost_state(error)
+                await self._asend_frame(self._lost_state(error))
                 continue
             message = self._accept(frame)
             if message is not None:
@@ -337,10 +378,12 @@ class _Endpoint:
         self._pending = None
         return bytes(message.bytes)
 
-    def _lost_state(self, error: pynng.BadState) -> None:
-        """NNG has nothing to receive for this socket's state: a surveyor's survey is over
-        (as when the wait had run into its end: ``pynng.Timeout``); receiving before asking
-        is a caller's mistake."""
+    def _lost_state(self, error: pynng.BadState) -> bytes:
+        """NNG has nothing to receive for this socket's state. A client's request is no
+        longer held by NNG (a rejected reply used its reply slot, a receive timed out): the
+        request frame to send again, identical, so that a server that answered it already
+        answers from its reply cache. A surveyor's survey is over (as when the wait had run
+        into its end: ``pynng.Timeout``). Receiving before asking is a caller's mistake."""
         role = self._shared.role
         if not role.asks:
             raise error
@@ -351,7 +394,10 @@ class _Endpoint:
                     hint="send first",
                 )
             ) from None
-        raise _timeout("the survey is over") from None
+        if self._asked is None:
+            raise _timeout("the survey is over") from None
+        self._shared.stats.resent += 1
+        return self._asked
 
     def _recv_timeout(self) -> int:
         raise NotImplementedError
@@ -433,6 +479,13 @@ class SecureContext(_Endpoint):
     def _recv_timeout(self) -> int:
         # NNG gives a context the socket's timeouts when it is created.
         return self._socket.recv_timeout
+
+    def _park(self, digest: bytes) -> None:
+        # Another context is processing the first copy, and this copy may carry the client's
+        # newest request id (a client re-sends after a rejected reply): its NNG context
+        # waits for the reply, and this context goes on with a fresh one.
+        if self._shared.replies.park(digest, _ParkedRequest(self._io)):
+            self._io = self._socket._socket.new_context()
 
     def close(self) -> None:
         with contextlib.suppress(pynng.Closed):
@@ -532,8 +585,7 @@ class SecureSocket(_Endpoint):
         while True:
             if not surveys or readable_now(fd):
                 try:
-                    data: bytes = sock.recv(block=False)
-                    return data
+                    return bytes(sock.recv_msg(block=False).bytes)  # recv() fails on b""
                 except pynng.TryAgain:
                     pass
             if not await self._readiness.wait(fd, deadline.at(ends)):
@@ -586,6 +638,7 @@ class SecureSocket(_Endpoint):
         """Close the socket; tasks waiting in ``arecv``, ``asend`` or ``async for`` wake
         (``pynng.Closed``; iteration ends)."""
         self._readiness.close()  # before NNG closes the descriptors they wait on
+        self._shared.replies.close_parked()
         self._socket.close()
 
     def __repr__(self) -> str:
