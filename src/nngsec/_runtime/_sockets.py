@@ -45,6 +45,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 import pynng
+from pynng import ffi, lib
 
 from .._errors import PolicyError, Problem, Rejected, UsageError
 from .._patterns import BY_PROTOCOL, RoleSpec
@@ -131,6 +132,20 @@ class _Shared:
         # single-server reqrep, survey responses), which is what makes nonces collide.
         self.sender: Sender | None = codec.sender() if role.sends_any else None
         self.replies = ReplyCache()
+
+
+def _take(socket: pynng.Socket, flags: int) -> bytes:
+    """The next message of ``socket``, whatever its length. Not ``Socket.recv``: pynng
+    0.9's fails on a 0-byte message (``RuntimeError``, and the message is lost).
+    ``recv_msg`` would hold it, at the price of a ``Message`` object, three locks and a
+    pipe lookup per message, which the fast path cannot spare (benchmarks/async_recv.py)."""
+    holder = ffi.new("nng_msg **")
+    pynng.check_err(lib.nng_recvmsg(socket.socket, holder, flags))
+    message = holder[0]
+    try:
+        return bytes(ffi.buffer(lib.nng_msg_body(message), lib.nng_msg_len(message)))
+    finally:
+        lib.nng_msg_free(message)
 
 
 def _digest(frame: bytes) -> bytes:
@@ -344,8 +359,7 @@ class _Endpoint:
                 )
             self._pending = None
             return bytes(pending.outcome().bytes)
-        # Not recv(): pynng 0.9's fails on a 0-byte message (RuntimeError); a Message
-        # holds any body, the empty one included.
+        # A context's messages come as pynng Messages, which hold any body (b"" included).
         return bytes(self._io.recv_msg().bytes)
 
     async def arecv(self) -> Received:
@@ -585,7 +599,7 @@ class SecureSocket(_Endpoint):
         while True:
             if not surveys or readable_now(fd):
                 try:
-                    return bytes(sock.recv_msg(block=False).bytes)  # recv() fails on b""
+                    return _take(sock, lib.NNG_FLAG_NONBLOCK)
                 except pynng.TryAgain:
                     pass
             if not await self._readiness.wait(fd, deadline.at(ends)):
@@ -630,6 +644,9 @@ class SecureSocket(_Endpoint):
     @recv_timeout.setter
     def recv_timeout(self, milliseconds: int) -> None:
         self._socket.recv_timeout = milliseconds
+
+    def _recv_frame(self) -> bytes:
+        return _take(self._socket, 0)  # blocks, within recv_timeout
 
     def _recv_timeout(self) -> int:
         return self.recv_timeout
