@@ -11,6 +11,7 @@ import time
 import pynng
 import pytest
 
+from nngsec import UsageError
 from tests.aio import AsyncLibrary
 from tests.net import address, connected
 from tests.receivers import RECEIVERS, TIMEOUT_MS, wire
@@ -274,3 +275,67 @@ def test_async_request_and_reply_over_real_transports(aio: AsyncLibrary, nodes, 
                 return answers
 
         assert aio.run(main) == [b"FIRST", b"LAST"]
+
+
+def test_a_new_request_supersedes_a_cancelled_receive_on_a_context(aio: AsyncLibrary, nodes, url):
+    """NNG cancels a context's pending receive when the context sends a new request; that
+    outcome belongs to the old request and must not reach the new one."""
+    wired = wire("req-context", nodes, url())
+
+    async def main():
+        assert await aio.cancelled_after(0.05, wired.receiver.arecv())  # still pending in NNG
+        wired.peer.send(b"answer to the question")  # the old request: NNG drops this reply
+        await wired.receiver.asend(b"second question")
+        assert (await wired.peer.arecv()).payload == b"second question"
+        await wired.peer.asend(b"second answer")
+        return await wired.receiver.arecv()
+
+    try:
+        assert aio.run(main).payload == b"second answer"
+    finally:
+        wired.close()
+
+
+def test_a_context_gets_its_reply_in_a_later_event_loop(nodes, url):
+    """A receive cancelled in one asyncio.run is cancelled in NNG when that loop ends (the
+    request with it); in the next loop the client asks again and the server's reply cache
+    answers, without serving the request twice."""
+    wired = wire("req-context", nodes, url())
+    aio = AsyncLibrary("asyncio")
+    try:
+        assert aio.run(lambda: aio.cancelled_after(0.05, wired.receiver.arecv()))
+        wired.peer.send(b"answer")  # the first copy's reply: its request is gone in NNG
+        served = wired.peer.stats.received
+
+        async def absorb():
+            with pytest.raises(pynng.Timeout):  # the copy is answered, not delivered
+                await wired.peer.arecv()
+
+        async def main():
+            wired.peer.recv_timeout = 500
+            async with aio.tasks() as tasks:
+                tasks.start_soon(absorb)
+                return await wired.receiver.arecv()
+
+        assert aio.run(main).payload == b"answer"
+        assert wired.socket.stats.resent == 1
+        assert (wired.peer.stats.received, wired.peer.stats.duplicates) == (served, 1)
+    finally:
+        wired.close()
+
+
+def test_recv_on_a_context_whose_arecv_is_still_pending_is_a_usage_error(nodes, url):
+    wired = wire("rep-context", nodes, url())
+    aio = AsyncLibrary("trio")
+
+    async def main():
+        assert await aio.cancelled_after(0.05, wired.receiver.arecv())
+        with pytest.raises(UsageError, match="still pending"):
+            wired.receiver.recv()
+        wired.trigger(b"now")
+        return await wired.receiver.arecv()
+
+    try:
+        assert aio.run(main).payload == b"now"
+    finally:
+        wired.close()
