@@ -49,10 +49,29 @@ class ReplyCache:
         self._parked: dict[bytes, list[Parked]] = {}
         self._parked_count = 0
 
-    def started(self, digest: bytes) -> None:
+    def claim(self, digest: bytes) -> tuple[bool, bytes | None]:
+        """(seen before?, the reply if it was answered). A request not seen before is in
+        progress from now on, in the same step, so that a copy another context receives
+        meanwhile is recognised even while this one is still being checked; a request
+        that fails its checks is released (:meth:`release`)."""
+        now = time.monotonic()
         with self._lock:
-            self._in_progress[digest] = time.monotonic()
-            self._trim(time.monotonic())
+            self._trim(now)
+            entry = self._answered.get(digest)
+            if entry is not None:
+                return True, entry[0]
+            if digest in self._in_progress:
+                return True, None
+            self._in_progress[digest] = now
+            return False, None
+
+    def release(self, digest: bytes) -> None:
+        """A claimed request was rejected: forget it (copies parked for it are let go)."""
+        with self._lock:
+            self._in_progress.pop(digest, None)
+            parked = self._unpark(digest)
+        for waiting in parked:
+            waiting.close()
 
     def answered(self, digest: bytes, reply: bytes) -> None:
         """Record the reply, and answer the copies parked for it with it."""
@@ -88,15 +107,6 @@ class ReplyCache:
         parked = self._parked.pop(digest, [])
         self._parked_count -= len(parked)
         return parked
-
-    def lookup(self, digest: bytes) -> tuple[bool, bytes | None]:
-        """(seen before?, the reply if it was answered)."""
-        with self._lock:
-            self._trim(time.monotonic())
-            entry = self._answered.get(digest)
-            if entry is not None:
-                return True, entry[0]
-            return digest in self._in_progress, None
 
     def _trim(self, now: float) -> None:
         answered = self._answered

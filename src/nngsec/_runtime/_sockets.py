@@ -277,6 +277,8 @@ class _Endpoint:
             message = receiver.open(frame, reply_to=self._outstanding)
             self._check_context(message)
         except Rejected as rejected:
+            if digest is not None:
+                shared.replies.release(digest)
             shared.stats.rejected[rejected.reason] += 1
             shared.log.note(rejected.reason)
             if self._asked is not None:
@@ -287,8 +289,6 @@ class _Endpoint:
         if shared.role.answers:
             self._request = message
             self._request_digest = digest
-            if digest is not None:
-                shared.replies.started(digest)
         shared.stats.received += 1
         return message
 
@@ -313,8 +313,9 @@ class _Endpoint:
 
     def _answer_duplicate(self, digest: bytes) -> bool:
         """A re-sent request: answer it from the reply cache, or, while the first copy is
-        being processed, let it wait for that reply (contexts) or drop it (sockets)."""
-        known, reply = self._shared.replies.lookup(digest)
+        being checked or processed, let it wait for that reply (contexts) or drop it
+        (sockets). A request not seen before is claimed (in progress) and goes on."""
+        known, reply = self._shared.replies.claim(digest)
         if not known:
             return False
         if reply is not None:
