@@ -1,5 +1,5 @@
-"""Shared fixtures (worlds of fresh identities, the command line in process) and the
-hypothesis profiles.
+"""Shared fixtures (worlds of fresh identities, the command line in process, asyncio and
+trio) and the hypothesis profiles.
 
 Hypothesis profiles, chosen with ``HYPOTHESIS_PROFILE`` (default ``ci``): ``ci`` runs each
 property with hypothesis's usual 100 examples (tests that ask for more get what they ask
@@ -19,6 +19,7 @@ import pytest
 from hypothesis import settings
 
 from nngsec import Node
+from tests.aio import LIBRARIES, AsyncLibrary
 from tests.etcd_support import Etcd
 from tests.support import ALL_CHANNELS, NAMES, FakeClock, InProcessCli, World, build_world
 
@@ -97,3 +98,10 @@ def no_checkpoint_thread_outlives_the_tests():
         lambda: not [t for t in threading.enumerate() if t.name == "nngsec-replay-checkpoint"],
         "the checkpoint threads to end",
     )
+
+
+@pytest.fixture(params=LIBRARIES, ids=repr)
+def aio(request: pytest.FixtureRequest) -> AsyncLibrary:
+    """asyncio, then trio: ``aio.run(main)`` with a time limit (see ``tests/aio.py``)."""
+    library: AsyncLibrary = request.param
+    return library
