@@ -10,6 +10,7 @@ A guide block that is neither is refused: nothing in the guide goes unrun.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -30,6 +31,7 @@ PROGRAMS = sorted(path.name for path in EXAMPLES.glob("*.py"))
 # A fenced block, and the marker comment on the line before it, if any.
 FENCE = re.compile(r"(?:<!-- (\w+): (\S+) -->\n)?^```(\w*)\n(.*?)^```$", re.S | re.M)
 TIMEOUT = 30  # seconds; each program takes one or two
+_DONE = shutil.ignore_patterns("done")
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,22 @@ def test_no_block_of_the_guide_goes_unrun():
 
 @pytest.fixture(scope="session")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The directory the guide's shell blocks leave behind, run as pasted, in order."""
-    root = tmp_path_factory.mktemp("guide")
+    """The directory the guide's shell blocks leave behind, run as pasted, in order; made
+    once for the whole run (xdist's workers share their base directory's parent), under a
+    lock."""
+    shared = tmp_path_factory.getbasetemp().parent
+    root = shared / "guide-deployment"
+    with (shared / "guide-deployment.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "done").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            _run_the_guides_shell_blocks(root)
+            (root / "done").touch()
+    return root
+
+
+def _run_the_guides_shell_blocks(root: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     runs = [block for block in blocks() if block.marker == "run"]
     assert runs, "the guide has no shell block making the deployment"
@@ -96,13 +112,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         assert done.returncode == 0, f"{block.page}: {block.name}: {done.stderr}"
         assert "Traceback" not in done.stderr
-    return root
 
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("name", PROGRAMS)
 def test_the_example_prints_what_the_guide_shows(name, deployment, tmp_path):
-    shutil.copytree(deployment, tmp_path, dirs_exist_ok=True)  # replay state of its own
+    shutil.copytree(deployment, tmp_path, dirs_exist_ok=True, ignore=_DONE)  # its own state
     started = time.monotonic()
     run = subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
