@@ -51,11 +51,13 @@ class CodecWorld:
 
 
 @pytest.fixture(scope="module")
-def codec_world(tmp_path_factory: pytest.TempPathFactory) -> CodecWorld:
+def codec_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodecWorld]:
     clock = FakeClock()
     world = build_world(tmp_path_factory.mktemp("codec"), ALL_CHANNELS, NAMES)
     nodes = {name: world.node(name, clock=clock) for name in NAMES}
-    return CodecWorld(world, clock, nodes)
+    yield CodecWorld(world, clock, nodes)
+    for node in nodes.values():
+        node.close()
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +96,17 @@ def no_checkpoint_thread_outlives_the_tests():
     from tests.net import wait_for
 
     gc.collect()  # receivers in reference cycles: their slots are flagged for the thread
-    wait_for(
-        lambda: not [t for t in threading.enumerate() if t.name == "nngsec-replay-checkpoint"],
-        "the checkpoint threads to end",
-    )
+
+    def ended() -> bool:
+        return not [t for t in threading.enumerate() if t.name == "nngsec-replay-checkpoint"]
+
+    try:  # (a collected receiver's slot is given back within ABANDONED_POLL seconds)
+        wait_for(ended, "the checkpoint threads to end", timeout=15)
+    except AssertionError:
+        from nngsec._runtime._replay_state import _STATES
+
+        held = [f"{slot.directory.name}/{slot.channel}" for s in _STATES for slot in s._slots]
+        raise AssertionError(f"receivers never closed nor collected: {held}") from None
 
 
 @pytest.fixture(params=LIBRARIES, ids=repr)

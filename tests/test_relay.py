@@ -42,9 +42,12 @@ PATTERNS = list(SCENARIOS)
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Node]:
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
     world = build_world(tmp_path_factory.mktemp("relay"), BODY, NAMES)
-    return {name: world.node(name) for name in NAMES}
+    opened = {name: world.node(name) for name in NAMES}
+    yield opened
+    for node in opened.values():
+        node.close()
 
 
 @pytest.fixture
