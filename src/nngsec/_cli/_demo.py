@@ -464,8 +464,13 @@ def _run_demo(say: Callable[[str], None]) -> DemoReport:
                 say("                 dashboard <-> the attacker's wire <-> archiver (a pair)")
                 say("                 dashboard -> relay -> worker-1, worker-2 (a survey)")
                 say("each attack is injected on its own; -> names the reason each receiver gave")
+                scenes = {
+                    "telemetry": factory.telemetry, "jobs": factory.jobs,
+                    "control": factory.control, "cells": factory.cells,
+                    "sync": factory.sync, "health": factory.health,
+                }  # fmt: skip
                 for name in SCENES:
-                    getattr(factory, name)(report.channels[name])
+                    scenes[name](report.channels[name])
             for name in LIVE_ROWS:
                 report.channels[name] = ChannelRow()
             # The revoked subscriber's node refuses the update that revokes it, with an error
