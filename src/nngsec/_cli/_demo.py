@@ -103,7 +103,8 @@ JOBS = 20
 REQUESTS = 6
 CHATTER = 5  # bus messages per cell
 SYNC = 4  # pair messages each way
-SURVEY_MS = 400  # how long a survey collects responses
+SURVEY_MS = 300  # how long a survey collects responses
+ATTACKED_SURVEY_MS = 1500  # ... the one the rogue respondents answer: time to see each rejected
 TIMEOUT_MS = 5000
 SCENES = ("telemetry", "jobs", "control", "cells", "sync", "health")
 
@@ -878,9 +879,8 @@ class _Factory:
     # -- health: a survey through a relay --------------------------------------------------
     def health(self, row: ChannelRow) -> None:
         front, back = self._relay("survey", "health")
-        surveyor = self._attach(
-            "dashboard", pynng.Surveyor0(dial=front, survey_time=SURVEY_MS), "health"
-        )
+        asking_socket = pynng.Surveyor0(dial=front, survey_time=SURVEY_MS)
+        surveyor = self._attach("dashboard", asking_socket, "health")
         names = ("worker-1", "worker-2")
         respondents = {n: self._attach(n, pynng.Respondent0(dial=back), "health") for n in names}
         rogue_surveyor = self._own(pynng.Surveyor0(dial=front))
@@ -939,6 +939,9 @@ class _Factory:
                     while True:
                         rogue.recv()
             second: list[Any] = []
+            asking_socket.survey_time = ATTACKED_SURVEY_MS
+            for rogue in rogues:
+                rogue.recv_timeout = TIMEOUT_MS
             asking = threading.Thread(target=survey, args=(2, second))
             asking.start()
             surveys = [rogue.recv() for rogue in rogues]  # the second survey, to answer
