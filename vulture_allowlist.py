@@ -19,3 +19,4 @@ _.field_title_should_be_set  # pydantic's GenerateJsonSchema calls it (_formats/
 no_checkpoint_thread_outlives_the_tests  # pytest runs the autouse fixture
 keygen_until_killed  # tests/foundation/test_keygen_crash.py runs it with python -c (a real process)
 both_ways_of_writing  # pytest runs the autouse fixture of tests/foundation/test_atomic.py
+_.rcvtimeo  # pyzmq reads the socket option (examples/zmq_*.py, tests/test_zmq.py)

@@ -148,6 +148,29 @@ def test_cheap_checks_in_order(codec_world):
     assert nodes["carol"].open("pubsub-sealed", future).payload == b"y"
 
 
+def test_a_stale_detail_says_which_way_the_clock_is_off(codec_world):
+    """Both are ``stale`` (a binding reason), but an operator must know where to look: a
+    frame from the future means the sender's clock is ahead, an old one that it is late."""
+    nodes, clock = codec_world.nodes, codec_world.clock
+    clock.advance(5.0)
+    ahead = nodes["alice"].seal("pubsub-sealed", b"x", topic="t.x")
+    clock.advance(-5.0)
+    with pytest.raises(Rejected) as future:
+        nodes["carol"].open("pubsub-sealed", ahead)
+    assert future.value.reason == "stale"
+    assert future.value.detail == (
+        "from the future: stamped 5.000s ahead of this receiver's clock, over the 2s clock "
+        "skew allowed (the sender's clock is ahead)"
+    )
+    assert str(future.value).startswith("stale: from the future")
+    old = nodes["alice"].seal("pubsub-sealed", b"x", topic="t.x")
+    clock.advance(31.0)
+    with pytest.raises(Rejected) as late:
+        nodes["carol"].open("pubsub-sealed", old)
+    assert late.value.reason == "stale"
+    assert late.value.detail == "too old: sent 31.000s ago, over the channel's max_age of 30s"
+
+
 def test_max_age_is_exact_for_old_frames(codec_world):
     nodes, clock = codec_world.nodes, codec_world.clock
     frame = nodes["alice"].seal("pubsub-sealed", b"x", topic="t.x")

@@ -171,7 +171,7 @@ def test_help(cli, command):
 def test_rules_doc_is_current():
     doc = ROOT / "docs" / "rules.md"
     assert doc.read_text() == render_rules_markdown(), (
-        "docs/rules.md is stale: run `make docs` (python -m nngsec._topology._docs)"
+        "docs/rules.md is stale: run `make docs-regen` (python -m nngsec._topology._docs)"
     )
 
 

@@ -162,6 +162,7 @@ def _rotation(
         row.rejected.update(rejected)
         row.expected.update((name, "sensor-1", p) for p in traffic.sent)
         row.delivered.update((name, "sensor-1", p) for p, _ in traffic.got[name])
+        row.tally(name, len(traffic.got[name]), rejected)
         epochs = sorted({e for _, e in traffic.got[name]})
         say(
             f"  rotation   {name:10} delivered {len(traffic.got[name]):>4}/{len(traffic.sent)} "
@@ -201,6 +202,7 @@ def _revocation(
             if name == "dashboard" or payload not in sealed_after:
                 row.expected[(name, "sensor-1", payload)] += 1
         row.delivered.update((name, "sensor-1", p) for p, _ in traffic.got[name])
+        row.tally(name, len(traffic.got[name]), rejected)
         read_after = len({p for p, _ in traffic.got[name]} & sealed_after)
         say(
             f"  revocation {name:10} delivered {len(traffic.got[name]):>4}/{len(traffic.sent)}, "

@@ -36,10 +36,13 @@ def register(commands: Any) -> None:
         "demo",
         help="a secured factory under attack, in one process",
         description="Run a small factory (sensors, dashboard, job pipeline, control service "
-        "with two servers, a bus of cells) over inproc and ipc, with key-less relays in "
-        "between, while an attacker injects forged, replayed, tampered, reflected, revoked "
-        "and foreign frames. Prints what was delivered and rejected per channel; exits 0 "
-        "only if every honest message arrived and every attack was rejected.",
+        "with two servers, a bus of cells, a pair, a health survey) over ipc, with key-less "
+        "relays in between, while an attacker injects forged, replayed, tampered, "
+        "reflected, revoked, misdirected and foreign frames, one at a time. Prints each "
+        "attack with the reason it was rejected for (which check), what each receiver "
+        "delivered and rejected, and a table per channel; then rotates keys under traffic "
+        "and revokes a subscriber. Exits 0 only if every honest message arrived and every "
+        "attack was rejected for the expected reason.",
     )
     demo.add_argument(
         "--format",

@@ -535,9 +535,20 @@ class Receiver:
 
         sent_at = header.time_ms / 1000
         if now - sent_at > codec.spec.max_age:
-            raise Rejected(Rejected.STALE, f"sent {now - sent_at:.3f}s ago")
+            raise Rejected(
+                Rejected.STALE,
+                f"too old: sent {now - sent_at:.3f}s ago, over the channel's max_age of "
+                f"{codec.spec.max_age:g}s",
+            )
         if sent_at - now > codec.clock_skew:
-            raise Rejected(Rejected.STALE, f"stamped {sent_at - now:.3f}s in the future")
+            # Same reason (binding), but the opposite cure: the sender's clock, not the
+            # network, is at fault, and an operator must be told which way to look.
+            raise Rejected(
+                Rejected.STALE,
+                f"from the future: stamped {sent_at - now:.3f}s ahead of this receiver's "
+                f"clock, over the {codec.clock_skew:g}s clock skew allowed (the sender's "
+                "clock is ahead)",
+            )
         verdict = self.guard.check(header.key_id, header.session, header.seq, sent_at)
         if verdict is not None:
             raise Rejected(verdict, f"{sender} seq {header.seq}")
