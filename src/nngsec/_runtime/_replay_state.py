@@ -344,10 +344,12 @@ class ReplaySlot:
         self.closed = False
         self.detached = False  # in a forked child: memory only
         self.abandoned = False  # its receiver was collected: the thread closes the slot
+        self.clock_skew = 0.0  # the node's allowance for clocks ahead (set by load)
 
     # -- start ------------------------------------------------------------------------
     def load(self, now: float, clock_skew: float, max_age: float) -> None:
         """Restore the guard from every slot's files; clean this slot's leftovers."""
+        self.clock_skew = clock_skew
         try:
             for temp in self.directory.glob(f".{self.snapshot_path.name}.*.tmp"):
                 with contextlib.suppress(FileNotFoundError):
@@ -544,6 +546,17 @@ class ReplaySlot:
         files. The descriptors are closed without unlocking: the lock is shared with the
         parent's descriptors and stays the parent's."""
         self.detached = True
+        if self.lock.locked():
+            # Security (and liveness): the receiver's lock is held by a thread that does not
+            # exist in the child, the checkpoint thread taking the marks (25 ms per 0.25 s
+            # with a full guard) or a thread recording a frame: the child's first open()
+            # waited for ever (12 of 20 forks hung). No thread of the child holds it (fork()
+            # is not called under it), so it is released; and since a recording thread may
+            # have left the guard half-changed (a window popped before its tombstone was
+            # written), the child refuses every frame stamped before now, as on lost state.
+            self.lock.release()
+            start = math.ceil((time.time() + self.clock_skew) * 1000) / 1000
+            self.guard.floor = max(self.guard.floor, start)
         for fd in (self._journal_fd, self._lock_fd):
             if fd is not None:
                 with contextlib.suppress(OSError):
