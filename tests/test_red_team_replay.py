@@ -256,3 +256,50 @@ def test_a_child_forked_while_a_checkpoint_holds_the_receivers_lock_still_receiv
         holder.join()
         node.close()
     assert os.waitstatus_to_exitcode(status) == 0, os.waitstatus_to_exitcode(status)
+
+
+RPC = """
+channels:
+  rpc: {pattern: reqrep, clients: [client], servers: [server]}
+"""
+
+
+def test_a_child_forked_by_c_code_never_writes_the_parents_state(tmp_path):
+    """fork(2) from C code runs no at-fork handler: the child went on with its parent's
+    state slot, appended its own requests to the parent's journal and, at its exit,
+    replaced the parent's snapshot with its own view (losing what the parent accepted
+    after the fork)."""
+    import ctypes
+
+    world = build_world(tmp_path, RPC, ["client", "server"])
+    client = world.node("client", state_dir=False)
+    requests = [client.seal("rpc", b"request %d" % n) for n in range(3)]
+    node = world.node("server", state_dir=tmp_path / "state", checkpoint_interval=3600)
+    node.open("rpc", requests[0])
+    node._receivers["rpc"].replay_slot.checkpoint()
+    files = tmp_path / "state" / "server"
+    before = {p.name: p.read_bytes() for p in files.iterdir() if not p.name.endswith(".lock")}
+    fork = ctypes.PyDLL(None, use_errno=True).fork
+    fork.restype = ctypes.c_int
+    pid = int(fork())
+    if pid == 0:  # the child: it serves requests[1] in memory only, and closes
+        code = 1
+        try:
+            import signal
+
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(5)  # a hang (close() waiting for the parent's thread) kills it
+            node.open("rpc", requests[1])
+            node.close()
+            code = 0
+        except BaseException as error:
+            os.write(2, f"child: {error!r}\n".encode())
+        finally:
+            os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+        after = {p.name: p.read_bytes() for p in files.iterdir() if not p.name.endswith(".lock")}
+    finally:
+        node.close()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert after == before
