@@ -276,7 +276,9 @@ def test_a_child_forked_by_c_code_never_writes_the_parents_state(tmp_path):
     requests = [client.seal("rpc", b"request %d" % n) for n in range(3)]
     node = world.node("server", state_dir=tmp_path / "state", checkpoint_interval=3600)
     node.open("rpc", requests[0])
-    node._receivers["rpc"].replay_slot.checkpoint()
+    slot = node._receivers["rpc"].replay_slot
+    assert slot is not None
+    slot.checkpoint()
     files = tmp_path / "state" / "server"
     before = {p.name: p.read_bytes() for p in files.iterdir() if not p.name.endswith(".lock")}
     fork = ctypes.PyDLL(None, use_errno=True).fork
