@@ -20,3 +20,4 @@ no_checkpoint_thread_outlives_the_tests  # pytest runs the autouse fixture
 keygen_until_killed  # tests/foundation/test_keygen_crash.py runs it with python -c (a real process)
 both_ways_of_writing  # pytest runs the autouse fixture of tests/foundation/test_atomic.py
 _.rcvtimeo  # pyzmq reads the socket option (examples/zmq_*.py, tests/test_zmq.py)
+do_POST, log_message, _.daemon_threads  # http.server calls them (tests/test_red_team_inputs.py)

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from .._errors import NngsecError
+from .._formats._secrets import find_secret_text
 from .._version import __version__
 from . import _logs
 
@@ -90,6 +91,20 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     _logs.configure()
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Security: argparse and the commands quote their arguments in errors ("invalid choice",
+    # "invalid identity name", "public key file not found"), whole; a private key pasted
+    # where a public key, a name or a value belongs went to the terminal and the CI log.
+    # No command takes private-key text as an argument: refuse it before anything reads it,
+    # naming only its position (as files are refused: see _formats/_secrets.py).
+    for position, word in enumerate(argv, start=1):
+        if find_secret_text(word) is not None:
+            print(
+                f"nngsec: error: argument {position} holds a private key (not shown) "
+                "(hint: no nngsec command takes one; treat it as exposed, as anything on a "
+                "command line is: make a new identity with nngsec keygen, revoke the old one)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:

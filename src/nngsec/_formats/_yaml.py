@@ -177,6 +177,20 @@ class _Builder:
         span = _span(node)
         return PolicyError(Problem(message, self.path, span.line, span.column, hint=hint))
 
+    def _refuse_escaped_secret(self, node: yaml.ScalarNode) -> None:
+        """Security: the raw text of every file is searched for private keys before parsing
+        (``refuse_secret_text``), but a double-quoted scalar can spell one the raw text does
+        not hold: escapes (``nngsec\\x2dsecret-v1:``, ``\\u0041``) and ``\\`` line
+        continuations join what the search saw apart. Such a key loaded silently (in
+        ``description:``, on its way to every node): search the value as parsed too."""
+        if node.style == '"' and find_secret_text(node.value) is not None:
+            raise self._refuse(
+                node,
+                "a private key is written here (spelled with escapes); a file nngsec reads "
+                "must never hold one (not shown)",
+                _EXPOSED_HINT,
+            )
+
     def build(self, node: yaml.Node, loc: Loc) -> Any:
         self.budget -= 1
         if self.budget < 0:
@@ -193,6 +207,7 @@ class _Builder:
             )
         self.values[loc] = _span(node)
         if isinstance(node, yaml.ScalarNode):
+            self._refuse_escaped_secret(node)
             try:
                 return _scalar(node)
             except ValueError:  # Python reads integers of at most 4300 digits
@@ -218,6 +233,7 @@ class _Builder:
                     )
                 )
                 continue
+            self._refuse_escaped_secret(key_node)
             key = _scalar(key_node)
             if not isinstance(key, str):
                 key = key_node.value  # `1: x` or `true: y` keys are kept as written

@@ -32,13 +32,27 @@ class AnswerLedger:
         self.retention = retention
         self.max_entries = max_entries
         self._seen: OrderedDict[tuple[FrameRef, str], float] = OrderedDict()
+        self._strict: dict[str, OrderedDict[FrameRef, float]] = {}
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._seen) + sum(map(len, self._strict.values()))
 
-    def admit(self, request: FrameRef, responder: str, now: float) -> bool:
+    def admit(self, request: FrameRef, responder: str, now: float, *, strict: bool = False) -> bool:
         """Record ``responder``'s answer to ``request``; ``False`` if it answered it
-        already. Call after every other check passed."""
+        already. Call after every other check passed.
+
+        ``strict``: for a receiver that does not know which requests are outstanding (the
+        socket-free codec, ``Node.open``). Security: there an answering identity can answer
+        requests that were never sent (any reference naming this identity's key id), and
+        with the bound below forgetting the oldest answer first, 65,536 such answers made
+        the ledger forget its answer to a real survey: it voted twice (measured: 10 s).
+        So strictly, each responder has its own ``max_entries`` answers within
+        ``retention``, and one more is refused rather than an answer forgotten: a
+        responder flooding the ledger only refuses its own answers (memory: at most
+        ``max_entries`` per answering identity of the policy). A socket checks that an
+        answer is to its outstanding request before this, so it cannot be flooded."""
+        if strict:
+            return self._admit_strict(request, responder, now)
         seen = self._seen
         while seen and (
             len(seen) >= self.max_entries or now - next(iter(seen.values())) > self.retention
@@ -48,4 +62,13 @@ class AnswerLedger:
         if key in seen:
             return False
         seen[key] = now
+        return True
+
+    def _admit_strict(self, request: FrameRef, responder: str, now: float) -> bool:
+        mine = self._strict.setdefault(responder, OrderedDict())
+        while mine and now - next(iter(mine.values())) > self.retention:
+            mine.popitem(last=False)
+        if request in mine or len(mine) >= self.max_entries:
+            return False  # answered already, or more answers than can be remembered
+        mine[request] = now
         return True

@@ -567,8 +567,16 @@ class Receiver:
             verdict = self.guard.check(header.key_id, header.session, header.seq, sent_at)
             if verdict is not None:
                 raise Rejected(verdict, f"{sender} seq {header.seq}")
-            if header.reply_to is not None and not self.answers.admit(header.reply_to, sender, now):
-                raise Rejected(Rejected.REPLAY, f"a second answer from {sender} to one request")
+            # strict without reply_to (Node.open): see AnswerLedger.admit (a flood of answers
+            # to requests never sent must not make the ledger forget a real one).
+            if header.reply_to is not None and not self.answers.admit(
+                header.reply_to, sender, now, strict=reply_to is None
+            ):
+                raise Rejected(
+                    Rejected.REPLAY,
+                    f"a second answer from {sender} to one request (or more answers from it "
+                    "than max_age allows to remember)",
+                )
             if self.replay_slot is not None and self._writes_through and not header.is_reply:
                 self.replay_slot.write_through(header.key_id, header.session, header.seq, sent_at)
             self.guard.record(header.key_id, header.session, header.seq, sent_at, now)

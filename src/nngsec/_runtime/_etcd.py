@@ -56,11 +56,35 @@ def _unb64(text: object) -> bytes:
 
 
 def _int(value: object) -> int:
-    # The gateway writes 64-bit integers as JSON strings (and leaves zero out).
+    # The gateway writes 64-bit integers as JSON strings (and leaves zero out). A hostile
+    # store may send anything JSON holds: 1e400 is an infinite float, which int() refuses
+    # with OverflowError; "9" * 5000 a string int() refuses to read (ValueError).
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, type(None))):
+        raise StoreError(f"the store sent {type(value).__name__} where a number belongs")
     try:
-        return int(value) if value is not None else 0  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise StoreError(f"the store sent {value!r} where a number belongs") from None
+        return int(value) if value is not None else 0
+    except (ValueError, OverflowError):
+        raise StoreError(
+            "the store sent something that is not a number where one belongs"
+        ) from None
+
+
+def _object(answer: dict[str, Any], name: str) -> dict[str, Any]:
+    """The JSON object under ``name`` (an empty one when absent). Security: the store is
+    trusted for availability only, so whatever it answers must end as a StoreError, never
+    as an AttributeError out of ``Node(...)`` or out of the thread that follows the store
+    (which would stop following it, revocations included, until the node restarts)."""
+    value = answer.get(name, {})
+    if not isinstance(value, dict):
+        raise StoreError(f"the store sent a {name!r} that is not a JSON object")
+    return value
+
+
+def _list(answer: dict[str, Any], name: str) -> list[Any]:
+    value = answer.get(name, [])
+    if not isinstance(value, list):
+        raise StoreError(f"the store sent a {name!r} that is not a JSON list")
+    return value
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -113,8 +137,8 @@ class EtcdClient:
         answer = self.call(
             "/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))}
         )
-        revision = _int(answer.get("header", {}).get("revision"))
-        return revision, [_kv(item) for item in answer.get("kvs", [])]
+        revision = _int(_object(answer, "header").get("revision"))
+        return revision, [_kv(item) for item in _list(answer, "kvs")]
 
     def txn(
         self,
@@ -126,7 +150,7 @@ class EtcdClient:
         answer = self.call(
             "/v3/kv/txn", {"compare": compare, "success": success, "failure": failure or []}
         )
-        return bool(answer.get("succeeded")), _int(answer.get("header", {}).get("revision"))
+        return bool(answer.get("succeeded")), _int(_object(answer, "header").get("revision"))
 
     def watch(self, prefix: bytes, start_revision: int) -> Watch:
         """A stream of the revisions at which keys under ``prefix`` change, from
@@ -206,7 +230,7 @@ class Watch:
             if self._response.status != 200:
                 raise StoreError(f"etcd at {client.address} refused the watch")
             first = self._line()
-            if not first.get("result", {}).get("created"):
+            if not _object(first, "result").get("created"):
                 raise StoreError(f"etcd at {client.address} did not open the watch")
             if sock is not None:
                 sock.settimeout(None)
@@ -244,7 +268,7 @@ class Watch:
             if result.get("canceled") or result.get("compact_revision"):
                 raise StoreError(f"etcd at {self._client.address} cancelled the watch")
             if result.get("events"):
-                yield _int(result.get("header", {}).get("revision"))
+                yield _int(_object(result, "header").get("revision"))
 
     def close(self) -> None:
         self._closed.set()

@@ -344,10 +344,12 @@ class ReplaySlot:
         self.closed = False
         self.detached = False  # in a forked child: memory only
         self.abandoned = False  # its receiver was collected: the thread closes the slot
+        self.clock_skew = 0.0  # the node's allowance for clocks ahead (set by load)
 
     # -- start ------------------------------------------------------------------------
     def load(self, now: float, clock_skew: float, max_age: float) -> None:
         """Restore the guard from every slot's files; clean this slot's leftovers."""
+        self.clock_skew = clock_skew
         try:
             for temp in self.directory.glob(f".{self.snapshot_path.name}.*.tmp"):
                 with contextlib.suppress(FileNotFoundError):
@@ -435,8 +437,8 @@ class ReplaySlot:
         """Append an accepted frame to the journal (call under the receiver's lock, before
         the frame is recorded and returned). Raises KeystoreError if it cannot: a request
         that could not be recorded must not be executed."""
-        if self.detached or self.closed:
-            return
+        if self.detached or self.closed or os.getpid() != _PID:
+            return  # (a child of a fork made by C code: detached at its next checkpoint)
         record = encode_journal_record(key_id, session, seq, sent_at)
         try:
             if self._journal_fd is None:
@@ -463,6 +465,7 @@ class ReplaySlot:
     def checkpoint(self) -> None:
         """Write a snapshot if the guard changed since the last one. Never raises: a
         failure is logged and retried at the next interval."""
+        _forked()
         with self._writing:
             if self.detached or self.closed:
                 return
@@ -516,6 +519,7 @@ class ReplaySlot:
     def close(self, *, final: bool = True) -> None:
         """Write the final snapshot (unless ``final`` is false: a slot that failed to load
         must not overwrite what it could not read) and give the slot back (idempotent)."""
+        _forked()
         if self.detached:  # a forked child: nothing of the parent's to write or release,
             self.closed = True  # and locks a parent thread held at fork() stay held here
             self.state.forget(self)
@@ -544,6 +548,17 @@ class ReplaySlot:
         files. The descriptors are closed without unlocking: the lock is shared with the
         parent's descriptors and stays the parent's."""
         self.detached = True
+        if self.lock.locked():
+            # Security (and liveness): the receiver's lock is held by a thread that does not
+            # exist in the child, the checkpoint thread taking the marks (25 ms per 0.25 s
+            # with a full guard) or a thread recording a frame: the child's first open()
+            # waited for ever (12 of 20 forks hung). No thread of the child holds it (fork()
+            # is not called under it), so it is released; and since a recording thread may
+            # have left the guard half-changed (a window popped before its tombstone was
+            # written), the child refuses every frame stamped before now, as on lost state.
+            self.lock.release()
+            start = math.ceil((time.time() + self.clock_skew) * 1000) / 1000
+            self.guard.floor = max(self.guard.floor, start)
         for fd in (self._journal_fd, self._lock_fd):
             if fd is not None:
                 with contextlib.suppress(OSError):
@@ -580,6 +595,7 @@ class ReplayState:
         """Take the lowest free slot of (``identity``, ``channel``), restore ``guard`` from
         the state files, and have the thread checkpoint it. KeystoreError if the state
         directory is unusable."""
+        _forked()
         directory = self.directory / identity
         self._prepare(self.directory)
         self._prepare(directory)
@@ -646,6 +662,7 @@ class ReplayState:
 
     def close(self) -> None:
         """Write every slot's final snapshot, give the slots back, end the thread."""
+        _forked()
         with self._wake:
             slots = list(self._slots)
         for slot in slots:
@@ -699,11 +716,32 @@ _SLOTS: weakref.WeakSet[ReplaySlot] = weakref.WeakSet()
 _STATES: weakref.WeakSet[ReplayState] = weakref.WeakSet()
 
 
+_PID = os.getpid()  # the process whose state files the live slots are
+
+
 def _after_fork_in_child() -> None:
+    global _PID  # noqa: PLW0603 - the one process-wide fact a fork changes
+    _PID = os.getpid()
     for slot in list(_SLOTS):
         slot.detach_in_child()
     for state in list(_STATES):
         state.reset_in_child()
+
+
+def _forked() -> bool:
+    """Whether this is a child forked without Python's at-fork handlers (fork(2) called by
+    C code); if so, let go of the parent's files now, as the handler would have.
+
+    Security: such a child went on with its parent's slots: it appended its requests to
+    the parent's journal and, at exit, replaced the parent's snapshot with its own view,
+    losing what the parent accepted after the fork (replayable after the parent's next
+    crash); and close() waited for ever for a checkpoint thread the child does not have.
+    The same process-id check as a sending session's (``SendState.take``). Not called
+    under a receiver's lock: a detached slot releases a lock held at the fork."""
+    if os.getpid() == _PID:
+        return False
+    _after_fork_in_child()
+    return True
 
 
 def _close_at_exit() -> None:
