@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 
+import pynng
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -625,3 +626,36 @@ def test_a_state_directory_of_another_user_is_refused(world, clock, tmp_path):
     node = world.node("server", clock=clock, state_dir=theirs)
     with pytest.raises(KeystoreError, match="belongs to another user"):
         node.receiver("jobs")
+
+
+def test_a_request_the_journal_could_not_record_is_taken_again_when_re_sent(
+    world, monkeypatch, tmp_path
+):
+    """A server whose journal write fails raises KeystoreError (a request that could not
+    be recorded must not be executed) and lets go of the request: Req0's re-send of the
+    same frame is then received, not dropped as a copy of a request still in progress."""
+    client = world.node("client")
+    server = world.node("server")
+    url = f"ipc://{tmp_path}/rpc"
+    failing = [True]
+    write_through = replay_state.ReplaySlot.write_through
+
+    def fail_once(self, *args, **kwargs):
+        if failing[0]:
+            failing[0] = False
+            raise KeystoreError("cannot write the journal (a full disk)")
+        return write_through(self, *args, **kwargs)
+
+    monkeypatch.setattr(replay_state.ReplaySlot, "write_through", fail_once)
+    with (
+        server.attach(pynng.Rep0(listen=url, recv_timeout=5000), "rpc") as rep,
+        client.attach(pynng.Req0(dial=url, resend_time=100, recv_timeout=5000), "rpc") as req,
+    ):
+        req.send(b"the request")
+        with pytest.raises(KeystoreError, match="journal"):
+            rep.recv()
+        assert rep.recv().payload == b"the request"  # the re-sent copy, within 100 ms
+        rep.send(b"done")
+        assert req.recv().payload == b"done"
+    client.close()
+    server.close()

@@ -327,6 +327,13 @@ class _Endpoint:
             if shared.on_reject == "raise":
                 raise
             return None
+        except BaseException:
+            # A local failure, not the frame's (the replay journal could not be written):
+            # the request was neither recorded nor returned, so its re-sent copy must be
+            # taken again rather than dropped as a copy of a request still in progress.
+            if digest is not None:
+                shared.replies.release(digest)
+            raise
         if shared.role.answers:
             self._request = message
             self._request_digest = digest
@@ -375,7 +382,9 @@ class _Endpoint:
 
         ``pynng.Timeout`` after the socket's ``recv_timeout`` (also when rejected frames
         keep arriving: each is dropped, and the wait does not start over), or when a
-        survey is over; ``pynng.Closed`` once the socket is closed."""
+        survey is over; ``pynng.Closed`` once the socket is closed; :class:`KeystoreError`
+        when a server or respondent cannot write its replay journal (the request is not
+        returned, and its re-sent copy is taken again)."""
         self._receiver()
         deadline = _Deadline(self._recv_timeout)
         while True:
