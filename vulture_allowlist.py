@@ -14,3 +14,4 @@ _.asurvey  # public API: SecureSocket.asurvey (the asynchronous survey)
 _.memory_is_bounded_by_recent_sessions  # hypothesis runs its @invariant methods
 TestReplayWindow  # pytest collects the hypothesis state machine's TestCase
 pytestmark  # pytest reads a module-level pytestmark
+restore_route  # pytest: a fixture of tests/test_crypto_routes.py, named in usefixtures marks

@@ -376,10 +376,11 @@ class Receiver:
             raise Rejected(Rejected.FORGED, f"frame kind 0x{header.kind:02x} not used here")
         scheme, recipient = entry
         body = len(frame) - start
-        if body < scheme.overhead:
+        overhead = scheme.overhead_for(header)
+        if body < overhead:
             raise Rejected(Rejected.MALFORMED, "body shorter than the scheme's overhead")
-        if body - scheme.overhead > codec.max_size:
-            raise Rejected(Rejected.TOO_LARGE, f"{body - scheme.overhead}-byte payload")
+        if body - overhead > codec.max_size:
+            raise Rejected(Rejected.TOO_LARGE, f"{body - overhead}-byte payload")
 
         sender = codec.policy.by_key_id.get(header.key_id)
         if sender is None:

@@ -168,12 +168,22 @@ class SchemeCodec(ABC):
     def __init__(self, ctx: ChannelContext, kind: int) -> None:
         self.ctx = ctx
         self.kind = kind
+        self._prefixes: dict[bytes, bytes] = {}
 
-    def signed_message(self, label: bytes, *parts: bytes) -> bytes:
-        """``label || 0x00 || binding || parts``: what a frame signature covers. The binding
-        (deployment, policy, channel) keeps a signature made in one deployment from being
-        accepted in another that happens to share an identity and a channel name."""
-        return label + b"\x00" + self.ctx.binding + b"".join(parts)
+    def signature_prefix(self, label: bytes) -> bytes:
+        """``label || 0x00 || binding``: what a frame signature covers before the frame's
+        own bytes. The binding (deployment, policy, channel) keeps a signature made in one
+        deployment from being accepted in another that happens to share an identity and a
+        channel name. Computed once per label."""
+        prefix = self._prefixes.get(label)
+        if prefix is None:
+            prefix = self._prefixes[label] = label + b"\x00" + self.ctx.binding
+        return prefix
+
+    def overhead_for(self, header: Header) -> int:
+        """Body bytes that are not payload in a frame with this header (the same for every
+        frame, except where the body grows with the audience of the frame's epoch)."""
+        return self.overhead
 
     def send_epoch(self, peer: str | None, reply_epoch: int | None) -> int:
         """Epoch to stamp on a frame sent to ``peer`` (replies reuse the request's)."""
@@ -191,4 +201,5 @@ class SchemeCodec(ABC):
 
     @abstractmethod
     def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
-        """The payload, or ``Rejected('forged')``; never returns unauthenticated bytes."""
+        """The payload, or ``Rejected('forged')``; never returns unauthenticated bytes.
+        ``frame`` is read through a memoryview: slices of it are not copied."""

@@ -20,8 +20,11 @@ from typing import Any, TypeVar
 from ..._errors import PolicyError, Problem, Rejected
 from ..._formats._labels import PEER_KEY, PEERBOX_FRAME
 from .._wire import Header
+from . import _crypto
 from ._base import ChannelContext, SchemeCodec, SendState, forged, no_key, nonce_of
-from ._crypto import AEAD_TAG, aead_open, aead_seal, kdf, x25519
+from ._crypto import AEAD_TAG, kdf
+
+_AD = PEERBOX_FRAME + b"\x00"  # the associated data: this, then the header bytes
 
 T = TypeVar("T")
 
@@ -47,7 +50,7 @@ class _PeerBox(SchemeCodec):
         self._lock = threading.Lock()
 
     def _derive(self, secret: bytes, other: bytes, x_pk: bytes, y_pk: bytes, epoch: int) -> bytes:
-        shared = x25519(secret, other)
+        shared = _crypto.x25519(secret, other)
         if shared is None:
             raise forged("peer key agreement failed")
         return kdf(shared, PEER_KEY, x_pk, y_pk, self.ctx.binding, struct.pack(">I", epoch))
@@ -73,11 +76,11 @@ class _PeerBox(SchemeCodec):
                     hint="check the channel keys (nngsec rotate) and the peer's public key",
                 )
             ) from None
-        return aead_seal(key, nonce_of(header), payload, PEERBOX_FRAME + b"\x00" + hdr)
+        return _crypto.aead_seal(key, nonce_of(header), payload, _AD + hdr)
 
     def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
-        ad = PEERBOX_FRAME + b"\x00" + bytes(frame[:start])
-        payload = aead_open(key, nonce_of(header), bytes(frame[start:]), ad)
+        view = memoryview(frame)
+        payload = _crypto.aead_open(key, nonce_of(header), view[start:], _AD + view[:start])
         if payload is None:
             raise forged("AEAD does not open")
         return payload

@@ -22,22 +22,14 @@ from typing import Any
 from ..._errors import PolicyError, Problem
 from ..._formats._labels import SEALED_FRAME, SEALED_WRAP
 from .._wire import Header
+from . import _crypto
 from ._base import SchemeCodec, SendState, forged, nonce_of
-from ._crypto import (
-    AEAD_TAG,
-    SIGNATURE,
-    ZERO_NONCE,
-    aead_open,
-    aead_seal,
-    kdf,
-    verify,
-    x25519,
-    x25519_base,
-)
+from ._crypto import AEAD_TAG, SIGNATURE, ZERO_NONCE, kdf
 
 EPHEMERAL = 32
 WRAPPED = 32 + AEAD_TAG
 CACHE_LIMIT = 4096
+_AD = SEALED_FRAME + b"\x00"  # the associated data: this, the header, e_pk || wrapped
 
 
 class Sealed(SchemeCodec):
@@ -73,8 +65,8 @@ class Sealed(SchemeCodec):
         keys = self.ctx.epoch_stamped(header.epoch)
         audience = keys.public
         ephemeral_secret = self.ctx.random(32)
-        ephemeral = x25519_base(ephemeral_secret)
-        shared = x25519(ephemeral_secret, audience) if audience is not None else None
+        ephemeral = _crypto.x25519_base(ephemeral_secret)
+        shared = _crypto.x25519(ephemeral_secret, audience) if audience is not None else None
         if audience is None or shared is None:
             raise PolicyError(
                 Problem(
@@ -83,7 +75,7 @@ class Sealed(SchemeCodec):
                 )
             )
         content_key = self.ctx.random(32)
-        wrapped = aead_seal(
+        wrapped = _crypto.aead_seal(
             self._wrap_key(shared, ephemeral, audience, header), ZERO_NONCE, content_key, b""
         )
         material = (ephemeral + wrapped, content_key)
@@ -94,44 +86,52 @@ class Sealed(SchemeCodec):
         self, state: SendState, header: Header, hdr: bytes, payload: bytes, peer: str | None
     ) -> bytes:
         prefix, content_key = self._session_material(state, header)
-        ad = SEALED_FRAME + b"\x00" + hdr + prefix
-        ciphertext = aead_seal(content_key, nonce_of(header), payload, ad)
-        signature = self.ctx.key.sign(self.signed_message(SEALED_FRAME, hdr, prefix, ciphertext))
-        return prefix + ciphertext + signature
+        ciphertext = _crypto.aead_seal(content_key, nonce_of(header), payload, _AD + hdr + prefix)
+        # The signed message (label, binding, header, prefix, ciphertext) is assembled
+        # once, in _crypto's reused buffer, not as a fresh concatenation.
+        signature = _crypto.sign(
+            self.ctx.key.signing_secret,
+            self.signature_prefix(SEALED_FRAME),
+            hdr,
+            prefix,
+            ciphertext,
+        )
+        return b"".join((prefix, ciphertext, signature))
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
         return self.ctx.epoch_for_receiving(header.epoch, now)
 
     def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
+        view = memoryview(frame)  # slices of it are read in place
         end = len(frame) - SIGNATURE
         body = start + EPHEMERAL + WRAPPED
-        prefix = bytes(frame[start:body])
-        ciphertext = bytes(frame[body:end])
-        ad = SEALED_FRAME + b"\x00" + bytes(frame[:body])
+        prefix = bytes(view[start:body])
+        ciphertext = view[body:end]
+        ad = _AD + view[:body]
         cache_key = (header.key_id, header.session, header.epoch, prefix)
         content_key = self._content_keys.get(cache_key)
         if content_key is not None:
             # The content key of this session is known: the AEAD tag is the cheapest
             # check, and nobody without the key can pass it. The signature still decides
             # who sent the frame before anything is released.
-            payload = aead_open(content_key, nonce_of(header), ciphertext, ad)
+            payload = _crypto.aead_open(content_key, nonce_of(header), ciphertext, ad)
             if payload is None:
                 raise forged("AEAD does not open")
-            self._verify(frame, end, sender)
+            self._verify(view, end, sender)
             return payload
         # A new session: the signature first. It rejects forgeries before any X25519 work,
         # and it is what makes caching the unwrapped key safe (only the true sender can
         # have put these bytes there).
-        self._verify(frame, end, sender)
+        self._verify(view, end, sender)
         ephemeral = prefix[:EPHEMERAL]
-        shared = x25519(key.secret, ephemeral)
+        shared = _crypto.x25519(key.secret, ephemeral)
         if shared is None:
             raise forged("bad ephemeral key")
         wrap_key = self._wrap_key(shared, ephemeral, key.public, header)
-        content_key = aead_open(wrap_key, ZERO_NONCE, prefix[EPHEMERAL:], b"")
+        content_key = _crypto.aead_open(wrap_key, ZERO_NONCE, prefix[EPHEMERAL:], b"")
         if content_key is None:
             raise forged("content key does not unwrap")
-        payload = aead_open(content_key, nonce_of(header), ciphertext, ad)
+        payload = _crypto.aead_open(content_key, nonce_of(header), ciphertext, ad)
         if payload is None:
             raise forged("AEAD does not open")
         with self._lock:
@@ -140,7 +140,11 @@ class Sealed(SchemeCodec):
             self._content_keys[cache_key] = content_key
         return payload
 
-    def _verify(self, frame: bytes, end: int, sender: str) -> None:
-        message = self.signed_message(SEALED_FRAME, bytes(frame[:end]))
-        if not verify(self.ctx.identities[sender].sign_key, message, bytes(frame[end:])):
+    def _verify(self, view: memoryview, end: int, sender: str) -> None:
+        if not _crypto.verify(
+            self.ctx.identities[sender].sign_key,
+            view[end:],
+            self.signature_prefix(SEALED_FRAME),
+            view[:end],
+        ):
             raise forged("bad signature")

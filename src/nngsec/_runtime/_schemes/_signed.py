@@ -10,8 +10,9 @@ from typing import Any
 
 from ..._formats._labels import SIGNED_FRAME
 from .._wire import Header
+from . import _crypto
 from ._base import SchemeCodec, SendState, forged
-from ._crypto import SIGNATURE, verify
+from ._crypto import SIGNATURE
 
 
 class Signed(SchemeCodec):
@@ -20,15 +21,17 @@ class Signed(SchemeCodec):
     def seal(
         self, state: SendState, header: Header, hdr: bytes, payload: bytes, peer: str | None
     ) -> bytes:
-        signature = self.ctx.key.sign(self.signed_message(SIGNED_FRAME, hdr, payload))
+        signature = _crypto.sign(
+            self.ctx.key.signing_secret, self.signature_prefix(SIGNED_FRAME), hdr, payload
+        )
         return payload + signature
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
         return self.ctx.identities[sender].sign_key
 
     def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
+        view = memoryview(frame)
         end = len(frame) - SIGNATURE
-        signed = self.signed_message(SIGNED_FRAME, bytes(frame[:end]))
-        if not verify(key, signed, bytes(frame[end:])):
+        if not _crypto.verify(key, view[end:], self.signature_prefix(SIGNED_FRAME), view[:end]):
             raise forged("bad signature")
-        return bytes(frame[start:end])
+        return bytes(view[start:end])
