@@ -21,7 +21,6 @@ Pattern behaviour, as in pynng:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 import time
@@ -38,7 +37,7 @@ from .._patterns import BY_PROTOCOL, RoleSpec
 from .._policy._policy import Policy
 from ._async_io import wait_readable
 from ._codec import Accept, ChannelCodec, Received, Receiver, Sender, Topic, topic_bytes
-from ._reply_cache import ReplyCache
+from ._reply_cache import ReplyCache, RequestEntry, request_key
 from ._wire import FrameRef
 
 __all__ = [
@@ -115,10 +114,7 @@ class _Shared:
         # single-server reqrep, survey responses), which is what makes nonces collide.
         self.sender: Sender | None = codec.sender() if role.sends_any else None
         self.replies = ReplyCache()
-
-
-def _digest(frame: bytes) -> bytes:
-    return hashlib.blake2b(frame, digest_size=16).digest()
+        self.channel_length = len(codec.channel)  # where a request's reference is (ASCII)
 
 
 class _Endpoint:
@@ -129,7 +125,7 @@ class _Endpoint:
 
     def __init__(self) -> None:
         self._request: Received | None = None  # server/respondent: what send() answers
-        self._request_digest: bytes | None = None
+        self._request_entry: RequestEntry | None = None  # its reply-cache entry
         self._outstanding: FrameRef | None = None  # client/surveyor: what a reply must answer
         self._responders: set[str] = set()  # surveyor: who answered the current survey
 
@@ -156,8 +152,8 @@ class _Endpoint:
                     )
                 )
             frame = sender.reply(self._request, payload)
-            if self._request_digest is not None:
-                shared.replies.answered(self._request_digest, frame)
+            if self._request_entry is not None:
+                shared.replies.answered(self._request_entry, frame)
             self._request = None
             return frame
         frame, ref = sender.seal_ref(payload, topic)
@@ -204,9 +200,11 @@ class _Endpoint:
             return None
         # A server may receive the same request again (nng re-sends it); a respondent
         # answers each survey once and is never asked again with the same frame.
-        digest = _digest(frame) if shared.role.answers and shared.codec.pattern.resent else None
-        if digest is not None and self._answer_duplicate(digest):
-            return None
+        key = None
+        if shared.role.answers and shared.codec.pattern.resent:
+            key = request_key(frame, shared.channel_length)
+            if self._answer_duplicate(key, frame):
+                return None
         try:
             if shared.role.asks and self._outstanding is None:
                 raise Rejected(Rejected.REPLAY, "a reply, but no request is outstanding")
@@ -220,9 +218,7 @@ class _Endpoint:
             return None
         if shared.role.answers:
             self._request = message
-            self._request_digest = digest
-            if digest is not None:
-                shared.replies.started(digest)
+            self._request_entry = shared.replies.started(key, frame) if key is not None else None
         shared.stats.received += 1
         return message
 
@@ -239,10 +235,10 @@ class _Endpoint:
                 raise Rejected(Rejected.REPLAY, f"a second response from {message.sender}")
             self._responders.add(message.sender)
 
-    def _answer_duplicate(self, digest: bytes) -> bool:
+    def _answer_duplicate(self, key: bytes, frame: bytes) -> bool:
         """A re-sent request: answer it from the reply cache, or drop it while the first copy
         is being processed (its reply reaches the client: same requester, same request id)."""
-        known, reply = self._shared.replies.lookup(digest)
+        known, reply = self._shared.replies.lookup(key, frame)
         if not known:
             return False
         if reply is not None:
