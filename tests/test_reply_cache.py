@@ -157,4 +157,3 @@ def test_entries_expire(monkeypatch):
     cache.started(b"other", b"request 2")
     assert list(cache._entries) == [b"other"]
     assert cache._bytes == _held(cache)
-
