@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from typing import Any
 
 import pynng
 import pytest
 
-from nngsec._runtime import _reply_cache
 from nngsec._runtime._reply_cache import ReplyCache, request_key
 from tests.net import address, connected
 
@@ -146,7 +146,7 @@ def test_a_reply_to_a_forgotten_request_is_never_counted(monkeypatch):
 
 def test_entries_expire(monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr(_reply_cache.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     cache = ReplyCache()
     entry = cache.started(b"k", b"request")
     assert cache.lookup(b"k", b"request") == (True, None)  # in progress: dropped
