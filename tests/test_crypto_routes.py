@@ -204,7 +204,14 @@ def test_an_unknown_route_is_a_usage_error():
         _crypto.use_route("fast")
 
 
-VECTORS = ["secretbox_pair", "secretbox_bus", "sealed_pubsub", "peerbox_reply", "signed_pubsub"]
+VECTORS = [
+    "secretbox_pair",
+    "secretbox_bus",
+    "sealed_pubsub",
+    "sealed_mac_pubsub",
+    "peerbox_reply",
+    "signed_pubsub",
+]
 
 
 @pytest.mark.usefixtures("restore_route")

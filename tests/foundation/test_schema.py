@@ -48,7 +48,7 @@ def test_the_example_channel_keys_validate(cli):
         "unknown-top-field",
         "unknown-channel-field",
         "role-of-other-pattern",
-        "origin-on-pubsub",
+        "origin-on-reqrep",
         "missing-role",
         "missing-pattern",
         "unknown-pattern",

@@ -15,7 +15,7 @@ from .._topology._explain import explain, render_explain_json, render_explain_te
 from .._topology._findings import SEVERITIES, Severity
 from .._topology._graph import GRAPH_SUFFIXES, write_graph
 from .._topology._report import render_json, render_sarif, render_text
-from .._topology._rules import DEFAULT_WIDE_SECRET, ordered_rules
+from .._topology._rules import DEFAULT_MAC_AUDIENCE, DEFAULT_WIDE_SECRET, ordered_rules
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -126,6 +126,14 @@ def register(commands: Any) -> None:
         f"(default {DEFAULT_WIDE_SECRET})",
     )
     check.add_argument(
+        "--mac-audience-threshold",
+        metavar="N",
+        type=_positive,
+        default=DEFAULT_MAC_AUDIENCE,
+        help="large-mac-audience: most receivers an origin: mac channel may have "
+        f"(default {DEFAULT_MAC_AUDIENCE})",
+    )
+    check.add_argument(
         "--color",
         choices=["auto", "always", "never"],
         default="auto",
@@ -182,6 +190,7 @@ def _check(args: argparse.Namespace) -> int:
         severities=dict(args.severity),
         warn_as_error=args.warn_as_error,
         wide_secret_threshold=args.wide_secret_threshold,
+        mac_audience_threshold=args.mac_audience_threshold,
     )
     result = run_check(args.inputs, options)
     for path in args.graph:

@@ -190,13 +190,16 @@ class EpochKeys:
 
     ``secret`` is ``None`` when this node is not entitled to it (a publisher that is not
     a subscriber still learns ``public`` to encrypt to). ``retire_at`` is when a previous
-    epoch stops being accepted (``None`` for the current epoch).
+    epoch stops being accepted (``None`` for the current epoch). ``holders`` are the
+    identities with an entry in this epoch, sorted by name: the audience of the epoch,
+    in the order ``origin: mac`` frames carry their receivers' MACs.
     """
 
     epoch: int
     secret: bytes | None
     public: bytes | None
     retire_at: float | None
+    holders: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never show the secret
         held = "held" if self.secret is not None else "not held"
@@ -448,7 +451,8 @@ class ChannelKeyFile:
                         )
                     )
             retire = _seconds(entry.retire_at) if entry.retire_at else None
-            epochs.append(EpochKeys(entry.epoch, secret, public, retire))
+            holders = tuple(sorted(entry.sealed))
+            epochs.append(EpochKeys(entry.epoch, secret, public, retire, holders))
         return OpenedChannelKeys(spec.kind, tuple(epochs))
 
     def _open_entry(

@@ -229,9 +229,14 @@ def _check_channel(
             f"use scheme: auto ({pattern.default_scheme}) unless you need another",
         )
     origin = spec.get("origin")
-    if "group" in pattern.origins and origin == "group" and scheme not in ("auto", "secretbox"):
+    if (
+        origin in pattern.origins[1:]
+        and scheme in SCHEME_NAMES
+        and scheme != pattern.default_scheme
+    ):
         yield doc.problem(
             (*loc, "origin"),
-            f"origin: group applies to scheme secretbox only, got scheme {scheme!r}",
+            f"origin: {origin} applies to scheme {pattern.default_scheme} only, "
+            f"got scheme {scheme!r}",
             "remove origin:",
         )

@@ -30,7 +30,16 @@ from .._formats._model import StrictModel
 from .._formats._names import NAME_MAX, NAME_PATTERN
 from .._formats._units import parse_duration, parse_size
 from .._keys._identity import PUBLIC_PREFIX, PublicIdentity
-from .._patterns import PATTERNS, SCHEME_NAMES, Origin, Pattern, PatternSpec, Scheme, pattern_of
+from .._patterns import (
+    ORIGIN_MEANINGS,
+    PATTERNS,
+    SCHEME_NAMES,
+    Origin,
+    Pattern,
+    PatternSpec,
+    Scheme,
+    pattern_of,
+)
 
 __all__ = ["CHANNEL_MODELS", "Channel", "ChannelBase", "PolicyModel"]
 
@@ -198,8 +207,7 @@ def _channel_model(spec: PatternSpec) -> type[ChannelBase]:
             Literal[spec.origins],
             Field(
                 default=spec.origins[0],
-                description="signed: each frame carries its sender's signature; group: any "
-                "member can pose as any other (reported by the checker)",
+                description="; ".join(f"{o}: {ORIGIN_MEANINGS[o]}" for o in spec.origins),
             ),
         )
     model: type[ChannelBase] = create_model(

@@ -47,7 +47,8 @@ Accept = Literal["forward", "reply", "any"]
 # The first size check, before parsing: a frame longer than max_message_size + _SLACK
 # cannot be valid. MAX_HEADER (400 bytes: topic 255 + 1, prefix 4, channel 64, fixed 44,
 # reply_to 32) plus a round 256 that covers every scheme's overhead (the largest, sealed,
-# is 160): 656 bytes, as the spec states. The exact payload check comes after parsing.
+# is 160): 656 bytes, as the spec states; more on an origin: mac channel with over ten
+# receivers (96 + 16 per receiver). The exact payload check comes after parsing.
 _SLACK = MAX_HEADER + 256
 
 
@@ -147,8 +148,12 @@ class ChannelCodec:
             origin=self.spec.origin_mode or "signed",
             # The other member of a pair (a codec of anyone else has no pair key).
             peer=others[0] if self.pattern.members == 2 and len(others) == 1 else None,
+            identity=identity,
+            receivers=self.receivers,
         )
         self.forward, self.reply = self._schemes(self.ctx)
+        # The first size check, before parsing (origin: mac bodies grow with the audience).
+        self.frame_limit = self.max_size + max(_SLACK, self.max_frame_size - self.max_size)
 
     def set_keys(self, channel_keys: OpenedChannelKeys | None) -> None:
         """Use new channel-key epochs (see :meth:`Node.reload_keys`). Schemes read the
@@ -365,7 +370,7 @@ class Receiver:
         refused (``replay``) before any cryptography.
         """
         codec = self.codec
-        if len(frame) > codec.max_size + _SLACK:
+        if len(frame) > codec.frame_limit:
             raise Rejected(Rejected.TOO_LARGE, f"{len(frame)}-byte frame")
         frame = bytes(frame)
         header, start = parse_frame(frame, has_topic=codec.pattern.has_topic)

@@ -29,7 +29,7 @@ from .._policy._policy import Policy
 from ._findings import SEVERITIES, Finding, Severity
 from ._links import Graph, build_graph
 from ._load import Topology, topology_from_document
-from ._rules import DEFAULT_WIDE_SECRET, RULES, Context, ordered_rules
+from ._rules import DEFAULT_MAC_AUDIENCE, DEFAULT_WIDE_SECRET, RULES, Context, ordered_rules
 
 __all__ = ["CheckOptions", "CheckResult", "check", "load_policy_for_check", "run_check"]
 
@@ -47,6 +47,7 @@ class CheckOptions:
     severities: Mapping[str, Severity] = field(default_factory=dict)
     warn_as_error: bool = False
     wide_secret_threshold: int = DEFAULT_WIDE_SECRET
+    mac_audience_threshold: int = DEFAULT_MAC_AUDIENCE
 
     def validate(self) -> None:
         """Refuse unknown rule ids, so that a typo does not silently keep a rule on."""
@@ -72,6 +73,8 @@ class CheckOptions:
                 )
         if self.wide_secret_threshold < 1:
             problems.append(Problem("the wide-secret threshold must be at least 1"))
+        if self.mac_audience_threshold < 1:
+            problems.append(Problem("the large-mac-audience threshold must be at least 1"))
         if problems:
             raise NngsecError(problems)
 
@@ -101,6 +104,7 @@ def check(
     ignore: Iterable[str] = (),
     warn_as_error: bool = False,
     wide_secret_threshold: int = DEFAULT_WIDE_SECRET,
+    mac_audience_threshold: int = DEFAULT_MAC_AUDIENCE,
 ) -> list[Finding]:
     """Validate a deployment offline: ``nngsec check`` as a function.
 
@@ -114,6 +118,7 @@ def check(
         ignore=frozenset(ignore),
         warn_as_error=warn_as_error,
         wide_secret_threshold=wide_secret_threshold,
+        mac_audience_threshold=mac_audience_threshold,
     )
     return list(run_check([Path(policy), *(Path(t) for t in topologies)], options).findings)
 
@@ -161,6 +166,7 @@ def _run(paths: Sequence[Path], options: CheckOptions) -> CheckResult:
         keystore=keystore,
         trusted=trusted,
         wide_secret_threshold=options.wide_secret_threshold,
+        mac_audience_threshold=options.mac_audience_threshold,
     )
     findings: list[Finding] = []
     for rule in ordered_rules():

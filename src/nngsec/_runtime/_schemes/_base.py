@@ -48,6 +48,8 @@ class ChannelContext:
     servers: frozenset[str] = frozenset()
     origin: str = "signed"
     peer: str | None = None  # the other member of a pair channel
+    identity: str = ""  # this node's identity name
+    receivers: frozenset[str] = frozenset()  # the channel's receiving identities
 
     @property
     def binding(self) -> bytes:

@@ -4,9 +4,18 @@ Rules are grouped by what they need: the policy (always run), a topology, a keys
 """
 
 from . import _keystore_rules, _policy_rules, _wiring_rules  # noqa: F401 - they register
-from ._base import DEFAULT_WIDE_SECRET, RULES, Context, Rule, Scope, rule
+from ._base import DEFAULT_MAC_AUDIENCE, DEFAULT_WIDE_SECRET, RULES, Context, Rule, Scope, rule
 
-__all__ = ["DEFAULT_WIDE_SECRET", "RULES", "Context", "Rule", "Scope", "ordered_rules", "rule"]
+__all__ = [
+    "DEFAULT_MAC_AUDIENCE",
+    "DEFAULT_WIDE_SECRET",
+    "RULES",
+    "Context",
+    "Rule",
+    "Scope",
+    "ordered_rules",
+    "rule",
+]
 
 _SCOPE_ORDER = {"policy": 0, "topology": 1, "keystore": 2}
 

@@ -28,6 +28,7 @@ Scope = Literal["policy", "topology", "keystore"]
 """When a rule runs: always, when a topology is given, when ``--keystore`` is given."""
 
 DEFAULT_WIDE_SECRET = 16
+DEFAULT_MAC_AUDIENCE = 16
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Context:
     keystore: Keystore | None = None
     trusted: Mapping[str, PublicIdentity] = field(default_factory=dict)
     wide_secret_threshold: int = DEFAULT_WIDE_SECRET
+    mac_audience_threshold: int = DEFAULT_MAC_AUDIENCE
 
     def at_policy(self, loc: Loc, *, key: bool = False) -> Place:
         return place(self.policy.document, loc, key=key)
