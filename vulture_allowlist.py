@@ -15,3 +15,5 @@ _.memory_is_bounded_by_recent_sessions  # hypothesis runs its @invariant methods
 TestReplayWindow  # pytest collects the hypothesis state machine's TestCase
 pytestmark  # pytest reads a module-level pytestmark
 restore_route  # pytest: a fixture of tests/test_crypto_routes.py, named in usefixtures marks
+_.send_timeout  # pynng socket option: set for nng, which reads it
+_.survey_time  # pynng socket option: set for nng, which reads it
