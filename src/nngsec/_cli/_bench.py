@@ -182,7 +182,7 @@ class FloorCodec:
         header = self._header()
         nonce = header[len(self.head) - 16 : len(self.head) + 8]
         key = self.reply_key if reply else self.key
-        ciphertext = crypto.aead_seal(key, nonce, payload, b"floor\x00" + header)
+        ciphertext: bytes = crypto.aead_seal(key, nonce, payload, b"floor\x00" + header)
         proof = b""
         if not reply and self.proof == "signed":
             proof = crypto.sign(self.secret, b"floor\x00", header, ciphertext)
@@ -204,7 +204,9 @@ class FloorCodec:
             if not crypto.mac_matches(self.mac_key, digest, view[end:]):
                 raise RuntimeError("floor: bad MAC")
         key = self.reply_key if reply else self.key
-        payload = crypto.aead_open(key, nonce, view[size:end], b"floor\x00" + view[:size])
+        payload: bytes | None = crypto.aead_open(
+            key, nonce, view[size:end], b"floor\x00" + view[:size]
+        )
         if payload is None:
             raise RuntimeError("floor: AEAD does not open")
         return payload
