@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from ._wire import KEY_ID_SIZE, SESSION_SIZE
@@ -68,7 +68,9 @@ class ReplyCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[bytes, RequestEntry] = {}  # in insertion order: oldest first
+        # Oldest first. An OrderedDict, not a dict: dropping the oldest of a dict leaves a
+        # hole at its front that every later look for the oldest walks over again.
+        self._entries: OrderedDict[bytes, RequestEntry] = OrderedDict()
         self._bytes = 0  # requests and the replies counted so far
         self._uncounted: deque[RequestEntry] = deque()  # answered since the last count
 
@@ -117,13 +119,12 @@ class ReplyCache:
     def _trim(self, now: float) -> None:
         entries = self._entries
         while entries:
-            oldest = next(iter(entries))
-            entry = entries[oldest]
+            entry = next(iter(entries.values()))
             if (
                 len(entries) <= self.MAX_ENTRIES
                 and self._bytes <= self.MAX_BYTES
                 and now - entry.since <= self.RETENTION
             ):
                 break
-            del entries[oldest]
+            entries.popitem(last=False)
             self._forget(entry)
