@@ -4,13 +4,16 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# ajv, the second JSON Schema validator the tests run (Node.js and npm; versions pinned by
+# tests/ajv/package-lock.json, installed with npm ci).
+AJV    := tests/ajv/node_modules/.installed
 
-.PHONY: demo test test-fast lint typecheck pytest check-example docs bench bench-check clean
+.PHONY: demo test test-fast lint typecheck pytest check-example docs schemas bench bench-check clean
 
 demo: $(VENV)/.installed
 	$(BIN)/nngsec demo
 
-test: $(VENV)/.installed-test lint typecheck pytest check-example
+test: $(VENV)/.installed-test $(AJV) lint typecheck pytest check-example
 
 # benchmarks/ is checked once it exists (a fresh branch may not have it yet).
 CHECKED := $(wildcard src tests benchmarks)
@@ -31,21 +34,22 @@ typecheck: $(VENV)/.installed-test
 WORKERS ?= 2
 PYTEST_ARGS := -q -n $(WORKERS) --dist worksteal
 
-pytest: $(VENV)/.installed-test
+pytest: $(VENV)/.installed-test $(AJV)
 	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
 
 # For local loops: no coverage, no tests marked slow, hypothesis's dev profile (fewer examples).
-test-fast: $(VENV)/.installed-test
+test-fast: $(VENV)/.installed-test $(AJV)
 	HYPOTHESIS_PROFILE=dev $(BIN)/pytest $(PYTEST_ARGS) -m "not slow"
 
 bench: $(VENV)/.installed
 	$(BIN)/nngsec bench
 
 # The example deployment must check clean (exit 0; expected warnings: the example policy
-# ships unsigned, and its control service has two servers sharing a service key).
+# ships unsigned, its control service has two servers sharing a service key, and its jobs
+# and requests are shared out between two receivers each: replay-across-receivers).
 check-example: $(VENV)/.installed
 	$(BIN)/nngsec check policies/factory.yaml policies/factory.topology.yaml
 
@@ -54,6 +58,10 @@ check-example: $(VENV)/.installed
 docs: $(VENV)/.installed
 	$(BIN)/python -m nngsec._topology._docs > docs/rules.md
 	$(BIN)/nngsec check policies/factory.topology.yaml --graph docs/images/factory-topology.svg
+
+# Regenerate the JSON Schemas the package ships from the models (a test fails when stale).
+schemas: $(VENV)/.installed
+	$(BIN)/python -m nngsec._cli._info_commands src/nngsec/schemas
 
 # Time nngsec check on a generated deployment of 10,000 nodes and 200 channels.
 bench-check: $(VENV)/.installed
@@ -67,9 +75,15 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# The dev extra: the test extra (what pytest needs) plus the linters and type checkers.
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+$(AJV): tests/ajv/package.json tests/ajv/package-lock.json
+	npm ci --prefix tests/ajv --no-audit --no-fund --loglevel=error
+	touch $@
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage .coverage.* htmlcov
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage .coverage.* htmlcov \
+		tests/ajv/node_modules dist build

@@ -186,8 +186,16 @@ def _faults_in_this_thread(root: str, case: tuple[str, ...], found: list[float])
     logging.getLogger("nngsec").setLevel(logging.ERROR)
     _, channel, sender, receiver, _, _ = case
     policy, keys = f"{root}/policy.yaml", Keystore(f"{root}/keys")
-    seal = Node(policy, identity=sender, keystore=keys).sender(channel).seal
-    opener = Node(policy, identity=receiver, keystore=keys).receiver(channel)
+    with (
+        Node(policy, identity=sender, keystore=keys, state_dir=False) as sending,
+        Node(policy, identity=receiver, keystore=keys, state_dir=False) as receiving,
+    ):
+        _count_faults(sending.sender(channel).seal, receiving.receiver(channel), channel, found)
+
+
+def _count_faults(
+    seal: Callable[..., bytes], opener: Any, channel: str, found: list[float]
+) -> None:
     topic = "t.x" if channel.startswith("pubsub") else None
     payload, count = os.urandom(FAULT_SIZE), 10 if QUICK else 200
 
@@ -224,6 +232,23 @@ def faults_in_fresh_process(root: str, case: tuple[str, ...]) -> tuple[float, fl
     return found
 
 
+def _measure(nodes: dict[str, Any], root: str, channels: str) -> None:
+    print(f"{'scheme':34} {'size':>6} {'seal µs':>9} {'open µs':>9}   libsodium seal / open")
+    cases = [case for case in CASES if f"  {case[1]}:" in channels]
+    for case in cases:  # (a channel this version of the test support has)
+        for size in SIZES:
+            seal_us, open_us = _seal_and_open(nodes, case, size)
+            print(f"{case[0]:34} {size:>6} {seal_us:>9.1f} {open_us:>9.1f}   {case[4]} / {case[5]}")
+    print()
+    print(f"minor page faults per call at {FAULT_SIZE} B (each scheme in a fresh process):")
+    print(f"{'scheme':34} {'seal':>6} {'open':>6}")
+    for case in cases:
+        if QUICK and case[1] != "pubsub-sealed":
+            continue  # one child process in a smoke run
+        sealing, opening = faults_in_fresh_process(root, case)
+        print(f"{case[0]:34} {sealing:>6.1f} {opening:>6.1f}")
+
+
 def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import logging
@@ -244,23 +269,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as root:
         world = build_world(Path(root), ALL_CHANNELS, NAMES)
         nodes = {name: world.node(name) for name in NAMES}
-        print(f"{'scheme':34} {'size':>6} {'seal µs':>9} {'open µs':>9}   libsodium seal / open")
-        cases = [case for case in CASES if f"  {case[1]}:" in ALL_CHANNELS]
-        for case in cases:  # (a channel this version of the test support has)
-            for size in SIZES:
-                seal_us, open_us = _seal_and_open(nodes, case, size)
-                print(
-                    f"{case[0]:34} {size:>6} {seal_us:>9.1f} {open_us:>9.1f}   "
-                    f"{case[4]} / {case[5]}"
-                )
-        print()
-        print(f"minor page faults per call at {FAULT_SIZE} B (each scheme in a fresh process):")
-        print(f"{'scheme':34} {'seal':>6} {'open':>6}")
-        for case in cases:
-            if QUICK and case[1] != "pubsub-sealed":
-                continue  # one child process in a smoke run
-            sealing, opening = faults_in_fresh_process(root, case)
-            print(f"{case[0]:34} {sealing:>6.1f} {opening:>6.1f}")
+        try:
+            _measure(nodes, root, ALL_CHANNELS)
+        finally:  # stop the replay checkpoints before the directory goes away
+            for node in nodes.values():
+                node.close()
     return 0
 
 

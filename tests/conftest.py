@@ -10,7 +10,7 @@ scale their own counts with ``tests.support.examples``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 from hypothesis import settings
 
 from nngsec import Node
+from tests.etcd_support import Etcd
 from tests.support import ALL_CHANNELS, NAMES, FakeClock, InProcessCli, World, build_world
 
 settings.register_profile("ci", max_examples=100, deadline=None, print_blob=True)
@@ -56,8 +57,43 @@ def codec_world(tmp_path_factory: pytest.TempPathFactory) -> CodecWorld:
     return CodecWorld(world, clock, nodes)
 
 
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
+    """A real etcd for the tests of one module (each test uses its own prefix)."""
+    server = Etcd(tmp_path_factory.mktemp("etcd") / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def etcd_server(tmp_path: Path) -> Iterator[Etcd]:
+    """A real etcd of this test alone (to stop and start it)."""
+    server = Etcd(tmp_path / "etcd-data")
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> InProcessCli:
     """``cli(*args, cwd=tmp_path, env={}) -> Result(code, out, err)``: the command line
     through ``nngsec._cli.main`` in this process (see ``tests.support.InProcessCli``)."""
     return InProcessCli(monkeypatch, tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_checkpoint_thread_outlives_the_tests():
+    """Every node's replay-state thread ends once its receivers are closed or collected
+    (the thread then closes their slots): none may be left when the tests are done."""
+    yield
+    import gc
+    import threading
+
+    from tests.net import wait_for
+
+    gc.collect()  # receivers in reference cycles: their slots are flagged for the thread
+    wait_for(
+        lambda: not [t for t in threading.enumerate() if t.name == "nngsec-replay-checkpoint"],
+        "the checkpoint threads to end",
+    )

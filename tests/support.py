@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from nngsec import Keystore, Node, Problem, load_policy
 from nngsec._cli import _admin_commands, main
+from nngsec._keys._keystore import record_key
 from nngsec._policy._admin import rotate
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 
 NOW = 1_800_000_000.0  # a fixed "now" (seconds since the epoch) for code that takes one
+FIRST_EPOCH = int(NOW)  # a channel's first key epoch when rotated at NOW (epochs start at the time)
 
 ALICE, BOB, CAROL, DAVE, ERIN = "alice", "bob", "carol", "dave", "erin"
 NAMES = (ALICE, BOB, CAROL, DAVE, ERIN)
@@ -102,6 +104,13 @@ class World:
 
     def rotate(self, *channels: str, now: float | None = None, grace: float = 3600.0) -> None:
         rotate(self.policy_path, channels, now=now, grace=grace)
+
+
+def recorded_as(policy_path: Path) -> str:
+    """The key a keystore records the policy at ``policy_path`` under: its name and its
+    deployment id (the name alone without one)."""
+    policy = load_policy(policy_path)
+    return record_key(policy.name, policy.model.deployment)
 
 
 def build_world(
@@ -241,8 +250,8 @@ class InProcessCli:
     ) -> Result:
         environment = {"NNGSEC_KEYSTORE": "keys", **(env or {})}
         out, err = io.StringIO(), io.StringIO()
-        root, ours = logging.getLogger(), logging.getLogger("nngsec")
-        handlers, levels = root.handlers[:], (root.level, ours.level)
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
         with self._monkeypatch.context() as patch:
             patch.chdir(cwd or self._cwd)
             patch.delenv("NNGSEC_DEBUG", raising=False)
@@ -264,8 +273,9 @@ class InProcessCli:
                 for handler in root.handlers:
                     handler.close()
                 root.handlers = handlers
-                root.setLevel(levels[0])
-                ours.setLevel(levels[1])  # demo and bench quieten the nngsec logger
+                root.setLevel(level)  # main()'s basicConfig sets the root logger's level
+                # The nngsec loggers are not put back: no command may change them (the demo
+                # and the bench quiet their records at the handlers instead).
         return Result(code, out.getvalue(), err.getvalue())
 
 

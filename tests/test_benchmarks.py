@@ -70,6 +70,8 @@ def test_bench_json_has_one_object_per_row(cli):
         "--modes", "threads", "--repeats", "2", "--format", "json",
     )  # fmt: skip
     assert run.code == 0, run.err
+    assert "WARNING" not in run.err
+    assert logging.getLogger("nngsec").level == logging.NOTSET  # quieted at the handlers only
     rows = json.loads(run.out)
     assert [(r["pattern"], r["origin"], r["size"], r["mode"]) for r in rows] == [
         ("pair", None, 64, "threads"),

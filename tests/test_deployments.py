@@ -8,6 +8,7 @@ still accepted across a policy edit and a revocation, which keep its id.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -55,14 +56,18 @@ def _topic(world: World, channel: str) -> str | None:
 
 def _twin(world: World, root: Path) -> World:
     """A second deployment of the same policy: the same file (name, identities, channels)
-    and the same private keys, set up on its own (its own ``nngsec rotate``)."""
+    and the same private keys, set up on its own (its own ``nngsec rotate``), at the same
+    epoch numbers (epochs are the rotation time in seconds: two rotations a second apart
+    would make the other plant refuse a frame as no-key before its binding is tested)."""
     root.mkdir()
     shutil.copytree(world.keystore.directory, root / "keys")
     text = world.policy_path.read_text()
     lines = [line for line in text.splitlines(keepends=True) if not line.startswith("deployment:")]
     policy_path = root / "policy.yaml"
     policy_path.write_text("".join(lines))
-    rotate(policy_path)
+    keys = json.loads(world.policy_path.with_name("policy.keys.json").read_text())
+    [epoch] = {spec["epochs"][0]["epoch"] for spec in keys["channels"].values()}
+    rotate(policy_path, now=float(epoch))
     twin = World(root, policy_path, type(world.keystore)(root / "keys"), world.names)
     assert load_policy(policy_path).name == load_policy(world.policy_path).name
     return twin

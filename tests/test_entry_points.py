@@ -40,7 +40,7 @@ def test_python_dash_m_and_the_console_script_start_the_command_line(tmp_path):
 def test_check_exit_statuses(tmp_path):
     clean = run_subprocess("check", TOPOLOGY, cwd=tmp_path)
     assert clean.code == 0, clean
-    assert "0 errors, 2 warnings" in clean.out
+    assert "0 errors, 4 warnings" in clean.out
     findings = run_subprocess("check", TOPOLOGY, "--warn-as-error", cwd=tmp_path)
     assert findings.code == 1, findings
     missing = run_subprocess("check", tmp_path / "nope.yaml", cwd=tmp_path)

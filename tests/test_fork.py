@@ -37,8 +37,13 @@ Seal = Callable[[bytes], bytes]
 
 
 def _libc_fork() -> int:
-    """fork(2) without Python's at-fork handlers (as a C extension forking would)."""
-    fork = ctypes.CDLL(None, use_errno=True).fork
+    """fork(2) without Python's at-fork handlers (as a C extension forking would).
+
+    Through ``PyDLL``, which keeps the GIL during the call, as C code called from Python
+    holds it: with ``CDLL`` the GIL is released around fork(2), and if another Python
+    thread (a node's checkpoint thread) takes it at that moment, the child starts with a
+    GIL owned by a thread it does not have, and hangs."""
+    fork = ctypes.PyDLL(None, use_errno=True).fork
     fork.restype = ctypes.c_int
     return int(fork())
 

@@ -25,6 +25,18 @@ MAC = 16
 FIXED = 32 + 48 + 16  # e_pk, the wrapped content key, the AEAD tag
 
 
+@pytest.fixture(scope="module")
+def mac_nodes(codec_world):
+    """The codec world's identities, with replay windows in memory only: a receiver made
+    here starts with fresh windows (a node's persisted state would carry what an earlier
+    receiver of the same identity accepted, and refuse it as a replay)."""
+    world, clock = codec_world.world, codec_world.clock
+    nodes = {name: world.node(name, clock=clock, state_dir=False) for name in NAMES}
+    yield nodes
+    for node in nodes.values():
+        node.close()
+
+
 def _body_start(frame: bytes, channel: str) -> int:
     return parse_frame(frame, has_topic=channel.startswith("pubsub"))[1]
 
@@ -34,8 +46,8 @@ def _topic(channel: str) -> str | None:
 
 
 @pytest.mark.parametrize("channel", ["pubsub-mac", "pipeline-mac", "survey-mac"])
-def test_every_receiver_opens_and_the_body_grows_by_16_bytes_per_receiver(codec_world, channel):
-    nodes = codec_world.nodes
+def test_every_receiver_opens_and_the_body_grows_by_16_bytes_per_receiver(mac_nodes, channel):
+    nodes = mac_nodes
     payload = b"21.5 degrees"
     frame = nodes["alice"].seal(channel, payload, topic=_topic(channel))
     assert len(frame) - _body_start(frame, channel) == len(payload) + FIXED + 2 * MAC
@@ -55,11 +67,11 @@ def _slot_owner(frame: bytes, bit: int, holders: tuple[str, ...]) -> str | None:
 
 
 @pytest.mark.parametrize("channel", ["pubsub-mac", "survey-mac"])
-def test_every_bit_flip_is_refused_by_every_receiver_it_concerns(codec_world, channel):
+def test_every_bit_flip_is_refused_by_every_receiver_it_concerns(mac_nodes, channel):
     """Outside the MAC list, by every receiver; in a receiver's MAC, by that receiver.
     Another receiver's MAC is that receiver's concern only (it is not covered by the
     others'): such a frame still gives every other receiver the true sender's payload."""
-    nodes = codec_world.nodes
+    nodes = mac_nodes
     frame = nodes["alice"].seal(channel, b"0123456789abcdef", topic=_topic(channel))
     holders = ("carol", "dave")
     refused: dict[str, set[str]] = {name: set() for name in holders}
@@ -80,8 +92,8 @@ def test_every_bit_flip_is_refused_by_every_receiver_it_concerns(codec_world, ch
         assert nodes[receiver].receiver(channel).open(frame).sender == "alice"
 
 
-def test_a_frame_missing_or_reordering_a_mac_is_refused_by_everyone(codec_world):
-    nodes = codec_world.nodes
+def test_a_frame_missing_or_reordering_a_mac_is_refused_by_everyone(mac_nodes):
+    nodes = mac_nodes
     frame = nodes["alice"].seal("pubsub-mac", b"reading" * 8, topic="t.x")  # > one MAC
     carol_mac, dave_mac = frame[-2 * MAC : -MAC], frame[-MAC:]
     without_dave, without_carol = frame[:-MAC], frame[: -2 * MAC] + dave_mac
@@ -110,11 +122,11 @@ def _mac_for(world, receiver: str, claimed: str, channel: str, frame: bytes, hol
     return frame[:at] + tag + frame[at + MAC :]
 
 
-def test_a_receiver_cannot_forge_the_sender_towards_another_receiver(codec_world):
+def test_a_receiver_cannot_forge_the_sender_towards_another_receiver(codec_world, mac_nodes):
     """carol holds the audience secret (she reads everything) and can compute her own
     MAC from alice; she cannot compute dave's. Her forgery convinces only herself: a MAC
     proves nothing to a third party (non-repudiation is what origin: mac gives up)."""
-    world, nodes = codec_world.world, codec_world.nodes
+    world, nodes = codec_world.world, mac_nodes
     forged_frame = forge_as(nodes["carol"], "pubsub-mac", "alice", b"fake reading", topic="t.x")
     assert reason(nodes["dave"].receiver("pubsub-mac").open, forged_frame) == "forged"
     assert reason(nodes["carol"].receiver("pubsub-mac").open, forged_frame) == "forged"
@@ -123,9 +135,9 @@ def test_a_receiver_cannot_forge_the_sender_towards_another_receiver(codec_world
     assert nodes["carol"].receiver("pubsub-mac").open(own_slot).sender == "alice"
 
 
-def test_another_sender_cannot_forge_a_senders_frame(codec_world):
+def test_another_sender_cannot_forge_a_senders_frame(mac_nodes):
     """bob publishes too: his MAC keys are bob's, not alice's."""
-    nodes = codec_world.nodes
+    nodes = mac_nodes
     frame = forge_as(nodes["bob"], "pubsub-mac", "alice", b"as alice", topic="t.x")
     for receiver in ("carol", "dave"):
         assert reason(nodes[receiver].receiver("pubsub-mac").open, frame) == "forged"
@@ -147,7 +159,7 @@ def test_a_receiver_cannot_forge_another_receiver(world_factory):
     erin (nor as alice's), though she can to herself."""
     world = world_factory(MESH, NAMES)
     clock = FakeClock()
-    nodes = {name: world.node(name, clock=clock) for name in NAMES}
+    nodes = {name: world.node(name, clock=clock, state_dir=False) for name in NAMES}
     holders = ("carol", "dave", "erin")
     for claimed in ("dave", "alice"):
         frame = forge_as(nodes["carol"], "mesh", claimed, b"job")
@@ -160,8 +172,8 @@ def test_a_receiver_cannot_forge_another_receiver(world_factory):
         assert nodes[receiver].receiver("mesh").open(honest).sender == "dave"
 
 
-def test_the_mac_is_checked_before_any_x25519_or_aead_work(codec_world, monkeypatch):
-    nodes = codec_world.nodes
+def test_the_mac_is_checked_before_any_x25519_or_aead_work(mac_nodes, monkeypatch):
+    nodes = mac_nodes
     known = nodes["alice"].seal("pubsub-mac", b"first", topic="t.x")
     opener = nodes["carol"].receiver("pubsub-mac")
     assert opener.open(known).payload == b"first"  # caches the session's content key

@@ -25,7 +25,16 @@ def block(marker: str) -> str:
 def test_readme_example_runs_as_pasted(tmp_path):
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
-    shell = subprocess.run(
+
+    def run_in_tmp(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, check=False, text=True, timeout=60
+        )
+
+    shell = run_in_tmp("bash", "-e", "-c", block("shell"))
+    assert shell.returncode == 0, shell.stderr
+    written = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    again = subprocess.run(
         ["bash", "-e", "-c", block("shell")],
         cwd=tmp_path,
         env=env,
@@ -34,18 +43,11 @@ def test_readme_example_runs_as_pasted(tmp_path):
         text=True,
         timeout=60,
     )
-    assert shell.returncode == 0, shell.stderr
+    assert again.returncode == 2, "a second run must refuse, not replace the deployment"
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == written
     code = block("python").replace("5555", str(free_port()))  # the port may be taken here
     assert len(code.strip().splitlines()) <= 22
-    run = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
-    )
+    run = run_in_tmp(sys.executable, "-c", code)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "sensor temp.line1 b'21.5' Counter()"
+    assert run.stdout.strip() == "sensor-1 temp.line1 b'21.5' Counter()"
     assert "Traceback" not in run.stderr

@@ -117,6 +117,9 @@ class PatternSpec:
     # Which per-epoch secret a scheme needs on this pattern, and from how many receivers on.
     # (reqrep: one server's own key serves; several servers share a service key.)
     channel_keys: Mapping[Scheme, tuple[ChannelKeyKind, int]]
+    # A forward frame reaches one receiver of several (NNG's Push0 and Req0 pick one), so
+    # each receiver's replay windows see only its share of a sender's frames.
+    load_balanced: bool = False
 
     @property
     def initiator(self) -> RoleSpec:
@@ -265,6 +268,7 @@ PATTERNS: Mapping[Pattern, PatternSpec] = MappingProxyType(
                 members=None,
                 no_relay=None,
                 channel_keys=_AUDIENCE,
+                load_balanced=True,
             ),
             PatternSpec(
                 name="reqrep",
@@ -281,6 +285,7 @@ PATTERNS: Mapping[Pattern, PatternSpec] = MappingProxyType(
                 members=None,
                 no_relay=None,
                 channel_keys={"peerbox": ("service", 2)},
+                load_balanced=True,
             ),
             PatternSpec(
                 name="survey",

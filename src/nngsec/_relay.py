@@ -67,7 +67,7 @@ __all__ = [
     "relay",
 ]
 
-logger = logging.getLogger("nngsec")
+logger = logging.getLogger(__name__)  # under "nngsec", like every logger of nngsec
 
 RelayPattern = Pattern
 PATTERNS: tuple[str, ...] = RELAY_PATTERN_NAMES
@@ -223,7 +223,7 @@ class Relay:
             self._done.set()
             raise
         self._launch(front, back)
-        logger.info("%s", self.describe())
+        logger.info("%s", self.describe(), extra={"pattern": self.pattern})
         return self
 
     def close(self) -> None:
@@ -404,7 +404,10 @@ class Relay:
                     try:
                         tap(direction, body)
                     except Exception:  # an observer must not stop the traffic it observes
-                        logger.exception("relay tap raised; the message is forwarded anyway")
+                        logger.exception(
+                            "relay tap raised; the message is forwarded anyway",
+                            extra={"pattern": self.pattern},
+                        )
                 # The nng_msg itself goes on, header included, exactly as nng_device does.
                 # A send that times out (a Push0 with no puller) keeps the message: retry.
                 code = int(lib.nng_sendmsg(target, message, 0))
@@ -432,7 +435,7 @@ class Relay:
                 )
             self._stopping = True  # one direction failing stops the other, as in nng_device
         if failed:
-            logger.error("%s", self._error)
+            logger.error("%s", self._error, extra={"pattern": self.pattern})
         if last:
             # Every forwarding thread has returned, so closing cannot race with them.
             self._close_sockets()

@@ -13,7 +13,7 @@ import pytest
 
 from nngsec import PolicyError, load_policy
 from nngsec._policy._admin import revoke, rotate, sign
-from tests.support import NOW, at
+from tests.support import FIRST_EPOCH, NOW, at, recorded_as
 
 FACTORY = """
 groups:
@@ -142,7 +142,7 @@ HOLDERS = {
 
 def test_rotate_creates_keys_for_exactly_the_channels_that_need_them(factory):
     result = rotate(factory.policy_path, now=NOW)
-    assert result.rotated == dict.fromkeys(KINDS, 1)
+    assert result.rotated == dict.fromkeys(KINDS, FIRST_EPOCH)
     assert {c: list(n) for c, n in result.sealed_to.items()} == HOLDERS
     assert not result.signature_stale
     data = keys_of(factory.policy_path)
@@ -155,7 +155,7 @@ def test_rotate_creates_keys_for_exactly_the_channels_that_need_them(factory):
     assert {c: spec["kind"] for c, spec in data["channels"].items()} == KINDS
     for channel, spec in data["channels"].items():
         [epoch] = spec["epochs"]
-        assert epoch["epoch"] == 1
+        assert epoch["epoch"] == FIRST_EPOCH  # epochs start at the time, so never repeat
         assert epoch["created"] == "2027-01-15T08:00:00Z"
         assert epoch["retire_at"] is None
         assert sorted(epoch["sealed"]) == HOLDERS[channel]
@@ -177,15 +177,15 @@ def test_each_rotation_keeps_one_previous_epoch_until_the_grace_ends(factory):
     first = keys_of(factory.policy_path)["channels"]["telemetry"]["epochs"][0]
     rotate(factory.policy_path, ["telemetry"], now=NOW + 60, grace=600)
     epochs = keys_of(factory.policy_path)["channels"]["telemetry"]["epochs"]
-    assert [e["epoch"] for e in epochs] == [2, 1]
+    assert [e["epoch"] for e in epochs] == [FIRST_EPOCH + 60, FIRST_EPOCH]
     assert epochs[0]["retire_at"] is None
     assert epochs[1] == {**first, "retire_at": "2027-01-15T08:11:00Z"}
     assert epochs[0]["public"] != first["public"]
     rotate(factory.policy_path, ["telemetry"], now=NOW + 120, grace=600)
     epochs = keys_of(factory.policy_path)["channels"]["telemetry"]["epochs"]
     assert [(e["epoch"], e["retire_at"]) for e in epochs] == [
-        (3, None),
-        (2, "2027-01-15T08:12:00Z"),
+        (FIRST_EPOCH + 120, None),
+        (FIRST_EPOCH + 60, "2027-01-15T08:12:00Z"),
     ]
 
 
@@ -193,7 +193,7 @@ def test_rotating_named_channels_leaves_the_others_byte_for_byte(factory):
     rotate(factory.policy_path, now=NOW)
     before = keys_of(factory.policy_path)["channels"]
     result = rotate(factory.policy_path, ["cells", "control"], now=NOW + 1)
-    assert result.rotated == {"cells": 2, "control": 2}
+    assert result.rotated == {"cells": FIRST_EPOCH + 1, "control": FIRST_EPOCH + 1}
     after = keys_of(factory.policy_path)["channels"]
     for channel in ("telemetry", "jobs", "health"):
         assert after[channel] == before[channel]
@@ -298,15 +298,15 @@ def test_a_node_knows_the_previous_epoch_until_it_retires(factory):
     old = factory.node("dashboard").channel_keys["telemetry"].current
     rotate(factory.policy_path, ["telemetry"], now=NOW + 10, grace=300)
     keys = factory.node("dashboard").channel_keys["telemetry"]
-    assert [e.epoch for e in keys.epochs] == [2, 1]
-    assert keys.current.epoch == 2
+    assert [e.epoch for e in keys.epochs] == [FIRST_EPOCH + 10, FIRST_EPOCH]
+    assert keys.current.epoch == FIRST_EPOCH + 10
     assert keys.current.secret != old.secret
-    previous = keys.get(1, NOW + 10 + 300)
+    previous = keys.get(FIRST_EPOCH, NOW + 10 + 300)
     assert previous is not None
     assert previous.secret == old.secret
     assert previous.retire_at == NOW + 310
-    assert keys.get(1, NOW + 311) is None
-    assert keys.get(2, NOW + 10**6) is keys.current
+    assert keys.get(FIRST_EPOCH, NOW + 311) is None
+    assert keys.get(FIRST_EPOCH + 10, NOW + 10**6) is keys.current
     assert keys.get(3, NOW) is None
 
 
@@ -380,7 +380,7 @@ def test_revoke_lists_raises_the_version_and_rotates_what_it_could_read(factory)
     # single-server reqrep) cannot be cut off by rotation and is reported.
     assert result.identity == "worker"
     assert result.version == 2
-    assert result.rotation.rotated == {"jobs": 2, "cells": 2, "health": 2}
+    assert result.rotation.rotated == dict.fromkeys(("jobs", "cells", "health"), FIRST_EPOCH + 5)
     assert result.rotation.sealed_to == {
         "jobs": (),
         "cells": ("sensor-1", "sensor-2"),
@@ -401,7 +401,7 @@ def test_revoke_lists_raises_the_version_and_rotates_what_it_could_read(factory)
         assert "worker" not in current["sealed"]
         assert "worker" in previous["sealed"]  # readable until the grace period ends
         assert previous["retire_at"] == "2027-01-15T08:01:05Z"
-    assert channels["telemetry"]["epochs"][0]["epoch"] == 1  # worker could not read it
+    assert channels["telemetry"]["epochs"][0]["epoch"] == FIRST_EPOCH  # worker could not read it
 
 
 def test_rotate_after_revoke_leaves_the_revoked_identity_without_any_entry(factory):
@@ -435,7 +435,7 @@ def test_a_revoked_identity_cannot_run_a_node(factory):
     with pytest.raises(PolicyError) as caught:
         factory.node("archiver")
     assert caught.value.problems[0].message == "identity 'archiver' is revoked in policy 'factory'"
-    assert factory.node("dashboard").channel_keys["telemetry"].current.epoch == 2
+    assert factory.node("dashboard").channel_keys["telemetry"].current.epoch == FIRST_EPOCH + 1
 
 
 # -- sign -------------------------------------------------------------------------------
@@ -476,12 +476,16 @@ def test_sign_returns_the_signature_and_the_signer(factory, admin_key):
     from nngsec._policy._signing import verify_signature
 
     rotate(factory.policy_path, now=NOW)
-    target, key_id = sign(factory.policy_path, admin_key)
-    assert target == factory.policy_path.with_name("policy.yaml.sig")
+    result = sign(factory.policy_path, admin_key)
+    target = factory.policy_path.with_name("policy.yaml.sig")
+    assert result.signature_path == target
+    assert result.keys_path == factory.policy_path.with_name("policy.keys.json")
+    assert (result.version, result.bumped_from) == (1, None)
     admin = Keystore(admin_key.parent).identity("admin")
-    assert key_id == admin.key_id.hex()
+    assert result.key_id == admin.key_id.hex()
     signer = verify_signature(
         target,
+        version=1,
         policy_bytes=factory.policy_path.read_bytes(),
         keys_bytes=factory.policy_path.with_name("policy.keys.json").read_bytes(),
         trusted={"root": admin.public},
@@ -514,7 +518,7 @@ def test_keygen_trust_sign_rotate_revoke_round_trip_through_the_api(tmp_path):
         "    subscribers: [dashboard, archiver]\n"
     )
     assert node_keys.trust(admin_pub)[2]
-    assert rotate(policy_path, now=NOW).rotated == {"telemetry": 1}
+    assert rotate(policy_path, now=NOW).rotated == {"telemetry": FIRST_EPOCH}
     sign(policy_path, admin_key)
 
     def node(identity: str) -> Node:
@@ -528,8 +532,9 @@ def test_keygen_trust_sign_rotate_revoke_round_trip_through_the_api(tmp_path):
         node("dashboard")
     sign(policy_path, admin_key)
     current = node("dashboard").channel_keys["telemetry"]
-    assert current.current.epoch == 2
+    assert current.current.epoch == FIRST_EPOCH + 1
     assert current.current.secret != secret
     with pytest.raises(PolicyError, match="is revoked"):
         node("archiver")
-    assert node_keys.accepted_versions() == {"plant": 2}
+    assert node_keys.accepted_versions(verified=True) == {recorded_as(policy_path): 2}
+    assert node_keys.accepted_versions() == {}  # nothing was used unverified

@@ -8,6 +8,7 @@ as a crash or a full disk would make them, and every command that writes is chec
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import pytest
 
 from nngsec import Keystore, KeystoreError, load_policy
 from nngsec._cli import main
+from nngsec._formats import _atomic
 from nngsec._formats._atomic import write_atomic
 from nngsec._policy._admin import revoke, rotate, sign
 from tests.support import NOW
@@ -66,6 +68,44 @@ def no_temp_files(directory: Path) -> bool:
 
 
 # -- write_atomic -----------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True, params=["unnamed-files", "named-temporaries"])
+def both_ways_of_writing(request, monkeypatch):
+    """Every test here runs both ways files are written: through an unnamed file (Linux's
+    O_TMPFILE) and through a named, locked temporary (other systems)."""
+    if request.param == "unnamed-files" and not _atomic.UNNAMED_FILES:
+        pytest.skip("this system has no unnamed files")
+    monkeypatch.setattr(_atomic, "UNNAMED_FILES", request.param == "unnamed-files")
+    return request.param
+
+
+def test_a_file_system_without_unnamed_files_falls_back_to_named_temporaries(tmp_path, monkeypatch):
+    real = os.open
+
+    def no_tmpfile(path, flags, *args, **kwargs):
+        if hasattr(os, "O_TMPFILE") and flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported", str(path))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr("nngsec._formats._atomic.os.open", no_tmpfile)
+    write_atomic(tmp_path / "a", b"1", overwrite=False)
+    write_atomic(tmp_path / "a", b"2")
+    assert (tmp_path / "a").read_bytes() == b"2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_a_taken_temporary_name_is_skipped(tmp_path, monkeypatch):
+    names = iter(["00000000", "00000000", "11111111"])
+    monkeypatch.setattr("nngsec._formats._atomic.secrets.token_hex", lambda n: next(names))
+    (tmp_path / ".f.nngsec-00000000.tmp").write_bytes(b"someone else's, being written")
+    fd = os.open(tmp_path / ".f.nngsec-00000000.tmp", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held by a live writer, so not stale
+        write_atomic(tmp_path / "f", b"mine")
+    finally:
+        os.close(fd)
+    assert (tmp_path / "f").read_bytes() == b"mine"
 
 
 def test_a_failed_rename_keeps_the_old_file_and_removes_the_temporary(tmp_path, monkeypatch):
@@ -212,12 +252,12 @@ def test_trust_crash_pins_nothing(tmp_path, monkeypatch):
 
 
 def test_rollback_record_crash_keeps_the_previous_record(world, monkeypatch):
-    world.keystore.accept_version("factory", 4)
-    record = world.keystore.directory / "accepted-versions.json"
+    world.keystore.accept_version("factory", 4, "a" * 64, verified=True)
+    record = world.keystore.directory / "verified-policies.json"
     before = record.read_bytes()
     fail_when(monkeypatch, "replace")
     with pytest.raises(KeystoreError, match="simulated crash"):
-        world.keystore.accept_version("factory", 5)
+        world.keystore.accept_version("factory", 5, "b" * 64, verified=True)
     assert record.read_bytes() == before
     assert no_temp_files(world.keystore.directory)
 

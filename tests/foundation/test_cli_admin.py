@@ -8,6 +8,7 @@ keystore taken from the environment at start-up) runs ``python -m nngsec``, mark
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import stat
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from nngsec import Keystore, Node, load_policy
+from nngsec._policy._signing import sign_files
 from tests.support import DATA, ROOT, InProcessCli, Result, run_subprocess
 
 ERROR_LINE = re.compile(r"^nngsec: error: (?P<place>\S+?): (?P<rest>.*) \(hint: (?P<hint>.+)\)$")
@@ -129,14 +131,23 @@ def deployment(tmp_path) -> Path:
     return make_deployment(tmp_path)
 
 
+def epoch_of(tmp_path: Path, channel: str) -> int:
+    """The current key epoch of ``channel`` in the deployment's channel-key file."""
+    keys = json.loads((tmp_path / "factory.keys.json").read_text())
+    epoch: int = keys["channels"][channel]["epochs"][0]["epoch"]
+    return epoch
+
+
 def test_keygen_rotate_sign_trust_revoke_round_trip(cli, tmp_path):
     deployment = make_deployment(tmp_path, cli=cli)
     # rotate: every channel that needs keys
     result = cli("rotate", "factory.yaml", cwd=tmp_path)
     assert result.code == 0, result
+    first = epoch_of(tmp_path, "telemetry")
+    assert epoch_of(tmp_path, "cells") == first
     assert result.out.splitlines() == [
-        "telemetry: epoch 1, sealed to dashboard",
-        "cells: epoch 1, sealed to dashboard, sensor-1, sensor-2",
+        f"telemetry: epoch {first}, sealed to dashboard",
+        f"cells: epoch {first}, sealed to dashboard, sensor-1, sensor-2",
         "wrote factory.keys.json (previous epochs readable for 1h)",
     ]
     # sign, then trust the admin in the node keystore
@@ -144,7 +155,8 @@ def test_keygen_rotate_sign_trust_revoke_round_trip(cli, tmp_path):
     assert result.code == 0, result
     admin_id = Keystore(tmp_path / "admin").identity("admin").key_id.hex()
     assert result.out == (
-        f"signed factory.yaml and its channel keys with key id {admin_id}: wrote factory.yaml.sig\n"
+        f"signed factory.yaml version 1 and its channel keys factory.keys.json with key id "
+        f"{admin_id}: wrote factory.yaml.sig\n"
     )
     result = cli("trust", "admin/admin.pub", "--keystore", "keys", cwd=tmp_path)
     assert result.code == 0, result
@@ -154,14 +166,18 @@ def test_keygen_rotate_sign_trust_revoke_round_trip(cli, tmp_path):
     # the node accepts the signed policy
     keys = Keystore(tmp_path / "keys")
     node = Node(load_policy(deployment), identity="dashboard", keystore=keys)
-    assert node.channel_keys["telemetry"].current.epoch == 1
+    assert node.channel_keys["telemetry"].current.epoch == first
     # rotate again: the signature is now stale, and the command says so
     result = cli("rotate", "factory.yaml", "telemetry", "--grace", "5m", cwd=tmp_path)
     assert result.code == 0, result
-    assert result.out.splitlines() == [
-        "telemetry: epoch 2, sealed to dashboard",
-        "wrote factory.keys.json (previous epochs readable for 5m)",
-    ]
+    # a new epoch is distributed ahead of its use (--activate-in, 10s by default)
+    first, second = result.out.splitlines()
+    assert re.fullmatch(
+        rf"telemetry: epoch {epoch_of(tmp_path, 'telemetry')}, sealed to dashboard; senders use "
+        r"it from \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
+        first,
+    ), first
+    assert second == "wrote factory.keys.json (previous epochs readable for 5m)"
     assert "sign again: nngsec sign factory.yaml --key ADMIN.key" in result.err
     with pytest.raises(Exception, match="modified after signing"):
         Node(load_policy(deployment), identity="dashboard", keystore=keys)
@@ -170,7 +186,7 @@ def test_keygen_rotate_sign_trust_revoke_round_trip(cli, tmp_path):
     assert result.code == 0, result
     assert result.out.splitlines() == [
         "revoked sensor-2 in factory.yaml (version now 2)",
-        "cells: rotated to epoch 2, sealed to dashboard, sensor-1",
+        f"cells: rotated to epoch {epoch_of(tmp_path, 'cells')}, sealed to dashboard, sensor-1",
     ]
     result = cli("revoke", "factory.yaml", "sensor-1", cwd=tmp_path)
     assert result.code == 0, result
@@ -187,6 +203,49 @@ def test_keygen_rotate_sign_trust_revoke_round_trip(cli, tmp_path):
     for identity in ("sensor-1", "sensor-2"):
         with pytest.raises(Exception, match="is revoked"):
             Node(load_policy(deployment), identity=identity, keystore=keys)
+
+
+def test_sign_says_everything_it_did_at_once(cli, tmp_path):
+    """One sign that adds the deployment id, raises the version (--bump) and signs a policy
+    without a channel-key file says all three; without --bump it refuses and writes
+    nothing (the deployment line is not left behind)."""
+    keys = Keystore(tmp_path / "keys")
+    entries = [f"  {n}: {keys.generate(n)[0].public.to_text()}" for n in ("a", "b")]
+    policy = tmp_path / "pair.yaml"
+    policy.write_text(
+        "nngsec: 1\nname: pair\nidentities:\n" + "\n".join(entries) + "\n"
+        "channels:\n  sync:\n    pattern: pair\n    members: [a, b]\n"
+    )
+    admin = Keystore(tmp_path / "admin")
+    admin.generate("admin")
+    # Signed (format 2) before it had a deployment id, by an earlier nngsec.
+    sign_files(
+        policy.with_name("pair.yaml.sig"),
+        version=1,
+        policy_bytes=policy.read_bytes(),
+        keys_bytes=None,
+        key=admin.identity("admin"),
+        comment="before deployment ids",
+    )
+    before = policy.read_bytes()
+    [error] = assert_clean_error(cli("sign", "pair.yaml", "--key", "admin/admin.key", cwd=tmp_path))
+    assert "changed since it was signed at version 1" in error["rest"]
+    assert "--bump" in error["hint"]
+    assert policy.read_bytes() == before
+    result = cli("sign", "pair.yaml", "--key", "admin/admin.key", "--bump", cwd=tmp_path)
+    assert result.code == 0, result
+    deployment = load_policy(policy).model.deployment
+    assert deployment is not None and load_policy(policy).version == 2
+    assert result.err.splitlines() == [
+        f"added deployment: {deployment} to pair.yaml (a random id every key and signature of "
+        "this deployment is bound to; the rest of the file is unchanged)",
+        "raised version: from 1 to 2 in pair.yaml (it changed since it was last signed)",
+    ]
+    admin_id = admin.identity("admin").key_id.hex()
+    assert result.out == (
+        f"signed pair.yaml version 2 (it has no channel-key file) with key id {admin_id}: "
+        "wrote pair.yaml.sig\n"
+    )
 
 
 def test_rotate_says_so_when_no_channel_needs_keys(cli, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -190,10 +191,14 @@ def test_a_node_refuses_the_keys_of_another_deployment(world_factory):
 def test_rotate_replaces_a_format_1_file_and_continues_its_epochs(world_factory, cli):
     world = world_factory(TELEMETRY, ["sensor", "dashboard"])
     keys_path = world.policy_path.with_name("policy.keys.json")
-    rotate(world.policy_path)  # epoch 2
+    rotate(world.policy_path)
     legacy = json.loads(keys_path.read_text())
     legacy["nngsec-channel-keys"] = 1
     del legacy["deployment"]
+    # Epochs are at least the time of the rotation; one ahead of the clock shows that the
+    # replacement continues the format-1 file's numbers rather than starting at the time.
+    ahead = int(time.time()) + 10**6
+    legacy["channels"]["telemetry"]["epochs"][0]["epoch"] = ahead
     keys_path.write_text(json.dumps(legacy, indent=2))
     with pytest.raises(PolicyError) as caught:
         world.node("dashboard")
@@ -204,8 +209,8 @@ def test_rotate_replaces_a_format_1_file_and_continues_its_epochs(world_factory,
     assert "replacing a format-1 file (nngsec 0.1)" in result.out
     data = json.loads(keys_path.read_text())
     assert data["nngsec-channel-keys"] == 2
-    assert [e["epoch"] for e in data["channels"]["telemetry"]["epochs"]] == [3]
-    assert world.node("dashboard").channel_keys["telemetry"].current.epoch == 3
+    assert [e["epoch"] for e in data["channels"]["telemetry"]["epochs"]] == [ahead + 1]
+    assert world.node("dashboard").channel_keys["telemetry"].current.epoch == ahead + 1
 
 
 def test_rotate_refuses_a_format_1_file_of_another_policy(world_factory):

@@ -69,10 +69,11 @@ CASES: dict[str, Expect] = {
     ),
     # public key files
     "empty.pub": Expect(1, 1, "", "public key file holds no key", "truncated"),
+    # a private key in a public key file is refused where it starts, and never shown
     "private.pub": Expect(
-        2, 1, SECRET_PREFIX, "this is a PRIVATE key, expected a public key file", "exposed"
+        2, 1, SECRET_PREFIX, "a private key is written here; a public key file must", "exposed"
     ),
-    "private-with-name.pub": Expect(2, 9, SECRET_PREFIX, "this is a PRIVATE key", "NAME.pub"),
+    "private-with-name.pub": Expect(2, 9, SECRET_PREFIX, "a private key is written", "exposed"),
     "truncated.pub": Expect(
         2, 9, PUBLIC_PREFIX, "truncated: 89 characters after the prefix, expected 91", "NAME.pub"
     ),

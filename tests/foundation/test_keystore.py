@@ -110,7 +110,7 @@ def test_trust_refuses_a_private_key(tmp_path):
     node = Keystore(tmp_path / "node")
     with pytest.raises(KeystoreError) as caught:
         node.trust(secret_path)
-    assert caught.value.problems[0].message == "this is a PRIVATE key, expected a public key file"
+    assert caught.value.problems[0].message.startswith("a private key is written here")
     assert caught.value.line == 4
     assert not (tmp_path / "node").exists()
 
@@ -126,13 +126,21 @@ def test_a_damaged_pinned_signer_is_reported(tmp_path):
     assert "truncated" in caught.value.problems[0].message
 
 
-def test_accept_version_keeps_the_highest(tmp_path):
+@pytest.mark.parametrize("verified", [True, False])
+def test_accept_version_keeps_the_highest(tmp_path, verified):
     keystore = Keystore(tmp_path / "keys")
-    assert keystore.accepted_versions() == {}
-    assert keystore.accept_version("factory", 3) == 0
-    assert keystore.accept_version("factory", 2) == 3
-    assert keystore.accept_version("factory", 5) == 3
-    assert keystore.accepted_versions() == {"factory": 5}
+    a, b, c = "a" * 64, "b" * 64, "c" * 64
+    assert keystore.accepted_versions(verified=verified) == {}
+    assert keystore.accept_version("factory", 3, a, verified=verified) == (0, None)
+    assert keystore.accept_version("factory", 2, b, verified=verified) == (3, a)
+    assert keystore.accept_version("factory", 5, c, verified=verified) == (3, a)
+    assert keystore.accepted_versions(verified=verified) == {"factory": 5}
+    assert keystore.accepted_versions(verified=not verified) == {}  # two separate records
+    # At the recorded version another digest replaces it only where nothing is verified.
+    assert keystore.accept_version("factory", 5, a, verified=verified) == (5, c)
+    record = keystore.policy_record("factory", verified=verified)
+    assert record is not None
+    assert (record.version, record.digest) == (5, c if verified else a)
 
 
 def test_repr_shows_no_key_material(tmp_path):

@@ -14,7 +14,8 @@ import pytest
 from nngsec import Keystore, KeystoreError, Node, PolicyError, load_policy
 from nngsec._policy._admin import revoke, rotate, sign
 from nngsec._policy._load import parse_policy
-from tests.support import NOW, TELEMETRY
+from nngsec._policy._signing import verify_signature_bytes
+from tests.support import NOW, TELEMETRY, recorded_as
 
 
 @pytest.fixture
@@ -71,8 +72,8 @@ def test_a_policy_modified_after_signing_is_refused(pinned):
         "subscribers: [dashboard]", "subscribers: [sensor]"
     )
     pinned.policy_path.write_text(text)
-    assert "does not match the policy and its channel keys (modified after signing)" in (
-        refusal(pinned, "sensor")
+    assert refusal(pinned, "sensor") == (
+        "the signature by 'admin' does not match the policy (modified after signing)"
     )
 
 
@@ -111,9 +112,10 @@ def test_channel_keys_added_after_signing_are_refused(world_factory, admins):
 
 
 def test_signing_again_after_a_change_is_accepted(pinned, admins):
+    before = pinned.node("dashboard").channel_keys["telemetry"].current.epoch
     rotate(pinned.policy_path, now=NOW)
-    sign(pinned.policy_path, admins.key_path("admin"))
-    assert pinned.node("dashboard").channel_keys["telemetry"].current.epoch == 2
+    sign(pinned.policy_path, admins.key_path("admin"))  # the same version: keys only changed
+    assert pinned.node("dashboard").channel_keys["telemetry"].current.epoch > before
 
 
 def test_any_pinned_signer_will_do(pinned, admins):
@@ -138,17 +140,18 @@ def test_the_signature_file_says_what_it_covers(pinned, admins):
     assert lines[0] == "# nngsec policy signature"
     assert "# policy: factory (version 1); channel keys: policy.keys.json" in lines
     assert f"# signer key id: {admins.identity('admin').key_id.hex()}" in lines
-    assert lines[-1].startswith("nngsec-sig-v1:")
+    assert lines[-1].startswith("nngsec-sig-v2:")
 
 
 @pytest.mark.parametrize(
     ("change", "line", "message"),
     [
-        (lambda t: t.replace("nngsec-sig-v1:", "nngsec-sig-v2:"), 4, "malformed signature"),
+        (lambda t: t.replace("nngsec-sig-v2:", "nngsec-sig-v3:"), 4, "malformed signature"),
+        (lambda t: t.replace("nngsec-sig-v2:", "nngsec-sig-v1:"), 4, "a signature of format 1"),
         (lambda t: t.rstrip("\n")[:-10] + "\n", 4, "malformed signature: truncated"),
         (lambda t: t + t.splitlines()[-1] + "\n", None, "expected one signature line, found 2"),
         (lambda t: "# only comments\n", None, "expected one signature line, found 0"),
-        (lambda t: t.rstrip("\n")[:-4] + "AAAA\n", 4, "does not match the policy"),
+        (lambda t: t.rstrip("\n")[:-4] + "AAAA\n", 4, "checksum mismatch"),
     ],
 )
 def test_a_damaged_signature_file_is_refused_with_its_place(pinned, change, line, message):
@@ -177,7 +180,7 @@ def test_without_a_pinned_signer_the_node_warns_once(world, caplog):
         world.node("dashboard")
         world.node("sensor")
         world.node("dashboard")
-    warnings = [r for r in caplog.records if r.name == "nngsec"]
+    warnings = [r for r in caplog.records if r.name.startswith("nngsec.")]
     assert len(warnings) == 1
     assert warnings[0].levelno == logging.WARNING
     assert "without signature verification" in warnings[0].getMessage()
@@ -215,7 +218,7 @@ def test_a_lower_version_than_one_accepted_is_refused(world):
     world.node("dashboard")  # the same version again is fine
     set_version(world, 9)
     world.node("dashboard")
-    assert world.keystore.accepted_versions() == {"factory": 9}
+    assert world.keystore.accepted_versions() == {recorded_as(world.policy_path): 9}
 
 
 def test_the_record_survives_a_restart(world):
@@ -225,8 +228,8 @@ def test_the_record_survives_a_restart(world):
     set_version(world, 2)
     with pytest.raises(PolicyError):
         Node(load_policy(world.policy_path), identity="dashboard", keystore=fresh)
-    record = world.keystore.directory / "accepted-versions.json"
-    assert json.loads(record.read_text()) == {"factory": 3}
+    record = world.keystore.directory / "unverified-policies.json"
+    assert json.loads(record.read_text())[recorded_as(world.policy_path)]["version"] == 3
     assert record.stat().st_mode & 0o777 == 0o600
 
 
@@ -235,8 +238,8 @@ def test_versions_are_recorded_per_policy_name(world_factory, tmp_path):
     set_version(one, 7)
     one.node("dashboard")
     other = Keystore(one.keystore.directory)
-    assert other.accept_version("beta", 1) == 0
-    assert other.accepted_versions() == {"alpha": 7, "beta": 1}
+    assert other.accept_version("beta", 1, "0" * 64, verified=False) == (0, None)
+    assert other.accepted_versions() == {recorded_as(one.policy_path): 7, "beta": 1}
 
 
 def test_revoke_then_replaying_the_old_policy_is_refused(pinned, admins):
@@ -257,15 +260,27 @@ def test_revoke_then_replaying_the_old_policy_is_refused(pinned, admins):
 def test_an_unsigned_policy_cannot_poison_the_rollback_record(pinned):
     set_version(pinned, 1_000_000)  # the signature no longer matches
     assert "modified after signing" in refusal(pinned)
-    assert pinned.keystore.accepted_versions().get("factory", 0) < 1_000_000
+    for verified in (True, False):
+        versions = pinned.keystore.accepted_versions(verified=verified)
+        assert versions.get(recorded_as(pinned.policy_path), 0) < 1_000_000
 
 
-@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"factory": "7"}', '{"a": true}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        "[1, 2]",
+        '{"factory": "7"}',
+        '{"a": true}',
+        '{"factory": {"version": 7, "digest": "x", "epochs": {}}}',
+        '{"factory": {"version": 7, "digest": "' + "0" * 64 + '", "epochs": {"t": 3}}}',
+    ],
+)
 def test_a_damaged_rollback_record_is_refused(world, content):
-    world.keystore.directory.joinpath("accepted-versions.json").write_text(content)
+    world.keystore.directory.joinpath("unverified-policies.json").write_text(content)
     with pytest.raises(KeystoreError) as caught:
         world.node("dashboard")
-    assert "accepted-versions record" in caught.value.problems[0].message
+    assert "unverified-policies record" in caught.value.problems[0].message
     assert caught.value.hint
 
 
@@ -330,6 +345,40 @@ def test_a_keystore_that_cannot_keep_the_rollback_record_is_a_keystore_error(wor
     with pytest.raises(KeystoreError) as caught:
         world.node("dashboard")
     [problem] = caught.value.problems
-    assert problem.message == "cannot record in the accepted-versions record: Read-only file system"
-    assert problem.path == str(world.keystore.directory / "accepted-versions.json")
+    assert problem.message == (
+        "cannot record in the unverified-policies record: Read-only file system"
+    )
+    assert problem.path == str(world.keystore.directory / "unverified-policies.json")
     assert "anti-rollback" in problem.hint
+
+
+def test_signature_bytes_from_a_store_are_checked_like_a_signature_file(pinned):
+    """verify_signature_bytes (what a node reading etcd verifies) applies format 2 and the
+    signed version, and refuses what a signature file is refused for, placed at ``where``."""
+    where = "etcd://127.0.0.1:2379/plant/policy.sig"
+    signature = pinned.policy_path.with_name("policy.yaml.sig").read_bytes()
+
+    def verify(data: bytes, version: int = 1) -> str:
+        return verify_signature_bytes(
+            data,
+            where,
+            version=version,
+            policy_bytes=pinned.policy_path.read_bytes(),
+            keys_bytes=pinned.policy_path.with_name("policy.keys.json").read_bytes(),
+            trusted=pinned.keystore.trusted_signers(),
+        )
+
+    assert verify(signature) == "admin"
+    secret = Keystore(pinned.root / "keys").identity("sensor").to_text()
+    for data, version, message in (
+        (signature, 2, "is for version 1, but the policy says version 2"),
+        (signature.replace(b"nngsec-sig-v2:", b"nngsec-sig-v1:"), 1, "a signature of format 1"),
+        (signature + secret.encode() + b"\n", 1, "a private key is written here"),
+        (b"\xff" + signature, 1, "is not valid UTF-8"),
+    ):
+        with pytest.raises(PolicyError) as caught:
+            verify(data, version)
+        [problem] = caught.value.problems
+        assert message in problem.message
+        assert problem.path == where
+        assert secret[20:] not in str(caught.value)

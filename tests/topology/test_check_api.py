@@ -24,6 +24,8 @@ def test_public_check_api():
         ROOT / "policies" / "factory.yaml", [ROOT / "policies" / "factory.topology.yaml"]
     )
     assert [(f.rule, f.severity) for f in findings] == [
+        ("replay-across-receivers", "warning"),  # jobs: two workers
+        ("replay-across-receivers", "warning"),  # control: two controllers
         ("unsigned-policy", "warning"),
         ("forgeable-service", "warning"),  # control: two controllers share a service key
     ]
@@ -114,7 +116,11 @@ def test_generated_topology_checks_clean_and_fast(tmp_path):
     started = time.perf_counter()
     findings = nngsec.check(topology, wide_secret_threshold=1000)
     assert time.perf_counter() - started < 10
-    assert {f.rule for f in findings} <= {"unsigned-policy", "forgeable-service"}
+    assert {f.rule for f in findings} <= {
+        "unsigned-policy",
+        "forgeable-service",
+        "replay-across-receivers",
+    }
 
 
 def test_schema_topology_command(cli):

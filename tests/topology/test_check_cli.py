@@ -47,16 +47,22 @@ def test_example_topology_checks_clean(cli, args):
     result = cli("check", *args, "--format", "json")
     assert result.code == 0, result.out + result.err
     findings = json.loads(result.out)["findings"]
-    # The example policy ships unsigned (its admin key is nobody's), and its control
-    # service has two controllers sharing a service key: both worth a warning.
-    assert [f["rule"] for f in findings] == ["unsigned-policy", "forgeable-service"]
+    # The example policy ships unsigned (its admin key is nobody's), its control service
+    # has two controllers sharing a service key, and its jobs and requests are shared out
+    # between two receivers each (replayable from one to the other): all worth a warning.
+    assert [f["rule"] for f in findings] == [
+        "replay-across-receivers",  # jobs: two workers; control: two controllers
+        "replay-across-receivers",
+        "unsigned-policy",
+        "forgeable-service",
+    ]
 
 
 def test_example_topology_text_report(cli):
     result = cli("check", TOPOLOGY, cwd=ROOT)
     assert result.code == 0
     assert result.out.splitlines()[-1] == (
-        "0 errors, 2 warnings in 1 file; checked policy factory (6 channels), 1 topology file "
+        "0 errors, 4 warnings in 2 files; checked policy factory (6 channels), 1 topology file "
         "(13 nodes, 18 links)"
     )
     assert "\033[" not in result.out  # not a terminal: no colour
@@ -116,7 +122,12 @@ def test_sarif_output_validates_against_the_sarif_schema(cli, deployment):
 
 def test_sarif_of_a_clean_run_validates_too(cli):
     result = cli(
-        "check", TOPOLOGY, "--format", "sarif", "--ignore", "unsigned-policy,forgeable-service"
+        "check",
+        TOPOLOGY,
+        "--format",
+        "sarif",
+        "--ignore",
+        "unsigned-policy,forgeable-service,replay-across-receivers",
     )
     assert result.code == 0
     log = json.loads(result.out)
@@ -128,8 +139,11 @@ def test_severity_options(cli):
     assert cli("check", TOPOLOGY, "--warn-as-error").code == 1
     result = cli("check", TOPOLOGY, "--severity", "unsigned-policy=error", "--format", "json")
     assert result.code == 1
-    assert json.loads(result.out)["findings"][0]["severity"] == "error"
-    result = cli("check", TOPOLOGY, "--ignore", "unsigned-policy,forgeable-service")
+    severities = {f["rule"]: f["severity"] for f in json.loads(result.out)["findings"]}
+    assert severities["unsigned-policy"] == "error"
+    result = cli(
+        "check", TOPOLOGY, "--ignore", "unsigned-policy,forgeable-service,replay-across-receivers"
+    )
     assert result.code == 0
     assert result.out.startswith("no findings; checked policy factory")
 

@@ -178,24 +178,28 @@ def test_role_not_authorized_suggests_the_held_role(deployment) -> None:
     assert finding.hint == "did you mean role: publisher?"
 
 
+# Two listeners on one host: the dashboard's at $listen, the scheduler's at tcp://*:5560.
+DUPLICATE_LISTEN = Template("""
+nodes:
+  scheduler:
+    host: ops
+    sockets:
+      - {channel: jobs, role: pusher, listen: "tcp://*:5560"}
+  dashboard:
+    host: ops
+    sockets:
+      - {channel: health, role: surveyor, listen: "$listen"}  # <-
+  sensor-1:
+    sockets:
+      - {channel: health, role: respondent, dial: "$dial"}
+  worker:
+    sockets:
+      - {channel: jobs, role: puller, dial: "tcp://ops:5560"}
+""")
+
+
 def test_duplicate_listen(deployment) -> None:
-    body = Template("""
-    nodes:
-      scheduler:
-        host: ops
-        sockets:
-          - {channel: jobs, role: pusher, listen: "tcp://*:5560"}
-      dashboard:
-        host: ops
-        sockets:
-          - {channel: health, role: surveyor, listen: "$listen"}  # <-
-      sensor-1:
-        sockets:
-          - {channel: health, role: respondent, dial: "$dial"}
-      worker:
-        sockets:
-          - {channel: jobs, role: puller, dial: "tcp://ops:5560"}
-    """)
+    body = DUPLICATE_LISTEN
     bad = body.substitute(listen="tcp://*:5560", dial="tcp://ops:5560")
     findings = deployment.check(bad)
     hit = assert_finds(findings, "duplicate-listen", "error", deployment.line(bad))
@@ -518,11 +522,11 @@ def test_bad_signature_after_a_change(deployment, admin) -> None:
     assert_clean(deployment.check(trusted=(public,)), "bad-signature")
     rotate(deployment.policy_path, ["telemetry"])  # changes the signed key file
     sig = f"{deployment.policy_path}.sig"
-    sig_line = marked_line(Path(sig).read_text(), "nngsec-sig-v1:")
+    sig_line = marked_line(Path(sig).read_text(), "nngsec-sig-v2:")
     findings = deployment.check(trusted=(public,))
     hit = assert_finds(findings, "bad-signature", "error", sig_line)
     assert hit.file == sig
-    assert "does not match the policy and its channel keys" in hit.message
+    assert "does not match its channel keys (modified after signing)" in hit.message
     # Without a signer to verify against, only the form is checked.
     assert_clean(deployment.check(), "bad-signature")
 
@@ -539,8 +543,66 @@ def test_bad_signature_when_the_keystore_pins_a_signer(deployment, admin) -> Non
 
 def test_malformed_signature(deployment) -> None:
     sig = deployment.policy_path.with_name("policy.yaml.sig")
-    sig.write_text("# nngsec policy signature\nnngsec-sig-v1:tooshort\n")
+    sig.write_text("# nngsec policy signature\nnngsec-sig-v2:tooshort\n")
     assert_finds(deployment.check(), "bad-signature", "error", 2)
+
+
+def test_a_signature_of_format_1_is_refused(deployment, admin) -> None:
+    sign(deployment.policy_path, admin[1][0])
+    sig = deployment.policy_path.with_name("policy.yaml.sig")
+    sig.write_text(sig.read_text().replace("nngsec-sig-v2:", "nngsec-sig-v1:"))
+    hit = assert_finds(deployment.check(), "bad-signature", "error", 4)
+    assert "format 1" in hit.message
+    assert "sign it again" in hit.hint
+
+
+def test_bad_signature_when_the_keystore_pins_no_signer(deployment, admin) -> None:
+    """Nodes with that keystore refuse a policy with a signature they cannot verify."""
+    sign(deployment.policy_path, admin[1][0])
+    findings = deployment.check(keystore=deployment.keystore)
+    hit = assert_finds(findings, "bad-signature", "error", 4)
+    assert "pins no signer" in hit.message
+    assert hit.hint == f"nngsec trust ADMIN.pub --keystore {deployment.keystore}"
+    assert_clean(findings, "unsigned-policy")
+    Keystore(deployment.keystore).trust(admin[1][1])
+    assert_clean(deployment.check(keystore=deployment.keystore), "bad-signature")
+
+
+def test_duplicate_identity_of_two_policy_entries(deployment) -> None:
+    """One key under two names (also through another spelling of its last character)."""
+    text = deployment.policy_text()
+    line = next(t for t in text.splitlines() if t.startswith("  worker: "))
+    alias = line.replace("  worker: ", "  worker-spare: ") + "  # <-"
+    deployment.edit_policy(line, line + "\n" + alias)
+    findings = deployment.check()
+    hit = assert_finds(
+        findings, "duplicate-identity", "error", marked_line(deployment.policy_text())
+    )
+    assert hit.message == (
+        "identity 'worker-spare' has the same public key as 'worker', so the two are one identity"
+    )
+    deployment.edit_policy("\n" + alias, "")
+    assert_clean(deployment.check(), "duplicate-identity")
+
+
+def test_duplicate_identity_of_two_nodes(deployment) -> None:
+    body = Template("""
+    nodes:
+      cell-1:
+        sockets:
+          - {channel: cells, role: member, listen: "tcp://*:7200"}
+      cell-1b:
+        identity: $identity  # <-
+        sockets:
+          - {channel: cells, role: member, dial: "tcp://cell-1:7200"}
+    """)
+    bad = body.substitute(identity="cell-1")
+    hit = assert_finds(deployment.check(bad), "duplicate-identity", "error", deployment.line(bad))
+    assert "nodes 'cell-1' (" in hit.message and "and 'cell-1b' both run identity 'cell-1'" in (
+        hit.message
+    )
+    assert len(hit.subjects) == 2
+    assert_clean(deployment.check(body.substitute(identity="cell-2")), "duplicate-identity")
 
 
 # -- keystore rules -------------------------------------------------------------------
@@ -579,6 +641,25 @@ def test_key_file_permissions(deployment) -> None:
     assert hit.hint == f"chmod 600 {key}"
 
 
+def test_keystore_permissions(deployment, admin) -> None:
+    keystore = Keystore(deployment.keystore)
+    keystore.trust(admin[1][1])
+    sign(deployment.policy_path, admin[1][0])
+    assert_clean(deployment.check(keystore=deployment.keystore), "keystore-permissions")
+    pinned = deployment.keystore / "trusted" / "admin.pub"
+    pinned.chmod(0o666)  # anyone could replace the admin's key with theirs
+    findings = deployment.check(keystore=deployment.keystore)
+    [hit] = of_rule(findings, "keystore-permissions")
+    assert (hit.severity, hit.file, hit.line) == ("error", str(pinned), None)
+    assert hit.message == "a pinned signer's file can be written by group or others (mode 0666)"
+    assert hit.hint == f"chmod go-w {pinned}"
+    assert_clean(findings, "bad-signature")  # not reported as a missing signer as well
+    pinned.chmod(0o644)
+    deployment.keystore.chmod(0o777)
+    [hit] = of_rule(deployment.check(keystore=deployment.keystore), "keystore-permissions")
+    assert hit.file == str(deployment.keystore)
+
+
 def test_private_key_mismatch(deployment) -> None:
     line = deployment.line(NODE) - 1
     assert_clean(deployment.check(NODE, keystore=deployment.keystore), "private-key-mismatch")
@@ -598,27 +679,13 @@ def test_every_rule_is_tested_here() -> None:
 
 
 def test_duplicate_listen_across_scopes(deployment):
-    body = Template("""
-    nodes:
-      scheduler:
-        host: ops
-        sockets:
-          - {channel: jobs, role: pusher, listen: "tcp://*:5560"}
-      dashboard:
-        host: ops
-        sockets:
-          - {channel: health, role: surveyor, listen: "$listen"}  # <-
-      sensor-1:
-        sockets:
-          - {channel: health, role: respondent, dial: "tcp://ops:5561"}
-      worker:
-        sockets:
-          - {channel: jobs, role: puller, dial: "tcp://ops:5560"}
-    """)
+    body = DUPLICATE_LISTEN
+    dial = "tcp://ops:5561"
     for listen in ("tcp://ops:5560", "tls+tcp://localhost:5560"):
-        bad = body.substitute(listen=listen)
+        bad = body.substitute(listen=listen, dial=dial)
         assert_finds(deployment.check(bad), "duplicate-listen", "error", deployment.line(bad))
-    assert_clean(deployment.check(body.substitute(listen="tcp://ops:5561")), "duplicate-listen")
+    good = body.substitute(listen="tcp://ops:5561", dial=dial)
+    assert_clean(deployment.check(good), "duplicate-listen")
 
 
 def test_forgeable_service(deployment) -> None:
@@ -628,3 +695,52 @@ def test_forgeable_service(deployment) -> None:
     assert "2 servers sharing one service key" in hit.message
     deployment.edit_policy("servers: [ctl-a, ctl-b]", "servers: [ctl-a]")
     assert_clean(deployment.check(), "forgeable-service")
+
+
+def test_expired_and_expiring_soon(tmp_path: Path) -> None:
+    from tests.support import K1, K2, NOW
+
+    from nngsec._topology._check import CheckOptions, run_check
+
+    policy = tmp_path / "timed.yaml"
+    policy.write_text(
+        "nngsec: 1\nname: timed\nexpires: 2027-01-20T00:00:00Z\nidentities:\n"
+        f"  a: {K1}\n  b: {{key: {K2}, expires: 2027-01-01T00:00:00Z}}\n"
+        "channels:\n  p: {pattern: pair, members: [a, b]}\n"
+    )  # NOW is 2027-01-15T08:00:00Z
+    findings = list(run_check([policy], CheckOptions(now=NOW)).findings)
+    expired = assert_finds(findings, "expired", "error", 6)
+    assert "identity 'b' expired at 2027-01-01T00:00:00Z" in expired.message
+    soon = assert_finds(findings, "expiring-soon", "warning", 3)
+    assert "policy 'timed' expires at 2027-01-20T00:00:00Z" in soon.message
+    narrow = run_check([policy], CheckOptions(now=NOW, expiry_warning=86400.0)).findings
+    assert_clean(list(narrow), "expiring-soon")
+
+
+@pytest.mark.parametrize(
+    ("channel", "sender", "receivers", "what"),
+    [
+        ("jobs", "pusher: scheduler", ["puller: worker", "puller: worker"], "a job"),
+        ("control", "client: dashboard", ["server: ctl-a", "server: ctl-b"], "a request"),
+    ],
+)
+def test_replay_across_receivers(deployment, channel, sender, receivers, what) -> None:
+    """Two receivers of a load-balanced channel, of one identity or of two."""
+
+    def node(name: str, role_identity: str, address: str, mark: str = "") -> str:
+        role, identity = role_identity.split(": ")
+        return (
+            f"  {name}:\n    identity: {identity}\n    sockets:\n"
+            f"      - {{channel: {channel}, role: {role}, {address}}}{mark}\n"
+        )
+
+    head = "nodes:\n" + node("front", sender, 'listen: "tcp://*:5560"')
+    first = node("one", receivers[0], 'dial: "tcp://front:5560"')
+    second = node("two", receivers[1], 'dial: "tcp://front:5560"', "  # <-")
+    bad = head + first + second
+    hit = assert_finds(
+        deployment.check(bad), "replay-across-receivers", "warning", deployment.line(bad)
+    )
+    assert f"{what} recorded on its way to one can be replayed to another" in hit.message
+    assert "idempotent" in hit.hint
+    assert_clean(deployment.check(head + first), "replay-across-receivers")

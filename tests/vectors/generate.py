@@ -180,6 +180,7 @@ def run(vector: dict[str, Any], root: Path) -> Run:
             keystore=keystore,
             clock=lambda: clock[0],
             random=DeterministicRandom(label),
+            state_dir=False,  # a vector's outcome depends on its steps alone
         )
 
     senders: dict[str, Node] = {}

@@ -12,7 +12,6 @@ from .._errors import NngsecError, Problem
 from .._formats._units import format_duration, parse_duration
 from .._keys._keystore import Keystore
 from .._policy import _admin
-from .._policy._load import load_policy
 
 DEFAULT_KEYSTORE = os.environ.get("NNGSEC_KEYSTORE", "keys")
 
@@ -36,10 +35,16 @@ def register(commands: Any) -> None:
         "keygen",
         help="create an identity key pair",
         description="Write DIR/NAME.key (private, mode 0600) and DIR/NAME.pub, and print the "
-        "line to paste under identities: in the policy.",
+        "line to paste under identities: in the policy. An existing NAME.key is never "
+        "replaced; when its NAME.pub is missing (an interrupted keygen), it is written.",
     )
     keygen.add_argument("name", metavar="NAME")
     keygen.add_argument("--keystore", metavar="DIR", default=DEFAULT_KEYSTORE)
+    keygen.add_argument(
+        "--public",
+        action="store_true",
+        help="write nothing: print the line to paste for the existing DIR/NAME.key",
+    )
     keygen.set_defaults(run=_keygen)
 
     trust = commands.add_parser(
@@ -55,11 +60,19 @@ def register(commands: Any) -> None:
     sign = commands.add_parser(
         "sign",
         help="sign a policy and its channel keys",
-        description="Write POLICY.sig: an Ed25519 signature over the policy file and its "
-        "channel-key file, by the admin key in KEYFILE.",
+        description="Write POLICY.sig: an Ed25519 signature over the policy's version, the "
+        "policy file and its channel-key file, by the admin key in KEYFILE. A policy that "
+        "changed since it was last signed needs a higher version: (nodes refuse another "
+        "policy under a version they verified).",
     )
     sign.add_argument("policy", metavar="POLICY")
     sign.add_argument("--key", metavar="KEYFILE", required=True)
+    sign.add_argument(
+        "--bump",
+        action="store_true",
+        help="if the policy changed since it was last signed without raising version:, "
+        "raise it in the file (keeping the rest as written) before signing",
+    )
     sign.set_defaults(run=_sign)
 
     rotate = commands.add_parser(
@@ -76,7 +89,24 @@ def register(commands: Any) -> None:
         metavar="DURATION",
         type=_duration,
         default=_admin.DEFAULT_GRACE,
-        help="how long the previous epoch stays readable (default: 1h)",
+        help="how long the previous epoch stays readable after the new one activates (default: 1h)",
+    )
+    rotate.add_argument(
+        "--activate-in",
+        metavar="DURATION",
+        type=_duration,
+        default=_admin.DEFAULT_LEAD,
+        help="distribute the new epoch now, and let senders use it only after DURATION, so "
+        "that every receiver holds it first (default: "
+        f"{format_duration(_admin.DEFAULT_LEAD)}; 0s: at once)",
+    )
+    rotate.add_argument(
+        "--lifetime",
+        metavar="DURATION",
+        type=_duration,
+        default=None,
+        help="the new epoch expires after DURATION: nobody seals or accepts frames under it "
+        "then (default: never)",
     )
     rotate.set_defaults(run=_rotate)
 
@@ -92,18 +122,30 @@ def register(commands: Any) -> None:
         "--grace",
         metavar="DURATION",
         type=_duration,
-        default=_admin.REVOKE_GRACE,
-        help="how long receivers still accept the epoch the revoked identity held (default: 0s, "
-        "so senders must load the new keys before they can be read again)",
+        default=None,
+        help="how long receivers still accept the epoch the revoked identity held (default: "
+        f"{format_duration(_admin.REVOKE_GRACE)} where that epoch only lets it read, 0s where it "
+        "could forge: a bus with origin: group, a service key). The new epochs are used at once",
     )
     revoke.set_defaults(run=_revoke)
 
 
 def _keygen(args: argparse.Namespace) -> int:
     keystore = Keystore(args.keystore)
-    key, secret_path, public_path = keystore.generate(args.name)
-    _say(f"wrote {secret_path} (private, mode 0600) and {public_path}")
-    _say("paste this line under identities: in the policy:")
+    if args.public:
+        key = keystore.identity(args.name)
+    elif keystore.has_identity(args.name) and not keystore.public_path(args.name).exists():
+        key, public_path = keystore.complete(args.name)
+        _say(
+            f"found {keystore.key_path(args.name)} without its public file (an interrupted "
+            f"keygen): wrote {public_path}"
+        )
+        _say("paste this line under identities: in the policy:")
+    else:
+        key, secret_path, public_path = keystore.generate(args.name)
+        _say(f"wrote {secret_path} (private, mode 0600) and {public_path}")
+        _say(f"fingerprint (key id) {key.public.fingerprint}: frames and logs name it by this")
+        _say("paste this line under identities: in the policy:")
     print(f"{args.name}: {key.public.to_text()}")
     return 0
 
@@ -124,11 +166,22 @@ def _deployment_note(policy: str, deployment: str | None) -> None:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    before = load_policy(args.policy).model.deployment if Path(args.policy).exists() else None
-    target, key_id = _admin.sign(args.policy, args.key)
-    if before is None:
-        _deployment_note(args.policy, load_policy(args.policy).model.deployment)
-    print(f"signed {args.policy} and its channel keys with key id {key_id}: wrote {target}")
+    result = _admin.sign(args.policy, args.key, bump=args.bump)
+    _deployment_note(args.policy, result.deployment_added)
+    if result.bumped_from is not None:
+        _say(
+            f"raised version: from {result.bumped_from} to {result.version} in {args.policy} "
+            "(it changed since it was last signed)"
+        )
+    what = (
+        f"and its channel keys {result.keys_path}"
+        if result.keys_path is not None
+        else "(it has no channel-key file)"
+    )
+    print(
+        f"signed {args.policy} version {result.version} {what} with key id {result.key_id}: "
+        f"wrote {result.signature_path}"
+    )
     return 0
 
 
@@ -141,7 +194,13 @@ def _stale_note(policy: str, result: _admin.RotateResult) -> None:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    result = _admin.rotate(args.policy, args.channels, grace=args.grace)
+    result = _admin.rotate(
+        args.policy,
+        args.channels,
+        grace=args.grace,
+        activate_in=args.activate_in,
+        lifetime=args.lifetime,
+    )
     _deployment_note(args.policy, result.deployment_added)
     if not result.rotated:
         print(
@@ -151,7 +210,9 @@ def _rotate(args: argparse.Namespace) -> int:
         return 0
     for channel, epoch in result.rotated.items():
         holders = ", ".join(result.sealed_to[channel]) or "nobody (every holder is revoked)"
-        print(f"{channel}: epoch {epoch}, sealed to {holders}")
+        activates = result.activate_at.get(channel)
+        when = f"; senders use it from {activates}" if activates else ""
+        print(f"{channel}: epoch {epoch}, sealed to {holders}{when}")
     if result.replaced_format_1:
         print(
             f"wrote {result.keys_path} in format 2, replacing a format-1 file (nngsec 0.1) "

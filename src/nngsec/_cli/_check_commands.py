@@ -9,13 +9,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._errors import NngsecError
+from .._formats._atomic import write_atomic
+from .._formats._units import format_duration, parse_duration
 from .._policy._load import load_policy
 from .._topology._check import CheckOptions, run_check
 from .._topology._explain import explain, render_explain_json, render_explain_text
 from .._topology._findings import SEVERITIES, Severity
 from .._topology._graph import GRAPH_SUFFIXES, write_graph
-from .._topology._report import render_json, render_sarif, render_text
+from .._topology._report import (
+    render_json,
+    render_json_failure,
+    render_sarif,
+    render_sarif_failure,
+    render_text,
+    rule_help_uri,
+)
 from .._topology._rules import DEFAULT_MAC_AUDIENCE, DEFAULT_WIDE_SECRET, ordered_rules
+from .._topology._rules._base import DEFAULT_EXPIRY_WARNING
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -30,6 +41,16 @@ def _severity_override(text: str) -> tuple[str, Severity]:
     if not equals or level not in SEVERITIES:
         raise argparse.ArgumentTypeError(f"expected RULE=error or RULE=warning, got {text!r}")
     return rule_id.strip(), level
+
+
+def _window(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if not 0 <= seconds <= 10 * 365 * 86400:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected a duration from 0s to 3650d")
+    return seconds
 
 
 def _positive(text: str) -> int:
@@ -60,7 +81,8 @@ def register(commands: Any) -> None:
         "[TOPOLOGY...]), or topology files that name their policy (nngsec check TOPOLOGY). "
         "Rules are listed by --list-rules and documented in docs/rules.md.",
         epilog="exit status: 0 no error-severity finding, 1 error findings, 2 an input cannot "
-        "be read or parsed (one line per problem: file:line:column: field: message)",
+        "be read or parsed (one line per problem: file:line:column: field: message); with "
+        "--format json or sarif, a valid report is written even then",
     )
     check.add_argument(
         "inputs",
@@ -85,7 +107,16 @@ def register(commands: Any) -> None:
         help="verify the policy signature against this signer's public key (repeatable)",
     )
     check.add_argument(
-        "--format", choices=["text", "json", "sarif"], default="text", help="default: text"
+        "--format",
+        choices=["text", "json", "sarif"],
+        default="text",
+        help="text (default), json, or sarif (SARIF 2.1.0, for code scanning in CI)",
+    )
+    check.add_argument(
+        "--output",
+        metavar="FILE",
+        type=Path,
+        help="write the report to FILE instead of stdout (also when an input is unreadable)",
     )
     check.add_argument(
         "--graph",
@@ -134,10 +165,19 @@ def register(commands: Any) -> None:
         f"(default {DEFAULT_MAC_AUDIENCE})",
     )
     check.add_argument(
+        "--expiry-warning",
+        metavar="DURATION",
+        type=_window,
+        default=DEFAULT_EXPIRY_WARNING,
+        help="expiring-soon: how far ahead an expires: is reported (default "
+        f"{format_duration(DEFAULT_EXPIRY_WARNING)})",
+    )
+    check.add_argument(
         "--color",
         choices=["auto", "always", "never"],
         default="auto",
-        help="colour the text report (auto: on a terminal, unless NO_COLOR is set)",
+        help="colour the text report (auto: on a terminal, unless NO_COLOR is set or TERM is "
+        "dumb; FORCE_COLOR forces it)",
     )
     check.add_argument(
         "--list-rules", action="store_true", help="list the rules (text or --format json) and exit"
@@ -157,17 +197,32 @@ def register(commands: Any) -> None:
     explain_parser.set_defaults(run=_explain)
 
 
-def _colour(choice: str) -> bool:
+def use_colour(choice: str, to_terminal: bool) -> bool:
+    """Whether to colour: ``--color always|never`` decides; with ``auto``, NO_COLOR (set and
+    not empty, no-color.org) turns it off, then FORCE_COLOR (force-color.org) on, then
+    TERM=dumb off; otherwise colour when the report goes to a terminal."""
     if choice != "auto":
         return choice == "always"
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("TERM") == "dumb":
+        return False
+    return to_terminal
 
 
 def _list_rules(args: argparse.Namespace) -> int:
     rules = ordered_rules()
     if args.format == "json":
         data = [
-            {"rule": r.id, "severity": r.severity, "scope": r.scope, "summary": r.summary}
+            {
+                "rule": r.id,
+                "severity": r.severity,
+                "scope": r.scope,
+                "summary": r.summary,
+                "help": rule_help_uri(r.id),
+            }
             for r in rules
         ]
         print(json.dumps({"rules": data}, indent=2))
@@ -191,17 +246,36 @@ def _check(args: argparse.Namespace) -> int:
         warn_as_error=args.warn_as_error,
         wide_secret_threshold=args.wide_secret_threshold,
         mac_audience_threshold=args.mac_audience_threshold,
+        expiry_warning=args.expiry_warning,
     )
-    result = run_check(args.inputs, options)
+    try:
+        result = run_check(args.inputs, options)
+    except NngsecError as error:
+        # CI uploads the report whatever happened: a machine-readable one says why it is
+        # empty. The problems also go to stderr, one line each, and the exit status is 2.
+        if args.format == "json":
+            _emit(args.output, render_json_failure(error.problems))
+        elif args.format == "sarif":
+            _emit(args.output, render_sarif_failure(error.problems))
+        raise
     for path in args.graph:
         write_graph(result, path)
     if args.format == "json":
-        sys.stdout.write(render_json(result))
+        _emit(args.output, render_json(result))
     elif args.format == "sarif":
-        sys.stdout.write(render_sarif(result))
+        _emit(args.output, render_sarif(result))
     else:
-        sys.stdout.write(render_text(result, colour=_colour(args.color)))
+        terminal = args.output is None and sys.stdout.isatty()
+        _emit(args.output, render_text(result, colour=use_colour(args.color, terminal)))
     return EXIT_FINDINGS if result.errors else EXIT_CLEAN
+
+
+def _emit(output: Path | None, report: str) -> None:
+    """The report on stdout, or written to ``output`` (atomically: a reader never sees half)."""
+    if output is None:
+        sys.stdout.write(report)
+    else:
+        write_atomic(output, report.encode("utf-8"))
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -1,4 +1,8 @@
-"""relay: run a key-less forwarding device until SIGINT or SIGTERM."""
+"""relay: run a key-less forwarding device until SIGINT or SIGTERM.
+
+NNG itself (pynng) is imported when the relay starts, not when the command line is parsed:
+``nngsec relay --help`` answers without it.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._formats._units import format_size, parse_size
-from .._relay import DEFAULT_MAX_MESSAGE_SIZE, PATTERNS, Relay, relay
+from .._formats._units import parse_size
+from .._patterns import RELAY_PATTERN_NAMES as PATTERNS
 
+if TYPE_CHECKING:
+    from .._relay import Relay
+
+DEFAULT_SIZE_TEXT = "16MiB"  # the relay's DEFAULT_MAX_MESSAGE_SIZE (a test keeps them equal)
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_FAILED = 1
 
@@ -57,9 +65,8 @@ def register(commands: Any) -> None:
         "--max-message-size",
         metavar="SIZE",
         type=_size,
-        default=DEFAULT_MAX_MESSAGE_SIZE,
-        help="largest message accepted from a peer, or 'none' "
-        f"(default: {format_size(DEFAULT_MAX_MESSAGE_SIZE)})",
+        default=argparse.SUPPRESS,  # absent: the relay's own default
+        help=f"largest message accepted from a peer, or 'none' (default: {DEFAULT_SIZE_TEXT})",
     )
     parser.set_defaults(run=_relay)
 
@@ -82,6 +89,8 @@ def _stop_on_signals() -> Iterator[None]:
 
 
 def _relay(args: argparse.Namespace) -> int:
+    from .._relay import DEFAULT_MAX_MESSAGE_SIZE, relay
+
     stopped_by = ""
     with _stop_on_signals():
         running: Relay | None = None
@@ -92,7 +101,7 @@ def _relay(args: argparse.Namespace) -> int:
                 back=args.back,
                 dial_front=args.dial_front,
                 dial_back=args.dial_back,
-                max_message_size=args.max_message_size,
+                max_message_size=getattr(args, "max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
             )
             print(f"nngsec: {running.describe()}; stop with Ctrl-C or SIGTERM", flush=True)
             running.wait()

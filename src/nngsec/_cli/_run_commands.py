@@ -8,6 +8,8 @@ from typing import Any
 
 from . import _bench
 
+MODES = ("threads", "processes")
+
 
 def _csv(kind: type, choices: tuple[Any, ...] | None = None) -> Any:
     def parse(text: str) -> tuple[Any, ...]:
@@ -39,7 +41,19 @@ def register(commands: Any) -> None:
         "and foreign frames. Prints what was delivered and rejected per channel; exits 0 "
         "only if every honest message arrived and every attack was rejected.",
     )
-    demo.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    demo.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: progress and a table (default); json: a machine-readable summary only",
+    )
+    demo.add_argument(
+        "--json",
+        dest="format",
+        action="store_const",
+        const="json",
+        help="the same as --format json",
+    )
     demo.set_defaults(run=_run_demo)
 
     bench = commands.add_parser(
@@ -52,36 +66,62 @@ def register(commands: Any) -> None:
         "and the time left go to stderr; Ctrl-C stops it at once.",
     )
     bench.add_argument(
-        "--patterns", type=_csv(str, _bench.PATTERNS), default=_bench.PATTERNS, metavar="LIST"
+        "--patterns",
+        metavar="PATTERN,...",
+        type=_csv(str, _bench.PATTERNS),
+        default=_bench.PATTERNS,
+        help=f"comma-separated, from {', '.join(_bench.PATTERNS)} (default: all)",
     )
     bench.add_argument(
         "--origins",
+        metavar="ORIGIN,...",
         type=_csv(str, _bench.ORIGINS),
         default=_bench.ORIGINS,
-        metavar="LIST",
-        help="origin: rows of pubsub, pipeline and survey (default signed,mac)",
+        help="origin: rows of pubsub, pipeline and survey, comma-separated, from "
+        f"{', '.join(_bench.ORIGINS)} (default: both)",
     )
     bench.add_argument(
-        "--sizes", type=_csv(int), default=None, help="payload bytes (default 64,1024,65536)"
+        "--sizes",
+        metavar="BYTES,...",
+        type=_csv(int),
+        default=None,
+        help="payload sizes in bytes, comma-separated (default: 64,1024,65536; --quick: 1024)",
     )
     bench.add_argument(
-        "--modes", type=_csv(str, ("threads", "processes")), default=("threads", "processes")
+        "--modes",
+        metavar="MODE,...",
+        type=_csv(str, MODES),
+        default=MODES,
+        help="comma-separated, from threads (both ends in this process) and processes (two "
+        "processes) (default: both)",
     )
-    bench.add_argument("--repeats", type=int, default=None, help="runs per row (default 3)")
-    bench.add_argument("--transport", choices=("inproc", "ipc", "tcp"), default="ipc")
+    bench.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="runs per case; the median is shown (default: 3; --quick: 1)",
+    )
+    bench.add_argument(
+        "--transport",
+        choices=("inproc", "ipc", "tcp"),
+        default="ipc",
+        help="inproc, ipc or tcp (default: ipc)",
+    )
     bench.add_argument(
         "--quick",
         action="store_true",
         help="a smoke run in under 30 s: 1024-byte messages, one repeat, fewer messages",
     )
-    bench.add_argument("--format", choices=("text", "json"), default="text")
+    bench.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text or json (default: text)"
+    )
     bench.set_defaults(run=_run_bench)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from . import _demo
 
-    return _demo.main(as_json=args.json)
+    return _demo.main(as_json=args.format == "json")
 
 
 def _run_bench(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from ._text import b64url_decode, b64url_encode
+from ._text import NonCanonicalError, b64url_decode, b64url_encode
 from ._yaml import parse_yaml
 
 __all__ = ["DEPLOYMENT_ID_SIZE", "decode_deployment_id", "new_deployment_id"]
@@ -40,9 +40,10 @@ def decode_deployment_id(text: str) -> bytes:
     if len(text) != TEXT_LENGTH:
         raise ValueError(f"got {len(text)} characters, {problem}")
     try:
-        raw = b64url_decode(text)
+        return b64url_decode(text)  # strict: one id has one spelling
+    except NonCanonicalError:  # the last character's 4 unused bits were not zero
+        raise ValueError(
+            f"not the spelling nngsec writes: {problem}, the last one of AQgw"
+        ) from None
     except ValueError:
         raise ValueError(f"got other characters, {problem}") from None
-    if b64url_encode(raw) != text:  # the last character's 4 unused bits were not zero
-        raise ValueError(f"not the spelling nngsec writes: {problem}, the last one of AQgw")
-    return raw

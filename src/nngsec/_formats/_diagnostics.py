@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from .._errors import Problem
+from ._echo import echo
 from ._names import NAME_PATTERN, NAME_RULE
 from ._yaml import Loc, YamlDocument
 
@@ -68,14 +69,14 @@ class FieldValueError(ValueError):
 
 
 def _did_you_mean(got: object, choices: list[str]) -> str:
-    close = difflib.get_close_matches(str(got), choices, n=1)
+    close = difflib.get_close_matches(str(got)[:200], choices, n=1)
     return f"did you mean {close[0]!r}?" if close else ""
 
 
 def short(value: Any) -> str:
-    """``repr`` of a value, cut to fit in a one-line message."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """A rejected value as a message may quote it: at most a few characters of it (see
+    ``_echo.py``: a message must not carry a pasted key on to the terminal and the logs)."""
+    return echo(value)
 
 
 def _clean_loc(raw: tuple[int | str, ...], union_tags: frozenset[str]) -> tuple[Loc, bool]:
@@ -123,8 +124,8 @@ def pydantic_problems(
             allowed = allowed_fields(loc[:-1]) if allowed_fields else []
             if not allowed and not loc[:-1]:
                 allowed = list(model.model_fields)
-            message = f"unknown field {field!r}"
-            close = difflib.get_close_matches(field, allowed, n=1)
+            message = f"unknown field {short(field)}"
+            close = difflib.get_close_matches(field[:200], allowed, n=1)
             hint = (
                 f"did you mean {close[0]!r}?" if close else "remove it; unknown fields are errors"
             )
@@ -141,7 +142,7 @@ def pydantic_problems(
                 hint = f"add {discriminator}: one of {expected}" if expected else "add it"
             else:
                 got = ctx.get("tag", value)
-                message = f"unknown {discriminator} {got!r}, expected one of {expected}"
+                message = f"unknown {discriminator} {short(got)}, expected one of {expected}"
                 hint = _did_you_mean(got, expected.split(", ")) or "write one of those"
             loc = (*loc, discriminator)
             at_key = kind == "union_tag_not_found"

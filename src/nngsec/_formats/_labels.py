@@ -5,8 +5,9 @@ pair key for a bus key, a request for a reply).
 
 They are part of the wire format (``docs/spec/wire-format.md``); changing one is a new
 format version. The labels of frames and of the keys derived for them say ``v2`` (wire
-format 2 changed what they cover: 16-byte sessions, the deployment id); those of identity
-keys, key ids and key text keep ``v1``, so existing key files keep their meaning.
+format 2 changed what they cover: 16-byte sessions, the deployment id), and so does the
+policy signature's (signature files of format 2 sign the version); those of identity keys,
+key ids and key text keep ``v1``, so existing key files keep their meaning.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ KEY_ID = b"nngsec/v1/key-id"
 TEXT_CHECKSUM = b"nngsec/v1/text-checksum"
 
 # Policy signatures and channel-key entries.
-POLICY_SIGNATURE = b"nngsec/v1/policy-signature"
+POLICY_SIGNATURE = b"nngsec/v2/policy-signature"  # signature files of format 2
 CHANNEL_KEY_ENTRY = b"nngsec/v2/channel-key"  # format 2 entries bind the deployment
+EPOCH_FINGERPRINT = b"nngsec/v1/epoch-fingerprint"  # keystore records only, never on the wire
 
 # Per-message schemes.
 PAIR_KEY = b"nngsec/v2/pair-key"

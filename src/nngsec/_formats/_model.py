@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from .._errors import PolicyError
+from ._echo import echo
 from ._yaml import YamlDocument
 
 __all__ = ["StrictModel", "check_format_version"]
@@ -55,4 +56,4 @@ def _as_written(value: object) -> str:
     """A scalar as YAML or JSON spells it (``true``, not Python's ``True``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return "null" if value is None else repr(value)
+    return "null" if value is None else echo(value)

@@ -5,6 +5,12 @@ prefix names the type and format version (``nngsec-id-v1:``) so a person can tel
 string is, and a parser can refuse the wrong kind with a specific message. Identity
 strings carry a 4-byte BLAKE2b checksum so a truncated or mistyped paste is reported as
 such instead of as "invalid key".
+
+Decoding is strict: a text decodes only if encoding its bytes gives the very same text.
+Base64 of n bytes leaves 2 or 4 bits of its last character unused; a lenient decoder
+ignores them, so four (or sixteen) spellings would decode to one key, and whatever
+compares key strings (a revocation list, a duplicate check) would see different keys.
+The format is specified in ``docs/spec/key-files.md``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,15 @@ import hmac
 
 from ._labels import TEXT_CHECKSUM
 
-__all__ = ["TextKeyError", "b64url_decode", "b64url_encode", "decode_text", "encode_text"]
+__all__ = [
+    "NonCanonicalError",
+    "TextKeyError",
+    "b64url_decode",
+    "b64url_encode",
+    "decode_text",
+    "encode_text",
+    "has_checksum",
+]
 
 CHECKSUM_SIZE = 4
 
@@ -32,13 +46,29 @@ def b64url_encode(raw: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes:
     """The bytes of unpadded base64url ``text``; ``ValueError`` for anything else
-    (standard-alphabet ``+`` and ``/``, padding, whitespace, other characters)."""
+    (standard-alphabet ``+`` and ``/``, padding, whitespace, other characters), and for a
+    text that is not the canonical encoding of its bytes (unused bits that are not zero)."""
     if "+" in text or "/" in text or "=" in text:
         raise ValueError("not base64url")
     try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except binascii.Error:
         raise ValueError("not base64url") from None
+    if b64url_encode(raw) != text:
+        raise NonCanonicalError("not the canonical base64url of its bytes")
+    return raw
+
+
+class NonCanonicalError(ValueError):
+    """Base64url whose last character carries bits that are not zero (another spelling
+    of the same bytes): refused, so that one key has exactly one text."""
+
+
+def has_checksum(prefix: str, raw: bytes, size: int) -> bool:
+    """Whether ``raw`` is ``size`` bytes followed by their checksum under ``prefix``."""
+    return len(raw) == size + CHECKSUM_SIZE and hmac.compare_digest(
+        raw[size:], _checksum(prefix, raw[:size])
+    )
 
 
 def _checksum(prefix: str, raw: bytes) -> bytes:
@@ -66,6 +96,11 @@ def decode_text(text: str, prefix: str, size: int, *, checksum: bool = True) -> 
         )
     try:
         raw = b64url_decode(body)
+    except NonCanonicalError:
+        raise TextKeyError(
+            "the last character is not the one nngsec writes for these bytes (the string was "
+            "altered or mistyped)"
+        ) from None
     except ValueError:
         raise TextKeyError("not base64url (characters A-Z a-z 0-9 - _)") from None
     if checksum:

@@ -1,16 +1,32 @@
-"""Durations (``30s``, ``5m``, ``1h``) and sizes (``512KiB``, ``1MiB``) as written in policies.
+"""Durations (``30s``, ``5m``, ``1h``), sizes (``512KiB``, ``1MiB``) and UTC times
+(``2027-06-30T00:00:00Z``) as written in policies.
 
 A number without a unit is refused: ``max_age: 30`` could mean seconds or milliseconds,
-and a security setting must not be a guess.
+and a security setting must not be a guess. Spaces or tabs may stand around the number and
+the unit (``30 s``). :data:`DURATION_PATTERN` and :data:`SIZE_PATTERN` are exactly the
+spellings the parsers accept, written so that Python's ``re`` and the ECMA-262 regexes of
+JSON Schema validators read them alike (the policy schema uses them).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 from fractions import Fraction
 
-__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
+from ._echo import echo
+
+__all__ = [
+    "DURATION_PATTERN",
+    "SIZE_PATTERN",
+    "format_duration",
+    "format_size",
+    "format_utc",
+    "parse_duration",
+    "parse_size",
+    "parse_utc",
+]
 
 _DURATION_UNITS: dict[str, Fraction] = {
     "ms": Fraction(1, 1000),
@@ -28,7 +44,18 @@ _SIZE_UNITS: dict[str, Fraction] = {
     "MB": Fraction(1000**2),
     "GB": Fraction(1000**3),
 }
-_QUANTITY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s*", re.ASCII)
+_BLANK = r"[ \t]*"
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+_QUANTITY = re.compile(f"{_BLANK}({_NUMBER}){_BLANK}([A-Za-z]+){_BLANK}", re.ASCII)
+
+
+def _pattern(units: dict[str, Fraction]) -> str:
+    choices = "|".join(sorted(units, key=len, reverse=True))  # longest first: ms before m
+    return f"^{_BLANK}{_NUMBER}{_BLANK}(?:{choices}){_BLANK}$"
+
+
+DURATION_PATTERN = _pattern(_DURATION_UNITS)
+SIZE_PATTERN = _pattern(_SIZE_UNITS)
 
 
 def _split(text: str) -> tuple[Fraction, str] | None:
@@ -42,15 +69,15 @@ def _split(text: str) -> tuple[Fraction, str] | None:
 def _parse(value: object, units: dict[str, Fraction], expected: str) -> Fraction:
     """The exact quantity in ``value`` (``"1.5m"``), in the base unit of ``units``."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"got {value!r}, expected {expected}")
+        raise ValueError(f"got {echo(value)}, expected {expected}")
     if not isinstance(value, str):
-        raise ValueError(f"got {value!r} (no unit), expected {expected}")
+        raise ValueError(f"got {echo(value)} (no unit), expected {expected}")
     split = _split(value)
     if split is None:
-        raise ValueError(f"got {value!r}, expected {expected}")
+        raise ValueError(f"got {echo(value)}, expected {expected}")
     number, unit = split
     if unit not in units:
-        raise ValueError(f"unknown unit {unit!r} in {value!r}, expected {expected}")
+        raise ValueError(f"unknown unit {echo(unit)} in {echo(value)}, expected {expected}")
     return number * units[unit]
 
 
@@ -75,7 +102,7 @@ def parse_size(value: object) -> int:
     expected = "a size with a unit, like 512KiB or 1MiB (units: B, KiB, MiB, GiB, KB, MB, GB)"
     size = _parse(value, _SIZE_UNITS, expected)
     if size.denominator != 1:
-        raise ValueError(f"got {value!r}, which is not a whole number of bytes")
+        raise ValueError(f"got {echo(value)}, which is not a whole number of bytes")
     return int(size)
 
 
@@ -94,3 +121,24 @@ def format_size(size: int) -> str:
         if size >= _SIZE_UNITS[unit] and size % _SIZE_UNITS[unit] == 0:
             return f"{size // _SIZE_UNITS[unit]}{unit}"
     return f"{size}B"
+
+
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+UTC_EXAMPLE = "2027-06-30T00:00:00Z"
+
+
+def parse_utc(text: object) -> float:
+    """Seconds since the epoch of a UTC time written ``2027-06-30T00:00:00Z`` (exactly that
+    form: a time without its zone would mean something else on every machine)."""
+    if not isinstance(text, str):
+        raise ValueError(f"got {echo(text)}, expected a UTC time like {UTC_EXAMPLE}")
+    try:
+        moment = datetime.strptime(text, UTC_FORMAT)
+    except ValueError:
+        raise ValueError(f"got {echo(text)}, expected a UTC time like {UTC_EXAMPLE}") from None
+    return moment.replace(tzinfo=UTC).timestamp()
+
+
+def format_utc(seconds: float) -> str:
+    """``seconds`` since the epoch as ``2027-06-30T00:00:00Z`` (whole seconds, rounded down)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime(UTC_FORMAT)

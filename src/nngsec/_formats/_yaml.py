@@ -25,8 +25,20 @@ from typing import Any, NamedTuple
 import yaml
 
 from .._errors import NngsecError, PolicyError, Problem
+from ._echo import echo, echo_key
+from ._secrets import find_secret_text
 
-__all__ = ["Loc", "Span", "YamlDocument", "format_loc", "load_yaml_file", "parse_yaml"]
+__all__ = [
+    "Loc",
+    "Span",
+    "YamlDocument",
+    "format_loc",
+    "load_yaml_file",
+    "parse_yaml",
+    "read_text",
+    "refuse_secret_text",
+    "text_from_bytes",
+]
 
 Loc = tuple[str | int, ...]
 """A path into a document: mapping keys and sequence indexes."""
@@ -47,8 +59,8 @@ def format_loc(loc: Loc) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
+        else:  # keys are input: a long one that is not a name is cut (see _echo.py)
+            text += f".{echo_key(part)}" if text else echo_key(part)
     return text
 
 
@@ -181,7 +193,14 @@ class _Builder:
             )
         self.values[loc] = _span(node)
         if isinstance(node, yaml.ScalarNode):
-            return _scalar(node)
+            try:
+                return _scalar(node)
+            except ValueError:  # Python reads integers of at most 4300 digits
+                raise self._refuse(
+                    node,
+                    f"a number of {len(node.value)} characters is too long to read",
+                    "write a smaller number",
+                ) from None
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
         result: dict[Any, Any] = {}
@@ -207,7 +226,7 @@ class _Builder:
                 first = self.keys[(*loc, key)]
                 self.problems.append(
                     Problem(
-                        f"duplicate key {key!r} (first defined at line {first.line})",
+                        f"duplicate key {echo(key)} (first defined at line {first.line})",
                         self.path,
                         span.line,
                         span.column,
@@ -268,6 +287,7 @@ def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
     The root must be a mapping; ``what`` names the kind of file in messages (``policy``,
     ``topology``, ``channel-key``: messages add " file").
     """
+    refuse_secret_text(text, path, what=f"{what} file")
     tabs = list(_tab_problems(text, path))
     if tabs:
         raise PolicyError(tabs)
@@ -334,15 +354,45 @@ def parse_yaml(text: str, path: str, *, what: str = "policy") -> YamlDocument:
     return YamlDocument(path, text, data, builder.values, builder.keys)
 
 
+_EXPOSED_HINT = (
+    "remove it, and treat this private key as exposed (anyone who saw the file may hold it): "
+    "make a new identity with nngsec keygen, and revoke the old one"
+)
+
+
+def refuse_secret_text(
+    text: str, path: str, *, what: str, error: type[NngsecError] = PolicyError
+) -> None:
+    """Refuse ``text`` (of the ``what`` at ``path``) if it holds a private key anywhere.
+
+    The error says where, and repeats none of the text: a message quoting part of a key
+    hands that part to every terminal, log and CI job that shows it.
+    """
+    offset = find_secret_text(text)
+    if offset is not None:
+        line, column = position(text, offset)
+        raise error(
+            Problem(
+                f"a private key is written here; a {what} must never hold one (not shown)",
+                path,
+                line,
+                column,
+                hint=_EXPOSED_HINT,
+            )
+        )
+
+
 def read_text(
     path: Path,
     *,
     what: str,
     error: type[NngsecError] = PolicyError,
     utf8_hint: str = "save the file as UTF-8",
+    secret: bool = False,
 ) -> str:
     """The text of the ``what`` file at ``path`` (``policy``, ``private key``), or an
-    ``error`` placed at the problem: missing, a directory, unreadable, not UTF-8."""
+    ``error`` placed at the problem: missing, a directory, unreadable, not UTF-8, or holding
+    a private key (unless it is the one file meant to hold one: ``secret=True``)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -363,19 +413,39 @@ def read_text(
                 hint="check that the file exists and that you may read it",
             )
         ) from None
+    return text_from_bytes(
+        raw, str(path), what=what, error=error, utf8_hint=utf8_hint, secret=secret
+    )
+
+
+def text_from_bytes(
+    raw: bytes,
+    where: str,
+    *,
+    what: str,
+    error: type[NngsecError] = PolicyError,
+    utf8_hint: str = "save the file as UTF-8",
+    secret: bool = False,
+) -> str:
+    """The text of the ``what`` file whose bytes are ``raw`` (read from a file or from a
+    store; ``where`` names it), or an ``error`` placed at the problem: not UTF-8, or holding
+    a private key (unless it is the one file meant to hold one: ``secret=True``)."""
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as failure:
         line, column = position(raw, failure.start)
         raise error(
             Problem(
                 f"the {what} file is not valid UTF-8 (byte 0x{raw[failure.start]:02x})",
-                str(path),
+                where,
                 line,
                 column,
                 hint=utf8_hint,
             )
         ) from None
+    if not secret:
+        refuse_secret_text(text, where, what=f"{what} file", error=error)
+    return text
 
 
 def load_yaml_file(path: str | Path, *, what: str = "policy") -> YamlDocument:

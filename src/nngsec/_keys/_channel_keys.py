@@ -11,10 +11,11 @@ distribute: every secret in it is sealed)::
         "telemetry": {
           "kind": "audience",
           "epochs": [
-            {"epoch": 2, "created": "2026-11-26T17:00:00Z", "retire_at": null,
+            {"epoch": 1795712400, "created": "2026-11-26T17:00:00Z", "retire_at": null,
+             "activate_at": "2026-11-26T17:05:00Z", "expires": null,
              "public": "<base64url X25519 public key>",
              "sealed": {"dashboard": "<base64url sealed box>", "archiver": "..."}},
-            {"epoch": 1, "created": "...", "retire_at": "2026-11-26T18:00:00Z", ...}
+            {"epoch": 1795708800, "created": "...", "retire_at": "2026-11-26T18:00:00Z", ...}
           ]
         }
       }
@@ -34,7 +35,17 @@ signature, verified against a pinned signer, authenticates the file.
 Format 1 (nngsec 0.1) entries did not bind the deployment; such a file is refused, and
 ``nngsec rotate`` replaces it (continuing its epoch numbers, as nodes refuse lower ones).
 The newest epoch is the current one; at most one previous epoch is kept, until its
-``retire_at`` time (the grace period for frames still in flight).
+``retire_at`` time (the grace period for frames still in flight). A new epoch is numbered
+``max(previous + 1, now)`` (``now`` in whole seconds), so a file deleted and made again
+never reuses a number nodes have seen with other keys.
+
+Zero-loss rotation (``nngsec rotate --activate-in``): the newest epoch may carry an
+``activate_at`` time. Receivers hold it (and accept frames under it) as soon as they have
+the file; senders keep sealing under the previous epoch until ``activate_at``, so every
+receiver has the new epoch before the first frame under it is sent. The previous epoch
+retires ``grace`` after the activation. An epoch may also carry ``expires`` (``rotate
+--lifetime``): after it, nobody seals or accepts frames under it. Both fields are in the
+file, so the policy signature covers them.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import struct
 from collections.abc import Callable, Iterable, Mapping
@@ -63,8 +75,8 @@ from pydantic import (
 from .._errors import PolicyError, Problem
 from .._formats._atomic import write_atomic
 from .._formats._deployment import decode_deployment_id
-from .._formats._diagnostics import FieldValueError, pydantic_problems
-from .._formats._labels import CHANNEL_KEY_ENTRY
+from .._formats._diagnostics import FieldValueError, pydantic_problems, short
+from .._formats._labels import CHANNEL_KEY_ENTRY, EPOCH_FINGERPRINT
 from .._formats._model import StrictModel, check_format_version
 from .._formats._text import b64url_decode, b64url_encode
 from .._formats._yaml import YamlDocument, parse_yaml, read_text
@@ -94,7 +106,7 @@ def _check_timestamp(text: str) -> str:
         _seconds(text)
     except ValueError:
         raise FieldValueError(
-            f"got {text!r}, expected a UTC time like 2026-11-26T17:00:00Z"
+            f"got {short(text)}, expected a UTC time like 2026-11-26T17:00:00Z"
         ) from None
     return text
 
@@ -117,6 +129,8 @@ class EpochModel(StrictModel):
     epoch: StrictInt = Field(ge=1, lt=1 << 32)
     created: Timestamp
     retire_at: Timestamp | None = None
+    activate_at: Timestamp | None = None  # senders use it from then on (zero-loss rotation)
+    expires: Timestamp | None = None  # nobody seals or accepts frames under it after this
     public: StrictStr | None = None
     sealed: dict[str, StrictStr]
 
@@ -131,6 +145,15 @@ class ChannelKeyFileModel(StrictModel):
     policy: StrictStr
     deployment: DeploymentId
     channels: dict[str, ChannelModel]
+
+
+def _in_use(channel: ChannelModel, now: float) -> EpochModel | None:
+    """The epoch senders of ``channel`` use at ``now``: the newest active one (an epoch
+    still waiting for its activation time is not, and is dropped by a new rotation)."""
+    for entry in channel.epochs:
+        if entry.activate_at is None or _seconds(entry.activate_at) <= now:
+            return entry
+    return None
 
 
 def _entry_plaintext(
@@ -190,20 +213,39 @@ class EpochKeys:
 
     ``secret`` is ``None`` when this node is not entitled to it (a publisher that is not
     a subscriber still learns ``public`` to encrypt to). ``retire_at`` is when a previous
-    epoch stops being accepted (``None`` for the current epoch). ``holders`` are the
-    identities with an entry in this epoch, sorted by name: the audience of the epoch,
-    in the order ``origin: mac`` frames carry their receivers' MACs.
+    epoch stops being accepted (``None`` for the current epoch). ``activate_at`` is when
+    senders start using it (``None``: at once); ``expires`` when it stops being usable at
+    all (``None``: never). ``holders`` are the identities with an entry in this epoch,
+    sorted by name: the audience of the epoch, in the order ``origin: mac`` frames carry
+    their receivers' MACs.
     """
 
     epoch: int
     secret: bytes | None
     public: bytes | None
     retire_at: float | None
+    activate_at: float | None = None
+    expires: float | None = None
     holders: tuple[str, ...] = ()
+
+    def active(self, now: float) -> bool:
+        """Whether senders may use this epoch at ``now``."""
+        return self.activate_at is None or now >= self.activate_at
+
+    def usable(self, now: float | None) -> bool:
+        """Whether frames under this epoch are accepted at ``now`` (``None``: no check)."""
+        if now is None:
+            return True
+        if self.retire_at is not None and now > self.retire_at:
+            return False
+        return self.expires is None or now <= self.expires
 
     def __repr__(self) -> str:  # never show the secret
         held = "held" if self.secret is not None else "not held"
-        return f"EpochKeys(epoch={self.epoch}, secret {held}, retire_at={self.retire_at})"
+        return (
+            f"EpochKeys(epoch={self.epoch}, secret {held}, retire_at={self.retire_at}, "
+            f"activate_at={self.activate_at}, expires={self.expires})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,15 +257,22 @@ class OpenedChannelKeys:
 
     @property
     def current(self) -> EpochKeys:
+        """The newest epoch (which may not be active yet: see :meth:`sending`)."""
         return self.epochs[0]
 
+    def sending(self, now: float) -> EpochKeys:
+        """The epoch senders use at ``now``: the newest one that is active. A new epoch
+        distributed ahead of its activation is held by receivers but not yet used."""
+        for keys in self.epochs:
+            if keys.active(now):
+                return keys
+        return self.epochs[-1]  # nothing active yet (a first epoch with a lead): the oldest
+
     def get(self, epoch: int, now: float | None) -> EpochKeys | None:
-        """Keys of ``epoch`` unless retired at ``now`` (``None``: do not check retirement)."""
+        """Keys of ``epoch`` unless retired or expired at ``now`` (``None``: no check)."""
         for keys in self.epochs:
             if keys.epoch == epoch:
-                if keys.retire_at is not None and now is not None and now > keys.retire_at:
-                    return None
-                return keys
+                return keys if keys.usable(now) else None
         return None
 
 
@@ -284,7 +333,7 @@ class ChannelKeyFile:
                 doc.problem(
                     ("policy",) if "policy" in doc.data else (),
                     f"the channel-key file (format 1) belongs to policy "
-                    f"{doc.data.get('policy')!r}, not {policy_name!r}",
+                    f"{short(doc.data.get('policy'))}, not {policy_name!r}",
                     "move the file away, or rename the policy back",
                 )
             )
@@ -319,7 +368,7 @@ class ChannelKeyFile:
         if self.model.policy != policy_name:
             raise PolicyError(
                 Problem(
-                    f"the channel-key file belongs to policy {self.model.policy!r}, "
+                    f"the channel-key file belongs to policy {short(self.model.policy)}, "
                     f"not {policy_name!r}",
                     where,
                     hint=hint,
@@ -349,7 +398,9 @@ class ChannelKeyFile:
         holders: Mapping[str, Iterable[tuple[str, bytes]]],
         rotate: Iterable[str],
         now: float,
-        grace: float,
+        grace: float | Mapping[str, float],
+        activate_in: float = 0.0,
+        lifetime: float | None = None,
         random: Callable[[int], bytes] = os.urandom,
         after_epochs: Mapping[str, int] | None = None,
     ) -> ChannelKeyFile:
@@ -359,7 +410,12 @@ class ChannelKeyFile:
         ``holders`` gives, per rotated channel, the (identity, X25519 public key) pairs to
         seal to (revoked identities already left out by the caller). ``after_epochs``:
         epoch numbers to continue from when there is no ``existing`` file to read them
-        from (a format-1 file being replaced).
+        from (a format-1 file being replaced). ``grace`` (seconds, for all channels or per
+        channel) is how long the previous epoch stays readable after the new one activates,
+        ``activate_in`` seconds from ``now``; ``lifetime`` bounds the new epoch (``expires``).
+
+        A previous epoch that had not activated yet at ``now`` was never used by senders:
+        it is replaced, and the epoch in use stays the previous one.
         """
         old: dict[str, ChannelModel] = dict(existing.model.channels) if existing else {}
         rotated = set(rotate)
@@ -368,6 +424,9 @@ class ChannelKeyFile:
             previous = old.get(channel)
             # Epoch numbers only grow, even when the channel changed pattern or scheme
             # (and its old epochs are dropped): nodes refuse an epoch below one they saw.
+            # They are never reused either, not even when the file was deleted: an epoch is
+            # at least the time in seconds (a u32 until 2106), so a new file starts above
+            # every epoch written before (unless those ran ahead: over one rotation a second).
             last_epoch = previous.epochs[0].epoch if previous is not None else 0
             last_epoch = max(last_epoch, (after_epochs or {}).get(channel, 0))
             if previous is not None and previous.kind != kind:
@@ -376,7 +435,12 @@ class ChannelKeyFile:
                 if previous is not None:
                     channels[channel] = previous
                 continue
-            epoch = last_epoch + 1
+            # A previous epoch still waiting for activation is replaced, but its number is
+            # not reused: last_epoch is the newest epoch in the file, pending or not.
+            epoch = max(last_epoch + 1, int(now))
+            prior = _in_use(previous, now) if previous is not None else None
+            # Whole seconds, as the file writes them: rounded up, so the lead is never cut.
+            activate_at = math.ceil(now + activate_in) if activate_in > 0 else now
             secret = random(SECRET_SIZE)
             public = crypto_scalarmult_base(secret) if kind != "group" else None
             plaintext = _entry_plaintext(deployment, policy_name, channel, epoch, kind, secret)
@@ -387,13 +451,16 @@ class ChannelKeyFile:
             current = EpochModel(
                 epoch=epoch,
                 created=_timestamp(now),
+                # A first epoch is used at once: there is nothing to switch from.
+                activate_at=_timestamp(activate_at) if prior and activate_in > 0 else None,
+                expires=_timestamp(now + lifetime) if lifetime is not None else None,
                 public=b64url_encode(public) if public else None,
                 sealed=sealed,
             )
             epochs = [current]
-            if previous is not None:
-                retire_at = now + grace
-                prior = previous.epochs[0]
+            if prior is not None:
+                channel_grace = grace if isinstance(grace, (int, float)) else grace[channel]
+                retire_at = activate_at + channel_grace
                 if prior.retire_at is not None:
                     retire_at = min(retire_at, _seconds(prior.retire_at))
                 epochs.append(prior.model_copy(update={"retire_at": _timestamp(retire_at)}))
@@ -450,9 +517,17 @@ class ChannelKeyFile:
                             hint="restore the file from its signed source",
                         )
                     )
-            retire = _seconds(entry.retire_at) if entry.retire_at else None
-            holders = tuple(sorted(entry.sealed))
-            epochs.append(EpochKeys(entry.epoch, secret, public, retire, holders))
+            epochs.append(
+                EpochKeys(
+                    entry.epoch,
+                    secret,
+                    public,
+                    _seconds(entry.retire_at) if entry.retire_at else None,
+                    _seconds(entry.activate_at) if entry.activate_at else None,
+                    _seconds(entry.expires) if entry.expires else None,
+                    tuple(sorted(entry.sealed)),
+                )
+            )
         return OpenedChannelKeys(spec.kind, tuple(epochs))
 
     def _open_entry(
@@ -480,6 +555,31 @@ class ChannelKeyFile:
                 )
             )
         return plaintext[len(expected_prefix) :]
+
+    def fingerprint(self, channel: str, epoch_index: int = 0) -> str:
+        """A digest of one epoch of ``channel`` (the current one by default), hex: what a
+        keystore records to refuse other keys under an epoch number it has seen.
+
+        It covers what an epoch is given when it is made and keeps for its life: the
+        deployment, its kind and number, its ``activate_at`` and ``expires`` times, its
+        public key and its sealed entries. Not ``retire_at``: a later rotation sets that
+        on the epoch it replaces (the same keys, now the previous epoch), and not
+        ``created``, which says nothing about whom the keys are for.
+        """
+        spec = self.model.channels[channel]
+        entry = spec.epochs[epoch_index]
+        digest = hashlib.blake2b(digest_size=32, key=EPOCH_FINGERPRINT)
+        for part in (
+            self.model.deployment.encode(),
+            _KIND_BYTE[spec.kind],
+            struct.pack(">I", entry.epoch),
+            (entry.activate_at or "").encode(),
+            (entry.expires or "").encode(),
+            (entry.public or "").encode(),
+            *(f"{name}\x00{box}".encode() for name, box in sorted(entry.sealed.items())),
+        ):
+            digest.update(struct.pack(">I", len(part)) + part)
+        return digest.hexdigest()
 
     def holders(self, channel: str, epoch_index: int = 0) -> frozenset[str]:
         """Names with a sealed entry in an epoch of ``channel`` (current by default)."""

@@ -18,24 +18,26 @@ The typed prefix carries the format version, so a future ``-v2`` key is told apa
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from pathlib import Path
 
 from .._errors import KeystoreError, Problem
 from .._formats._atomic import write_atomic
+from .._formats._echo import echo
 from .._formats._names import NAME_HINT, is_name
 from .._formats._text import TextKeyError
 from .._formats._yaml import read_text
 from ._identity import PUBLIC_PREFIX, SECRET_PREFIX, IdentityKey, PublicIdentity
+from ._permissions import check_private_permissions
 
 __all__ = [
+    "check_private_permissions",
     "read_public_file",
     "read_secret_file",
     "render_public_file",
     "render_secret_file",
     "write_identity_files",
+    "write_public_file",
 ]
 
 _PUB_LINE = re.compile(r"^(?P<name>[^:\s]+)\s*:\s*(?P<key>\S+)\s*$")
@@ -58,7 +60,12 @@ def render_public_file(name: str, public: PublicIdentity) -> bytes:
 
 
 def write_identity_files(directory: Path, name: str, key: IdentityKey) -> tuple[Path, Path]:
-    """Write ``NAME.key`` (0600, never overwritten) and ``NAME.pub``; return both paths."""
+    """Write ``NAME.key`` (0600, never overwritten) and ``NAME.pub``; return both paths.
+
+    The private key takes its name complete or not at all (``write_atomic``), and before
+    the public file: a crash in between leaves ``NAME.key`` alone, which ``nngsec keygen
+    NAME`` then completes (it writes the public file from the private key).
+    """
     secret_path = directory / f"{name}.key"
     public_path = directory / f"{name}.pub"
     try:
@@ -68,17 +75,28 @@ def write_identity_files(directory: Path, name: str, key: IdentityKey) -> tuple[
             Problem(
                 "a key file with this name exists already; refusing to overwrite it",
                 str(secret_path),
-                hint="choose another name, or move the old key away first to replace it",
+                hint=f"to print its public entry: nngsec keygen {name} --public --keystore "
+                f"{directory}; to replace it, move the old key away first",
             )
         ) from None
-    write_atomic(public_path, render_public_file(name, key.public), mode=0o644)
+    write_public_file(public_path, name, key.public)
     return secret_path, public_path
 
 
-def _key_lines(path: Path, what: str) -> list[tuple[int, int, str]]:
-    """The key lines of a key file as (line number, column, text without blanks)."""
+def write_public_file(path: Path, name: str, public: PublicIdentity) -> None:
+    """Write ``NAME.pub`` (0644, replacing any)."""
+    write_atomic(path, render_public_file(name, public), mode=0o644)
+
+
+def _key_lines(path: Path, what: str, *, secret: bool = False) -> list[tuple[int, int, str]]:
+    """The key lines of a key file as (line number, column, text without blanks); only a
+    private key file (``secret``) may hold private-key text."""
     text = read_text(
-        path, what=what, error=KeystoreError, utf8_hint="is this really an nngsec key file?"
+        path,
+        what=what,
+        error=KeystoreError,
+        utf8_hint="is this really an nngsec key file?",
+        secret=secret,
     )
     lines = [
         (number, len(line) - len(line.lstrip()) + 1, line.strip())
@@ -108,25 +126,6 @@ def _key_lines(path: Path, what: str) -> list[tuple[int, int, str]]:
     return lines
 
 
-def check_private_permissions(path: Path) -> None:
-    """Refuse a private key file that group or others can read or write (like ssh)."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise KeystoreError(
-            Problem("private key file not found", str(path), hint="check the path")
-        ) from None
-    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeystoreError(
-            Problem(
-                f"private key file is accessible by others (mode {stat.S_IMODE(mode):04o}, "
-                "expected 0600)",
-                str(path),
-                hint=f"chmod 600 {path}",
-            )
-        )
-
-
 def _public_key_instead(path: Path, lines: list[tuple[int, int, str]]) -> KeystoreError | None:
     ((number, column, line),) = lines
     if line.startswith(PUBLIC_PREFIX) or (_PUB_LINE.match(line) and PUBLIC_PREFIX in line):
@@ -150,13 +149,13 @@ def read_secret_file(path: Path) -> IdentityKey:
         # A public key file given where a private one belongs is readable by design: say
         # that, rather than advise making it private.
         try:
-            wrong = _public_key_instead(path, _key_lines(path, "private key"))
+            wrong = _public_key_instead(path, _key_lines(path, "private key", secret=True))
         except KeystoreError:
             wrong = None
         if wrong is not None:
             raise wrong from None
         raise
-    lines = _key_lines(path, "private key")
+    lines = _key_lines(path, "private key", secret=True)
     ((number, column, line),) = lines
     wrong = _public_key_instead(path, lines)
     if wrong is not None:
@@ -178,18 +177,8 @@ def read_secret_file(path: Path) -> IdentityKey:
 
 def read_public_file(path: Path) -> tuple[str, PublicIdentity]:
     """Load ``NAME.pub``: the identity name and its public key."""
+    # A private key in it is refused (without being shown) as the file is read.
     ((number, column, line),) = _key_lines(path, "public key")
-    if line.lower().startswith(SECRET_PREFIX):
-        raise KeystoreError(
-            Problem(
-                "this is a PRIVATE key, expected a public key file",
-                str(path),
-                number,
-                column,
-                hint="use the NAME.pub file; and since this secret was handled as public, "
-                "consider it exposed",
-            )
-        )
     if line.startswith(PUBLIC_PREFIX):
         raise KeystoreError(
             Problem(
@@ -215,7 +204,7 @@ def read_public_file(path: Path) -> tuple[str, PublicIdentity]:
     if not is_name(match["name"]):
         raise KeystoreError(
             Problem(
-                f"invalid identity name {match['name']!r}",
+                f"invalid identity name {echo(match['name'])}",
                 str(path),
                 number,
                 column,

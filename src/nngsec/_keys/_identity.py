@@ -24,12 +24,19 @@ from nacl.bindings import crypto_scalarmult_base
 from nacl.signing import SigningKey
 
 from .._formats._labels import IDENTITY_BOX_SECRET, IDENTITY_SIGN_SEED, KEY_ID
+from .._formats._secrets import SECRET_MARKER, SECRET_PREFIX
 from .._formats._text import TextKeyError, decode_text, encode_text
 
-__all__ = ["KEY_ID_SIZE", "IdentityKey", "PublicIdentity", "TextKeyError", "key_id_of"]
+__all__ = [
+    "KEY_ID_SIZE",
+    "SECRET_PREFIX",
+    "IdentityKey",
+    "PublicIdentity",
+    "TextKeyError",
+    "key_id_of",
+]
 
 PUBLIC_PREFIX = "nngsec-id-v1:"
-SECRET_PREFIX = "nngsec-secret-v1:"  # noqa: S105 - a type prefix, not a secret
 KEY_ID_SIZE = 8
 SEED_SIZE = 32
 
@@ -54,7 +61,7 @@ class PublicIdentity:
     @classmethod
     def from_text(cls, text: str) -> PublicIdentity:
         """Parse ``nngsec-id-v1:...``; :class:`TextKeyError` says precisely what is wrong."""
-        if text.lower().startswith(SECRET_PREFIX):
+        if text.lower().startswith(SECRET_MARKER):
             raise TextKeyError("this is a PRIVATE key")
         raw = decode_text(text, PUBLIC_PREFIX, 64)
         return cls(raw[:32], raw[32:])

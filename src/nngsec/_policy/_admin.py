@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,20 +18,38 @@ from .._formats._deployment import new_deployment_id
 from .._keys._channel_keys import ChannelKeyFile
 from .._keys._files import read_secret_file
 from .._patterns import ChannelKeyKind
-from ._edit import add_deployment, add_revoked
+from ._edit import add_deployment, add_revoked, set_version
 from ._load import load_policy, parse_policy
 from ._policy import Policy, channel_keys_path, signature_path
-from ._signing import sign_files
+from ._signing import Signature, digest_of, read_signature, sign_files
 
-__all__ = ["RevokeResult", "RotateResult", "revoke", "rotate", "sign"]
+__all__ = [
+    "RevokeResult",
+    "RotateResult",
+    "SignResult",
+    "revoke",
+    "revoke_grace",
+    "rotate",
+    "sign",
+]
 
 DEFAULT_GRACE = 3600.0
-# Revocation retires the previous epoch at once by default: the revoked identity holds
-# that epoch's secret, and on an ``origin: group`` bus it could forge other members'
-# frames for as long as receivers still accept the epoch. Senders must load the new keys.
-REVOKE_GRACE = 0.0
+# A new epoch from ``nngsec rotate`` is distributed this long before senders use it
+# (zero-loss rotation): longer than a watching node's poll interval (1 s), with room for
+# copying files. ``rotate()`` itself defaults to no lead (tests and scripts that rotate
+# and restart).
+DEFAULT_LEAD = 10.0
+# Revocation gives the previous epoch a short grace where the epoch's secret lets its
+# holder read but not forge (audience keys; bus group keys with ``origin: signed``): what
+# the revoked identity can read depends only on when *senders* switch, so receivers may
+# keep accepting honest frames still sealed under the old epoch. Where the secret lets
+# its holder forge (a bus with ``origin: group``, a service key of several servers), the
+# previous epoch retires at once: the revoked identity could otherwise pose as others.
+REVOKE_GRACE = 60.0
+REVOKE_GRACE_FORGEABLE = 0.0
 MAX_GRACE = 365 * 86400.0
 _OTHER_KEYS_HINT = "move the file away, or restore the policy's name: and deployment: lines"
+MAX_LEAD = 7 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,7 @@ class RotateResult:
     signature_stale: bool = False
     deployment_added: str | None = None  # the id written into a policy that had none
     replaced_format_1: bool = False  # a channel-key file of nngsec 0.1 was replaced
+    activate_at: dict[str, str] = field(default_factory=dict)  # channel -> UTC time, if later
 
 
 @dataclass(frozen=True)
@@ -94,20 +113,40 @@ def rotate(
     policy_path: str | Path,
     channels: Iterable[str] = (),
     *,
-    grace: float = DEFAULT_GRACE,
+    grace: float | Mapping[str, float] = DEFAULT_GRACE,
+    activate_in: float = 0.0,
+    lifetime: float | None = None,
     now: float | None = None,
     random: Callable[[int], bytes] = os.urandom,
     _policy: Policy | None = None,
 ) -> RotateResult:
     """Start a new key epoch for ``channels`` (every channel that needs keys when empty).
 
-    The new epoch is sealed to every entitled identity that is not revoked; the previous
-    epoch stays readable for ``grace`` seconds. The file is written atomically.
+    The new epoch is sealed to every entitled identity that is not revoked. Senders use
+    it ``activate_in`` seconds from now (receivers hold it at once: zero-loss rotation);
+    the previous epoch stays readable for ``grace`` seconds after that (one value, or one
+    per channel). ``lifetime`` makes the new epoch expire. The file is written atomically.
     """
-    if not 0 <= grace <= MAX_GRACE:
+    for value in grace.values() if isinstance(grace, Mapping) else (grace,):
+        if not 0 <= value <= MAX_GRACE:
+            raise UsageError(
+                Problem(
+                    f"grace must be from 0 to {MAX_GRACE:.0f} seconds, got {value!r}",
+                    field="grace",
+                )
+            )
+    if not 0 <= activate_in <= MAX_LEAD:
         raise UsageError(
             Problem(
-                f"grace must be from 0 to {MAX_GRACE:.0f} seconds, got {grace!r}", field="grace"
+                f"activate_in must be from 0 to {MAX_LEAD:.0f} seconds, got {activate_in!r}",
+                field="activate_in",
+            )
+        )
+    if lifetime is not None and not 0 < lifetime <= MAX_GRACE:
+        raise UsageError(
+            Problem(
+                f"lifetime must be over 0 and at most {MAX_GRACE:.0f} seconds, got {lifetime!r}",
+                field="lifetime",
             )
         )
     policy_path = Path(policy_path)
@@ -166,6 +205,8 @@ def rotate(
         rotate=targets,
         now=time.time() if now is None else now,
         grace=grace,
+        activate_in=activate_in,
+        lifetime=lifetime,
         random=random,
         after_epochs=legacy,
     )
@@ -178,6 +219,11 @@ def rotate(
         keys_path=keys_path,
         rotated={c: new.model.channels[c].epochs[0].epoch for c in targets},
         sealed_to={c: tuple(n for n, _ in holders[c]) for c in targets},
+        activate_at={
+            c: stamp
+            for c in targets
+            if (stamp := new.model.channels[c].epochs[0].activate_at) is not None
+        },
         signature_stale=(changed or added is not None) and signature_path(policy_path).exists(),
         deployment_added=added,
         replaced_format_1=legacy is not None,
@@ -188,11 +234,15 @@ def revoke(
     policy_path: str | Path,
     identity: str,
     *,
-    grace: float = REVOKE_GRACE,
+    grace: float | None = None,
     now: float | None = None,
     random: Callable[[int], bytes] = os.urandom,
 ) -> RevokeResult:
     """List ``identity`` as revoked (raising ``version``) and rotate what it could read.
+
+    The new epochs are active at once (no lead): senders stop sealing to keys the revoked
+    identity holds as soon as they see the new set. ``grace`` (``None``: per channel, see
+    ``REVOKE_GRACE``) is how long receivers still accept the previous epoch.
 
     The channel keys are rotated first and the policy written second: a crash in between
     leaves new keys the revoked identity cannot open and the old policy, never a policy
@@ -233,8 +283,12 @@ def revoke(
     edited = parse_policy(edited_text, str(policy_path), file=policy_path)
     readable = policy.readable_by(identity)
     to_rotate = [c for c in readable if identity in edited.key_holders(c)]
+    graces = {
+        channel: grace if grace is not None else revoke_grace(edited, channel)
+        for channel in to_rotate
+    }
     rotation = (
-        rotate(policy_path, to_rotate, grace=grace, now=now, random=random, _policy=edited)
+        rotate(policy_path, to_rotate, grace=graces, now=now, random=random, _policy=edited)
         if to_rotate
         else RotateResult(keys_path=channel_keys_path(policy_path))
     )
@@ -248,29 +302,89 @@ def revoke(
     )
 
 
+def revoke_grace(policy: Policy, channel: str) -> float:
+    """The default grace of ``channel``'s previous epoch after a revocation: none where
+    that epoch's secret lets its holder forge frames as someone else."""
+    spec = policy.channels[channel]
+    kind = policy.channel_key_kind(channel)
+    forgeable = kind == "service" or (kind == "group" and spec.origin_mode == "group")
+    return REVOKE_GRACE_FORGEABLE if forgeable else REVOKE_GRACE
+
+
 def _mode_of(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
-def sign(policy_path: str | Path, key_file: str | Path) -> tuple[Path, str]:
-    """Sign the policy and its channel-key file; returns (signature path, signer key id)."""
+@dataclass(frozen=True)
+class SignResult:
+    signature_path: Path
+    key_id: str
+    version: int
+    keys_path: Path | None  # the channel-key file signed with the policy; None: there is none
+    bumped_from: int | None = None  # the version before ``bump`` raised it
+    deployment_added: str | None = None  # the id written into a policy that had none
+
+
+def _last_signature(path: Path) -> Signature | None:
+    """The signature ``nngsec sign`` wrote last, or ``None`` when there is none it can
+    read (missing, damaged, or of format 1, which records no version)."""
+    try:
+        return read_signature(path)
+    except PolicyError:
+        return None
+
+
+def sign(policy_path: str | Path, key_file: str | Path, *, bump: bool = False) -> SignResult:
+    """Sign the policy and its channel-key file.
+
+    A policy whose content changed since it was last signed must have a higher version:
+    nodes that accepted the signed version refuse another policy under the same number
+    (and roll back to nothing older). So this refuses to sign such a policy, or with
+    ``bump`` raises its ``version:`` in the file (keeping the rest as written) first.
+    Signing the same policy again at its version (after ``nngsec rotate``) is fine. A
+    policy without a ``deployment:`` id gets one first (that is a change too). The policy
+    file is written once, after every check, or not at all.
+    """
     policy_path = Path(policy_path)
-    policy = load_policy(policy_path)  # never sign a policy that does not load
+    on_disk = load_policy(policy_path)  # never sign a policy that does not load
     key = read_secret_file(Path(key_file))  # before any edit: a bad key changes nothing
     keys_path = channel_keys_path(policy_path)
     keys_bytes = keys_path.read_bytes() if keys_path.exists() else None
     if keys_bytes is not None:
         keys = ChannelKeyFile.parse(keys_bytes.decode("utf-8", "replace"), keys_path)
         _check_keys_file(
-            keys, policy, hint="run nngsec rotate for this policy, or move the file away"
+            keys, on_disk, hint="run nngsec rotate for this policy, or move the file away"
         )
     # The signature covers the policy as nodes will load it: with a deployment id.
-    policy, added = _with_deployment(policy, os.urandom)
-    if added is not None:
-        write_atomic(policy_path, policy.source, mode=_mode_of(policy_path))
+    policy, added = _with_deployment(on_disk, os.urandom)
     target = signature_path(policy_path)
+    last = _last_signature(target)
+    bumped_from = None
+    if (
+        last is not None
+        and digest_of(policy.source) != last.policy_digest
+        and policy.version <= last.version
+    ):
+        if not bump:
+            written = "version" in on_disk.document.data  # else point where it would go
+            raise PolicyError(
+                on_disk.document.problem(
+                    ("version",) if written else ("name",),
+                    f"the policy changed since it was signed at version {last.version}, and "
+                    f"its version is {policy.version}: nodes that accepted version "
+                    f"{last.version} refuse a different policy at or below it",
+                    f"raise version: to {last.version + 1}, or sign with --bump to do it",
+                    key=True,
+                )
+            )
+        bumped_from = policy.version
+        text = set_version(policy.source.decode("utf-8"), str(policy_path), last.version + 1)
+        policy = parse_policy(text, str(policy_path), file=policy_path)
+    if added is not None or bumped_from is not None:
+        write_atomic(policy_path, policy.source, mode=_mode_of(policy_path))
     sign_files(
         target,
+        version=policy.version,
         policy_bytes=policy.source,
         keys_bytes=keys_bytes,
         key=key,
@@ -280,4 +394,11 @@ def sign(policy_path: str | Path, key_file: str | Path) -> tuple[Path, str]:
             f"signer key id: {key.key_id.hex()}"
         ),
     )
-    return target, key.key_id.hex()
+    return SignResult(
+        target,
+        key.key_id.hex(),
+        policy.version,
+        keys_path if keys_bytes is not None else None,
+        bumped_from,
+        added,
+    )

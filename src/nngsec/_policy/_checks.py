@@ -12,11 +12,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .._errors import Problem
+from .._formats._diagnostics import short
 from .._formats._names import is_name
 from .._formats._yaml import Loc, YamlDocument
+from .._keys._identity import PublicIdentity
 from .._patterns import SCHEME_NAMES, pattern_of
+from ._model import origin_schemes
 
-__all__ = ["cross_check", "expand_groups", "find_group_cycle", "unknown_names"]
+__all__ = [
+    "cross_check",
+    "duplicate_key_problems",
+    "duplicate_keys",
+    "expand_groups",
+    "find_group_cycle",
+    "unknown_names",
+]
 
 
 def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -75,6 +85,44 @@ def unknown_names(data: Any) -> Iterator[tuple[Loc, str, str]]:
     yield from scan(("revoked",), data.get("revoked"), "revoked")
 
 
+def duplicate_keys(identities: Mapping[str, PublicIdentity]) -> Iterator[tuple[str, str, str]]:
+    """(name, first name, what they share) for every identity whose key id, Ed25519 key or
+    X25519 key an earlier identity already has.
+
+    The decoded keys are compared, not their text: one key under two names would make
+    frames from one look like frames from the other, and would keep the key running (and
+    receiving rotated epochs) under the second name after the first is revoked.
+    """
+    seen: dict[tuple[str, bytes], str] = {}
+    for name, key in identities.items():
+        parts = {"key id": key.key_id, "Ed25519": key.sign_key, "X25519": key.box_key}
+        shared = [what for what, value in parts.items() if (what, value) in seen]
+        if shared:
+            first = seen[(shared[0], parts[shared[0]])]
+            if len(shared) == len(parts):
+                what = "the same public key"
+            elif "key id" in shared:
+                what = "the same key id"
+            else:
+                what = f"the same {shared[0]} key"
+            yield name, first, what
+        for what, value in parts.items():
+            seen.setdefault((what, value), name)
+
+
+def duplicate_key_problems(
+    doc: YamlDocument, identities: Mapping[str, PublicIdentity]
+) -> Iterator[Problem]:
+    """Each identity that shares a key with another, placed at its key."""
+    for name, first, what in duplicate_keys(identities):
+        yield doc.problem(
+            ("identities", name),
+            f"identity {name!r} has {what} as {first!r}",
+            "give every identity its own key (nngsec keygen NAME): a key under two names "
+            "keeps running under one after the other is revoked",
+        )
+
+
 def find_group_cycle(groups: dict[str, list[str]]) -> list[str] | None:
     """A cycle of group names (first repeated at the end), or ``None``."""
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
@@ -125,18 +173,6 @@ def cross_check(doc: YamlDocument) -> Iterator[Problem]:
             "rename the group; a name must mean one thing",
             key=True,
         )
-
-    # Two identities with one key would make frames from one look like frames from both.
-    seen_keys: dict[str, str] = {}
-    for name, key in identities.items():
-        if isinstance(key, str) and key.strip() in seen_keys:
-            yield doc.problem(
-                ("identities", name),
-                f"identity {name!r} has the same public key as {seen_keys[key.strip()]!r}",
-                "give every identity its own key (nngsec keygen NAME)",
-            )
-        elif isinstance(key, str):
-            seen_keys[key.strip()] = name
 
     for loc, name, where in unknown_names(data):
         if where == "revoked":
@@ -229,14 +265,10 @@ def _check_channel(
             f"use scheme: auto ({pattern.default_scheme}) unless you need another",
         )
     origin = spec.get("origin")
-    if (
-        origin in pattern.origins[1:]
-        and scheme in SCHEME_NAMES
-        and scheme != pattern.default_scheme
-    ):
+    if origin in pattern.origins[1:] and scheme not in origin_schemes(pattern):
         yield doc.problem(
             (*loc, "origin"),
             f"origin: {origin} applies to scheme {pattern.default_scheme} only, "
-            f"got scheme {scheme!r}",
+            f"got scheme {short(scheme)}",
             "remove origin:",
         )

@@ -1,7 +1,7 @@
 """Edits of a policy file that keep everything else as written (comments, order, spacing).
 
-Used by ``revoke`` (a new revoked identity) and by ``rotate`` and ``sign`` (a deployment id
-for a policy that has none).
+Used by ``revoke`` (a new revoked identity), by ``rotate`` and ``sign`` (a deployment id
+for a policy that has none) and by ``sign --bump`` (a higher ``version:``).
 
 Rather than re-serialising the YAML (which would lose comments and reflow the file), an
 edit splices new text at the positions the parser recorded, and the result is parsed and
@@ -14,12 +14,49 @@ from .._errors import PolicyError
 from .._formats._yaml import YamlDocument, parse_yaml
 from ._load import parse_policy
 
-__all__ = ["add_deployment", "add_revoked"]
+__all__ = ["add_deployment", "add_revoked", "set_version"]
 
 
 def _line_end(text: str, offset: int) -> int:
     end = text.find("\n", offset)
     return len(text) if end < 0 else end
+
+
+def _version_edit(text: str, doc: YamlDocument, version: int) -> tuple[int, int, str]:
+    """The edit that makes ``version:`` say ``version`` (a new line after ``name:`` when
+    the policy has no ``version:``)."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    if "version" in doc.data:
+        span = doc.values[("version",)]
+        return span.start, span.end, str(version)
+    after_name = _line_end(text, doc.values[("name",)].end) + 1
+    return after_name, after_name, f"version: {version}{newline}"
+
+
+def set_version(text: str, path: str, version: int) -> str:
+    """``text`` with ``version:`` set to ``version`` (used by ``nngsec sign --bump``)."""
+    if text and not text.endswith("\n"):
+        text += "\r\n" if "\r\n" in text else "\n"
+    doc = parse_yaml(text, path)
+    start, end, replacement = _version_edit(text, doc, version)
+    edited_text = text[:start] + replacement + text[end:]
+    try:
+        edited = parse_policy(edited_text, path)
+    except PolicyError as error:
+        raise PolicyError(
+            doc.problem(
+                ("version",),
+                f"could not set version: {version} without breaking the file "
+                f"({error.problems[0].message})",
+                f"set version: {version} by hand",
+                key=True,
+            )
+        ) from None
+    if edited.version != version:
+        raise PolicyError(
+            doc.problem(("version",), "could not set version: safely", "set it by hand", key=True)
+        )
+    return edited_text
 
 
 def add_revoked(text: str, path: str, identity: str) -> str:
@@ -36,12 +73,7 @@ def add_revoked(text: str, path: str, identity: str) -> str:
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement), non-overlapping
 
     version = data.get("version", 1)
-    if "version" in data:
-        span = doc.values[("version",)]
-        edits.append((span.start, span.end, str(version + 1)))
-    else:  # a new line after the line where name's value ends
-        after_name = _line_end(text, doc.values[("name",)].end) + 1
-        edits.append((after_name, after_name, f"version: {version + 1}{newline}"))
+    edits.append(_version_edit(text, doc, version + 1))
 
     revoked = data.get("revoked")
     if "revoked" not in data:

@@ -18,9 +18,8 @@ from .._formats._diagnostics import pydantic_problems
 from .._formats._model import check_format_version
 from .._formats._names import NAME_MAX
 from .._formats._yaml import Loc, YamlDocument, parse_yaml, read_text
-from .._keys._identity import PUBLIC_PREFIX
 from .._patterns import PATTERN_NAMES, pattern_of
-from ._checks import cross_check
+from ._checks import cross_check, duplicate_key_problems
 from ._model import CHANNEL_MODELS, PolicyModel
 from ._policy import Policy
 
@@ -49,6 +48,9 @@ def parse_policy(text: str, display_path: str = "<policy>", *, file: Path | None
     except ValidationError as error:
         problems.extend(_model_problems(doc, error.errors()))
     problems.extend(cross_check(doc))
+    if model is not None:
+        keys = {name: entry.key for name, entry in model.identities.items()}
+        problems.extend(duplicate_key_problems(doc, keys))
     if problems or model is None:
         raise PolicyError(_sorted_unique(problems))
     return Policy(model, path=file, source=text.encode("utf-8"), document=doc)
@@ -92,18 +94,15 @@ def _model_problems(doc: YamlDocument, errors: list[ErrorDetails]) -> Iterator[P
             problem = replace(
                 problem, hint=f"this pattern needs the role field {field.rsplit('.', 1)[1]!r}"
             )
-        elif kind == "value_error" and field.startswith("identities."):
-            if "PRIVATE key" in problem.message:
-                problem = replace(
-                    problem,
-                    message="this is a private key, not a public key",
-                    hint=f"paste the '{PUBLIC_PREFIX}...' line from NAME.pub instead, and treat "
-                    "this private key as exposed: replace it with a new one (nngsec keygen)",
-                )
-            else:
-                problem = replace(
-                    problem,
-                    message=f"invalid public key: {problem.message}",
-                    hint="copy the line printed by `nngsec keygen NAME` (also in NAME.pub)",
-                )
+        elif (
+            kind == "value_error"
+            and field.startswith("identities.")
+            and (field.count(".") == 1 or field.endswith(".key"))  # not the mapping's expires
+        ):
+            # (A private key never gets here: the text was refused before it was parsed.)
+            problem = replace(
+                problem,
+                message=f"invalid public key: {problem.message}",
+                hint="copy the line printed by `nngsec keygen NAME` (also in NAME.pub)",
+            )
         yield problem

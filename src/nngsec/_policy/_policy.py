@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from .._formats._deployment import decode_deployment_id
+from .._formats._units import format_utc, parse_utc
 from .._formats._yaml import YamlDocument
 from .._keys._identity import PublicIdentity
 from .._patterns import ChannelKeyKind, PatternSpec
@@ -61,9 +62,35 @@ class Policy:
         return decode_deployment_id(text) if text is not None else None
 
     # Read-only views: the models are frozen, but their dicts would not be.
-    @property
+    @cached_property
     def identities(self) -> Mapping[str, PublicIdentity]:
-        return MappingProxyType(self.model.identities)
+        return MappingProxyType({n: e.key for n, e in self.model.identities.items()})
+
+    # -- expiry ---------------------------------------------------------------------------
+    @cached_property
+    def expires_at(self) -> float | None:
+        """When the whole policy stops being valid (seconds since the epoch), if ever."""
+        return parse_utc(self.model.expires) if self.model.expires else None
+
+    @cached_property
+    def _expiries(self) -> Mapping[str, float]:
+        found: dict[str, float] = {}
+        for name, entry in self.model.identities.items():
+            moments = [parse_utc(entry.expires)] if entry.expires else []
+            if self.expires_at is not None:
+                moments.append(self.expires_at)
+            if moments:
+                found[name] = min(moments)
+        return found
+
+    def expiry_of(self, identity: str) -> float | None:
+        """When ``identity`` stops being valid: its own ``expires:`` or the policy's,
+        whichever comes first (``None``: never)."""
+        return self._expiries.get(identity)
+
+    def expiry_text(self, identity: str) -> str:
+        moment = self.expiry_of(identity)
+        return format_utc(moment) if moment is not None else "never"
 
     @property
     def groups(self) -> Mapping[str, tuple[str, ...]]:

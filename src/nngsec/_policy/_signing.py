@@ -1,27 +1,41 @@
-"""Detached policy signatures: ``factory.yaml.sig`` covers the policy and its channel keys.
+"""Detached policy signatures: ``factory.yaml.sig`` covers the policy and its channel keys,
+and says which version of the policy it signed (format 2; ``docs/spec/key-files.md``).
 
 The signed message is::
 
-    "nngsec/v1/policy-signature" || 0x00
+    "nngsec/v2/policy-signature" || 0x00
+      || version (u64)                              the policy's version:
       || BLAKE2b-256(policy file bytes)
-      || 0x01 || BLAKE2b-256(channel-key file bytes)    (or 0x00 when there is none)
+      || 0x01 || BLAKE2b-256(channel-key file bytes)
+         (or 0x00 || 32 zero bytes when there is none)
 
 over the exact bytes on disk, so any change to either file, including rotating keys,
 invalidates the signature until the admin signs again. The channel-key file must be
 covered: whoever can replace it could make senders encrypt to a key of their choosing.
+The version and both digests are also written in the signature file itself, so that
+``nngsec sign`` knows what it signed last (and refuses a changed policy at an unchanged
+version), and a node can say which file changed after signing.
 
 ``factory.yaml.sig``::
 
     # nngsec policy signature
     # policy: factory (version 7); channel keys: factory.keys.json
-    # signer: admin (key id 0f1e2d3c4b5a6978)
-    nngsec-sig-v1:<base64url(signer key id 8 || Ed25519 signature 64)>
+    # signer key id: 0f1e2d3c4b5a6978
+    nngsec-sig-v2:<base64url(key id 8 || version 8 || policy digest 32
+                             || keys flag 1 || keys digest 32 || signature 64 || checksum 4)>
+
+Format 1 (``nngsec-sig-v1:``) signed no version; it is refused with a hint to sign again.
+
+The same file, as bytes, is what ``nngsec publish`` uploads to a store (``PREFIX/policy.sig``)
+and what a node reading that store verifies (:func:`verify_signature_bytes`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from nacl.exceptions import BadSignatureError
@@ -31,71 +45,117 @@ from .._errors import PolicyError, Problem
 from .._formats._atomic import write_atomic
 from .._formats._labels import POLICY_SIGNATURE
 from .._formats._text import TextKeyError, decode_text, encode_text
+from .._formats._yaml import read_text, text_from_bytes
 from .._keys._identity import KEY_ID_SIZE, IdentityKey, PublicIdentity
 
-__all__ = ["SIGNATURE_PREFIX", "sign_files", "signed_message", "verify_signature"]
+__all__ = [
+    "SIGNATURE_PREFIX",
+    "Signature",
+    "digest_of",
+    "parse_signature",
+    "read_signature",
+    "sign_files",
+    "signed_message",
+    "verify_signature",
+    "verify_signature_bytes",
+]
 
-SIGNATURE_PREFIX = "nngsec-sig-v1:"
+SIGNATURE_PREFIX = "nngsec-sig-v2:"
+OLD_PREFIXES = ("nngsec-sig-v1:",)
+DIGEST_SIZE = 32
+SIGNATURE_SIZE = 64
+MAX_VERSION = (1 << 63) - 1
+_BODY = struct.Struct(f">{KEY_ID_SIZE}sQ{DIGEST_SIZE}sB{DIGEST_SIZE}s{SIGNATURE_SIZE}s")
+_NO_KEYS = bytes(DIGEST_SIZE)
+RESIGN = "sign it again: nngsec sign POLICY --key ADMIN.key"
 
 
-def signed_message(policy_bytes: bytes, keys_bytes: bytes | None) -> bytes:
-    keys_part = (
-        b"\x01" + hashlib.blake2b(keys_bytes, digest_size=32).digest()
-        if keys_bytes is not None
-        else b"\x00"
-    )
-    return (
-        POLICY_SIGNATURE
-        + b"\x00"
-        + hashlib.blake2b(policy_bytes, digest_size=32).digest()
-        + keys_part
-    )
+def digest_of(data: bytes) -> bytes:
+    """BLAKE2b-256 of a file's bytes, as signatures and keystore records take it."""
+    return hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest()
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A parsed signature file: who signed which version, over which file digests."""
+
+    key_id: bytes
+    version: int
+    policy_digest: bytes
+    keys_digest: bytes | None  # None: signed without a channel-key file
+    signature: bytes
+    where: str  # the file, or the store's key, it was read from
+    line: int
+
+    @property
+    def message(self) -> bytes:
+        return _message(self.version, self.policy_digest, self.keys_digest)
+
+
+def _message(version: int, policy_digest: bytes, keys_digest: bytes | None) -> bytes:
+    flag, keys = (b"\x00", _NO_KEYS) if keys_digest is None else (b"\x01", keys_digest)
+    return POLICY_SIGNATURE + b"\x00" + struct.pack(">Q", version) + policy_digest + flag + keys
+
+
+def signed_message(version: int, policy_bytes: bytes, keys_bytes: bytes | None) -> bytes:
+    """What a signature of this policy version and these files signs."""
+    keys_digest = digest_of(keys_bytes) if keys_bytes is not None else None
+    return _message(version, digest_of(policy_bytes), keys_digest)
 
 
 def sign_files(
     signature_path: Path,
     *,
+    version: int,
     policy_bytes: bytes,
     keys_bytes: bytes | None,
     key: IdentityKey,
     comment: str,
 ) -> None:
     """Write the detached signature (atomically)."""
-    signature = key.sign(signed_message(policy_bytes, keys_bytes))
+    if not 1 <= version <= MAX_VERSION:
+        raise ValueError("a policy version is from 1 to 2**63 - 1")
+    keys_digest = digest_of(keys_bytes) if keys_bytes is not None else None
+    policy_digest = digest_of(policy_bytes)
+    signature = key.sign(_message(version, policy_digest, keys_digest))
+    body = _BODY.pack(
+        key.key_id,
+        version,
+        policy_digest,
+        0 if keys_digest is None else 1,
+        keys_digest or _NO_KEYS,
+        signature,
+    )
     text = (
         "# nngsec policy signature\n"
         + "".join(f"# {line}\n" for line in comment.splitlines())
-        + encode_text(SIGNATURE_PREFIX, key.key_id + signature, checksum=False)
+        + encode_text(SIGNATURE_PREFIX, body)
         + "\n"
     )
     write_atomic(signature_path, text.encode())
 
 
-def verify_signature(
-    signature_path: Path,
-    *,
-    policy_bytes: bytes,
-    keys_bytes: bytes | None,
-    trusted: Mapping[str, PublicIdentity],
-) -> str:
-    """The name of the trusted signer whose valid signature covers these bytes.
-
-    Raises :class:`PolicyError` when the signature is missing, malformed, by an untrusted
-    key, or does not match the files (modified after signing).
-    """
-    where = str(signature_path)
-    try:
-        text = signature_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+def read_signature(path: Path) -> Signature:
+    """The signature in ``path``: its form only, nothing verified. Raises a placed
+    :class:`PolicyError` when it is missing, unreadable, malformed or of format 1."""
+    where = str(path)
+    if not path.exists():
         raise PolicyError(
-            Problem(
-                "the policy is not signed, and this keystore requires a trusted signature",
-                where,
-                hint="sign it: nngsec sign POLICY --key ADMIN.key",
-            )
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise PolicyError(Problem(f"cannot read the signature: {error}", where)) from None
+            Problem("the policy is not signed (no signature file)", where, hint=RESIGN)
+        )
+    text = read_text(path, what="signature", utf8_hint="re-create it with nngsec sign")
+    return _parse_text(text, where)
+
+
+def parse_signature(data: bytes, where: str) -> Signature:
+    """The signature whose file content is ``data`` (from a file or from a store; ``where``
+    names it): its form only, nothing verified. Raises a placed :class:`PolicyError` when it
+    is not UTF-8, holds private-key text, is malformed or of format 1."""
+    text = text_from_bytes(data, where, what="signature", utf8_hint="re-create it with nngsec sign")
+    return _parse_text(text, where)
+
+
+def _parse_text(text: str, where: str) -> Signature:
     lines = [
         (number, line.strip())
         for number, line in enumerate(text.splitlines(), start=1)
@@ -110,37 +170,145 @@ def verify_signature(
             )
         )
     number, line = lines[0]
+    if line.startswith(OLD_PREFIXES):
+        raise PolicyError(
+            Problem(
+                "a signature of format 1, which signs no policy version; this nngsec reads "
+                "format 2 only",
+                where,
+                number,
+                1,
+                hint=RESIGN,
+            )
+        )
     try:
-        raw = decode_text(line, SIGNATURE_PREFIX, KEY_ID_SIZE + 64, checksum=False)
+        raw = decode_text(line, SIGNATURE_PREFIX, _BODY.size)
     except TextKeyError as error:
         raise PolicyError(
-            Problem(f"malformed signature: {error}", where, number, 1, hint="re-sign the policy")
+            Problem(f"malformed signature: {error}", where, number, 1, hint=RESIGN)
         ) from None
-    key_id, signature = raw[:KEY_ID_SIZE], raw[KEY_ID_SIZE:]
-    signer = next((n for n, k in trusted.items() if k.key_id == key_id), None)
-    if signer is None:
+    key_id, version, policy_digest, flag, keys_digest, signature = _BODY.unpack(raw)
+    if flag not in (0, 1) or (flag == 0 and keys_digest != _NO_KEYS) or version < 1:
+        raise PolicyError(
+            Problem("malformed signature: invalid fields", where, number, 1, hint=RESIGN)
+        )
+    return Signature(
+        key_id,
+        version,
+        policy_digest,
+        keys_digest if flag else None,
+        signature,
+        where,
+        number,
+    )
+
+
+def verify_signature(
+    signature_path: Path,
+    *,
+    version: int,
+    policy_bytes: bytes,
+    keys_bytes: bytes | None,
+    trusted: Mapping[str, PublicIdentity],
+) -> str:
+    """The name of the trusted signer whose valid signature in ``signature_path`` covers
+    this policy version and these bytes (see :func:`verify_signature_bytes`)."""
+    found = read_signature(signature_path) if signature_path.exists() else None
+    return _verify(
+        found,
+        str(signature_path),
+        version=version,
+        policy_bytes=policy_bytes,
+        keys_bytes=keys_bytes,
+        trusted=trusted,
+    )
+
+
+def verify_signature_bytes(
+    signature: bytes | None,
+    where: str,
+    *,
+    version: int,
+    policy_bytes: bytes,
+    keys_bytes: bytes | None,
+    trusted: Mapping[str, PublicIdentity],
+) -> str:
+    """The name of the trusted signer whose valid signature covers this policy version
+    and these bytes.
+
+    ``signature`` is the content of the signature file (``None``: there is none), from a
+    file or from a store; ``where`` names it in messages. Raises :class:`PolicyError` when
+    the signature is missing, malformed or of format 1, by an untrusted key, not valid, for
+    another version, or does not match the files (modified after signing).
+    """
+    found = parse_signature(signature, where) if signature is not None else None
+    return _verify(
+        found,
+        where,
+        version=version,
+        policy_bytes=policy_bytes,
+        keys_bytes=keys_bytes,
+        trusted=trusted,
+    )
+
+
+def _verify(
+    found: Signature | None,
+    where: str,
+    *,
+    version: int,
+    policy_bytes: bytes,
+    keys_bytes: bytes | None,
+    trusted: Mapping[str, PublicIdentity],
+) -> str:
+    """The signer of ``found`` (parsed from ``where``) if it verifies; raises otherwise."""
+    if found is None:
         raise PolicyError(
             Problem(
-                f"the policy is signed by key {key_id.hex()}, which this keystore does not trust",
+                "the policy is not signed, and this keystore requires a trusted signature",
                 where,
-                number,
-                1,
-                hint="pin the admin's key with nngsec trust ADMIN.pub --keystore DIR",
+                hint="sign it: nngsec sign POLICY --key ADMIN.key",
             )
+        )
+    line = found.line
+
+    def refuse(message: str, hint: str) -> PolicyError:
+        return PolicyError(Problem(message, where, line, 1, hint=hint))
+
+    signer = next((n for n, k in trusted.items() if k.key_id == found.key_id), None)
+    if signer is None:
+        raise refuse(
+            f"the policy is signed by key {found.key_id.hex()}, which this keystore does not trust",
+            "pin the admin's key with nngsec trust ADMIN.pub --keystore DIR",
         )
     try:
-        VerifyKey(trusted[signer].sign_key).verify(
-            signed_message(policy_bytes, keys_bytes), signature
-        )
+        VerifyKey(trusted[signer].sign_key).verify(found.message, found.signature)
     except BadSignatureError:
-        raise PolicyError(
-            Problem(
-                f"the signature by {signer!r} does not match the policy and its channel keys "
-                "(modified after signing)",
-                where,
-                number,
-                1,
-                hint="restore the signed files, or have the admin review and sign again",
-            )
+        raise refuse(
+            f"the signature by {signer!r} is not valid (the signature file was altered)",
+            "restore the signed files, or have the admin review and sign again",
         ) from None
+    changed = []
+    if digest_of(policy_bytes) != found.policy_digest:
+        changed.append("the policy")
+    keys_digest = digest_of(keys_bytes) if keys_bytes is not None else None
+    if keys_digest != found.keys_digest:
+        if keys_bytes is None:
+            changed.append("its channel keys (removed)")
+        elif found.keys_digest is None:
+            changed.append("its channel keys (added)")
+        else:
+            changed.append("its channel keys")
+    if changed:
+        raise refuse(
+            f"the signature by {signer!r} does not match {' and '.join(changed)} "
+            "(modified after signing)",
+            "restore the signed files, or have the admin review and sign again",
+        )
+    if found.version != version:
+        raise refuse(
+            f"the signature by {signer!r} is for version {found.version}, but the policy says "
+            f"version {version}",
+            "have the admin sign the policy again",
+        )
     return signer

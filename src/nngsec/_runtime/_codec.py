@@ -6,12 +6,19 @@ the replay windows of one receiving socket and performs the receive checks in th
 the spec prescribes (``docs/spec/wire-format.md``, "Receiving: checks in order"): parse
 and bounds, channel and kind, sender and role, time, replay, key, signature, decryption.
 Only a frame that passed everything updates the replay window.
+
+A :class:`ChannelSlot` holds the codec a channel uses *now*. Senders and receivers read it
+once per frame, so a node that switches to a new policy (``Node(watch=True)``) replaces one
+reference and every frame is sealed or opened under one policy, the old or the new; the
+sending session (its id and sequence numbers, so no nonce is ever reused) and the replay
+windows belong to the sender and receiver, and survive the switch.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -23,6 +30,7 @@ from .._patterns import PatternSpec, Scheme
 from .._policy._model import ChannelBase
 from .._policy._policy import Policy
 from ._replay import ReplayGuard
+from ._replay_state import ReplaySlot, ReplayState
 from ._schemes._base import NO_DEPLOYMENT, ChannelContext, SchemeCodec, SendState
 from ._schemes._peerbox import Reply, Request, SurveyResponse
 from ._schemes._plaintext import Plaintext
@@ -40,7 +48,7 @@ from ._wire import (
     parse_frame,
 )
 
-__all__ = ["Accept", "ChannelCodec", "Received", "Receiver", "Sender", "Topic"]
+__all__ = ["Accept", "ChannelCodec", "ChannelSlot", "Received", "Receiver", "Sender", "Topic"]
 
 Topic = str | bytes
 Accept = Literal["forward", "reply", "any"]
@@ -115,6 +123,7 @@ class ChannelCodec:
         random: Callable[[int], bytes],
         clock_skew: float,
         not_before: float | None = None,
+        replay_state: ReplayState | None = None,
     ) -> None:
         self.policy = policy
         self.channel = channel
@@ -127,6 +136,7 @@ class ChannelCodec:
         self.random = random
         self.clock_skew = clock_skew
         self.not_before = not_before
+        self.replay_state = replay_state  # None: replay windows in memory only
         # Answers the receive path asks for every frame, computed once.
         prefixes = self.spec.topic_prefixes
         self.topics: tuple[bytes, ...] | None = (
@@ -150,15 +160,47 @@ class ChannelCodec:
             peer=others[0] if self.pattern.members == 2 and len(others) == 1 else None,
             identity=identity,
             receivers=self.receivers,
+            clock=clock,
         )
         self.forward, self.reply = self._schemes(self.ctx)
         # The first size check, before parsing (origin: mac bodies grow with the audience).
         self.frame_limit = self.max_size + max(_SLACK, self.max_frame_size - self.max_size)
+        self.own_expiry = policy.expiry_of(identity)
+        self._tables: dict[Accept, dict[int, tuple[SchemeCodec, bool]]] = {}
 
-    def set_keys(self, channel_keys: OpenedChannelKeys | None) -> None:
-        """Use new channel-key epochs (see :meth:`Node.reload_keys`). Schemes read the
-        epochs from the shared context on every frame, and their caches are keyed by epoch."""
-        self.ctx.keys = channel_keys
+    def receive_table(self, accept: Accept) -> dict[int, tuple[SchemeCodec, bool]]:
+        """Every kind the channel uses, and whether a receiver accepting ``accept`` may open
+        it. A genuine frame of the channel that this identity is not a recipient of (a
+        pusher reading another pusher's job) passes the cheap checks and is refused as
+        no-key; a kind the channel never uses (plaintext on a sealed channel) as forged."""
+        table = self._tables.get(accept)
+        if table is None:
+            table = {}
+            if self.forward is not None:
+                table[self.forward.kind] = (
+                    self.forward,
+                    accept in ("forward", "any") and self.identity in self.receivers,
+                )
+            if self.reply is not None:
+                table[self.reply.kind] = (
+                    self.reply,
+                    accept in ("reply", "any") and self.identity in self.senders,
+                )
+            self._tables[accept] = table
+        return table
+
+    def check_own_expiry(self) -> None:
+        """Refuse to send once this identity (or the policy) is past its ``expires:``."""
+        if self.own_expiry is not None and self.clock() > self.own_expiry:
+            raise PolicyError(
+                Problem(
+                    f"identity {self.identity!r} (or policy {self.policy.name!r}) expired at "
+                    f"{self.policy.expiry_text(self.identity)}",
+                    str(self.policy.path) if self.policy.path else None,
+                    field="expires",
+                    hint="distribute a policy with a later expires: (and sign it)",
+                )
+            )
 
     def _schemes(self, ctx: ChannelContext) -> tuple[SchemeCodec | None, SchemeCodec | None]:
         """The scheme of forward frames, and of replies on patterns that have them."""
@@ -221,38 +263,83 @@ class ChannelCodec:
         return self.max_size + MAX_HEADER + max(overheads, default=0)
 
     def sender(self) -> Sender:
-        return Sender(self, SendState(self.random(SESSION_SIZE)))
+        return ChannelSlot(self).sender()
 
     def receiver(self, accept: Accept = "any") -> Receiver:
-        """A receiver with its own replay windows."""
-        return Receiver(self, accept)
+        """A receiver with its own replay windows (and, with a replay state, its own slot)."""
+        return ChannelSlot(self).receiver(accept)
+
+
+class ChannelSlot:
+    """The codec of one channel in force now, shared by every sender and receiver of it.
+
+    The node replaces :attr:`codec` when it switches policy (one reference assignment, so
+    readers see the old codec or the new, never a mix). ``None`` means the policy in force
+    no longer gives this identity the channel (removed, or its pattern changed): senders
+    refuse with :attr:`why`, receivers drop frames as ``unauthorized``.
+    """
+
+    __slots__ = ("channel", "codec", "identity", "pattern", "why")
+
+    def __init__(self, codec: ChannelCodec) -> None:
+        # Fixed for the slot's life: its sockets were made for this pattern.
+        self.channel = codec.channel
+        self.identity = codec.identity
+        self.pattern = codec.pattern
+        self.why = ""
+        self.codec: ChannelCodec | None = codec
+
+    def replace(self, codec: ChannelCodec | None, why: str = "") -> None:
+        self.why = why
+        self.codec = codec
+
+    def current(self) -> ChannelCodec:
+        codec = self.codec
+        if codec is None:
+            raise PolicyError(Problem(self.why, hint="attach a socket to a channel of the policy"))
+        return codec
+
+    def sender(self) -> Sender:
+        codec = self.current()
+        return Sender(self, SendState(codec.random(SESSION_SIZE)))
+
+    def receiver(self, accept: Accept = "any", role: str | None = None) -> Receiver:
+        return Receiver(self, accept, role)
 
 
 class Sender:
     """One sending session of a channel: random session id, sequence counter, and the
-    per-session material of the scheme (e.g. a sealed frame's wrapped content key)."""
+    per-session material of the scheme (e.g. a sealed frame's wrapped content key).
+    The session outlives policy switches: its sequence numbers only grow."""
 
-    def __init__(self, codec: ChannelCodec, state: SendState) -> None:
-        self.codec = codec
+    def __init__(self, slot: ChannelSlot, state: SendState) -> None:
+        self.slot = slot
         self.state = state
 
-    def _check_payload(self, payload: bytes) -> bytes:
+    @property
+    def codec(self) -> ChannelCodec:
+        """The codec in force (``PolicyError`` if the channel is gone for this identity)."""
+        return self.slot.current()
+
+    @staticmethod
+    def _check_payload(codec: ChannelCodec, payload: bytes) -> bytes:
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
         payload = bytes(payload)
-        if len(payload) > self.codec.max_size:
+        if len(payload) > codec.max_size:
             raise UsageError(
                 Problem(
                     f"payload of {len(payload)} bytes exceeds max_message_size "
-                    f"({self.codec.max_size}) of channel {self.codec.channel!r}",
-                    field=f"channels.{self.codec.channel}.max_message_size",
+                    f"({codec.max_size}) of channel {codec.channel!r}",
+                    field=f"channels.{codec.channel}.max_message_size",
                     hint="send less, or raise max_message_size in the policy",
                 )
             )
+        codec.check_own_expiry()
         return payload
 
-    def _topic(self, topic: Topic | None) -> bytes | None:
-        codec = self.codec
+    @staticmethod
+    def _topic(codec: ChannelCodec, topic: Topic | None) -> bytes | None:
         if not codec.pattern.has_topic:
             if topic is not None:
                 raise UsageError(
@@ -277,6 +364,7 @@ class Sender:
 
     def _frame(
         self,
+        codec: ChannelCodec,
         scheme: SchemeCodec,
         payload: bytes,
         topic: bytes | None,
@@ -284,7 +372,6 @@ class Sender:
         reply_to: FrameRef | None,
         reply_epoch: int | None,
     ) -> tuple[bytes, FrameRef]:
-        codec = self.codec
         epoch = scheme.send_epoch(peer, reply_epoch)
         session, seq = self.state.take()  # one call: a forked child restarts the session
         header = Header(
@@ -307,11 +394,13 @@ class Sender:
 
     def seal_ref(self, payload: bytes, topic: Topic | None = None) -> tuple[bytes, FrameRef]:
         """The frame, and the reference a reply to it will carry in ``reply_to``."""
-        codec = self.codec
+        codec = self.codec  # once: the whole frame under one policy
         if not codec.sends_forward or codec.forward is None:
             raise codec.role_error("send")
-        payload = self._check_payload(payload)
-        return self._frame(codec.forward, payload, self._topic(topic), None, None, None)
+        payload = self._check_payload(codec, payload)
+        return self._frame(
+            codec, codec.forward, payload, self._topic(codec, topic), None, None, None
+        )
 
     def reply(self, request: Received, payload: bytes) -> bytes:
         """A reply (reqrep) or response (survey) to ``request``, bound to it."""
@@ -325,43 +414,67 @@ class Sender:
                     hint="pass the Received message of the request being answered",
                 )
             )
-        payload = self._check_payload(payload)
+        payload = self._check_payload(codec, payload)
         frame, _ = self._frame(
-            codec.reply, payload, None, request.sender, request.ref, request.epoch
+            codec, codec.reply, payload, None, request.sender, request.ref, request.epoch
         )
         return frame
 
 
 class Receiver:
-    """Opens frames for one receiving socket; owns that socket's replay windows."""
+    """Opens frames for one receiving socket; owns that socket's replay windows (which
+    survive policy switches: a switch that reset them would reopen replays).
 
-    def __init__(self, codec: ChannelCodec, accept: Accept) -> None:
-        self.codec = codec
-        # Windows live in memory: after a restart, frames the previous run accepted within
-        # max_age would pass again. A node created with not_before refuses every frame
-        # stamped earlier (at the price of also refusing honest frames queued before it:
-        # a request or a job waiting for its server or worker to start). Millisecond
-        # precision, as on the wire.
+    With the codec's replay state (a Node's default), the windows start from what earlier
+    receivers of this identity and channel accepted, are checkpointed to the receiver's
+    state slot, and frames to an answering role are written through before they are
+    returned (see ``_replay_state``). :meth:`close` writes the final state and gives the
+    slot back; so does the checkpoint thread for a receiver that was garbage collected, and
+    the exit of the interpreter for one still open.
+    """
+
+    def __init__(self, slot: ChannelSlot, accept: Accept, role: str | None = None) -> None:
+        self.slot = slot
+        self.accept: Accept = accept
+        # The role field a socket receives as: a policy switch that takes it away makes the
+        # socket drop frames as unauthorized (rather than no-key, as if it were a stranger).
+        self.role = role
+        codec = slot.current()
+        # A node created with not_before refuses every frame stamped earlier (at the price
+        # of also refusing honest frames queued before it). Millisecond precision, as on
+        # the wire.
         floor = float("-inf")
         if codec.not_before is not None:
             floor = math.floor(codec.not_before * 1000) / 1000
         self.guard = ReplayGuard(codec.spec.replay_window, codec.spec.max_age, floor=floor)
         self._lock = threading.Lock()
-        # Every kind the channel uses, and whether this receiver may open it. A genuine
-        # frame of the channel that this identity is not a recipient of (a pusher reading
-        # another pusher's job) passes the cheap checks and is refused as no-key; a kind
-        # the channel never uses (plaintext on a sealed channel) is refused as forged.
-        self.schemes: dict[int, tuple[SchemeCodec, bool]] = {}
-        if codec.forward is not None:
-            self.schemes[codec.forward.kind] = (
-                codec.forward,
-                accept in ("forward", "any") and codec.identity in codec.receivers,
+        # A request or survey is written through: executed at most once across crashes.
+        self._writes_through = slot.pattern.receiver.answers
+        self.replay_slot: ReplaySlot | None = None
+        if codec.replay_state is not None:
+            self.replay_slot = codec.replay_state.open_slot(
+                codec.identity,
+                codec.identity_key.key_id,
+                codec.channel,
+                self.guard,
+                self._lock,
+                now=codec.clock(),
+                clock_skew=codec.clock_skew,
             )
-        if codec.reply is not None:
-            self.schemes[codec.reply.kind] = (
-                codec.reply,
-                accept in ("reply", "any") and codec.identity in codec.senders,
-            )
+        if self.replay_slot is not None:
+            # Collected without close(): the slot is handed to the checkpoint thread, which
+            # writes it and gives it back (no file work inside the garbage collector).
+            weakref.finalize(self, self.replay_slot.abandon)
+
+    @property
+    def codec(self) -> ChannelCodec:
+        return self.slot.current()
+
+    @property
+    def schemes(self) -> dict[int, tuple[SchemeCodec, bool]]:
+        """The frame kinds the codec in force opens for this receiver (see
+        :meth:`ChannelCodec.receive_table`)."""
+        return self.codec.receive_table(self.accept)
 
     def open(self, frame: bytes, *, reply_to: FrameRef | None = None) -> Received:
         """The message in ``frame``, or :class:`Rejected` with the first failed check.
@@ -369,14 +482,20 @@ class Receiver:
         ``reply_to``: the request this receiver is waiting for; a reply to anything else is
         refused (``replay``) before any cryptography.
         """
-        codec = self.codec
+        codec = self.slot.codec  # once: the whole frame under one policy
+        if codec is None:
+            raise Rejected(Rejected.UNAUTHORIZED, self.slot.why)
+        if self.role is not None and codec.identity not in codec.policy.members(
+            codec.channel, self.role
+        ):
+            raise Rejected(Rejected.UNAUTHORIZED, f"{codec.identity} no longer holds {self.role}")
         if len(frame) > codec.frame_limit:
             raise Rejected(Rejected.TOO_LARGE, f"{len(frame)}-byte frame")
         frame = bytes(frame)
         header, start = parse_frame(frame, has_topic=codec.pattern.has_topic)
         if header.channel != codec.channel:
             raise Rejected(Rejected.WRONG_CHANNEL, f"frame for channel {header.channel!r}")
-        entry = self.schemes.get(header.kind)
+        entry = codec.receive_table(self.accept).get(header.kind)
         if entry is None:
             raise Rejected(Rejected.FORGED, f"frame kind 0x{header.kind:02x} not used here")
         scheme, recipient = entry
@@ -392,6 +511,11 @@ class Receiver:
             raise Rejected(Rejected.UNKNOWN_SENDER, f"key id {header.key_id.hex()}")
         if sender in codec.policy.revoked:
             raise Rejected(Rejected.REVOKED, sender)
+        now = codec.clock()
+        expiry = codec.policy.expiry_of(sender)
+        if expiry is not None and now > expiry:
+            # An identity's authority ends with its expires: (or the policy's): as revoked.
+            raise Rejected(Rejected.REVOKED, f"{sender} expired")
         allowed = codec.receivers if header.is_reply else codec.senders
         if sender not in allowed:
             raise Rejected(Rejected.UNAUTHORIZED, f"{sender} holds no sending role for this frame")
@@ -400,7 +524,9 @@ class Receiver:
             # was reflected by someone on the wire. (A pubsub node may subscribe to what it
             # publishes, so this is not refused there.)
             raise Rejected(
-                Rejected.UNAUTHORIZED, f"a {codec.pattern.name} frame from this node itself"
+                Rejected.UNAUTHORIZED,
+                f"a {codec.pattern.name} frame from this node's own identity {sender!r}: "
+                "reflected back, or sent by another node running the same identity",
             )
         topic = header.topic
         if (
@@ -410,7 +536,6 @@ class Receiver:
         ):
             raise Rejected(Rejected.UNAUTHORIZED, "topic outside the channel's topics")
 
-        now = codec.clock()
         sent_at = header.time_ms / 1000
         if now - sent_at > codec.spec.max_age:
             raise Rejected(Rejected.STALE, f"sent {now - sent_at:.3f}s ago")
@@ -434,6 +559,8 @@ class Receiver:
             verdict = self.guard.check(header.key_id, header.session, header.seq, sent_at)
             if verdict is not None:
                 raise Rejected(verdict, f"{sender} seq {header.seq}")
+            if self.replay_slot is not None and self._writes_through and not header.is_reply:
+                self.replay_slot.write_through(header.key_id, header.session, header.seq, sent_at)
             self.guard.record(header.key_id, header.session, header.seq, sent_at, now)
         return Received(
             payload=payload,
@@ -446,3 +573,8 @@ class Receiver:
             reply_to=header.reply_to,
             authenticated=codec.scheme != "plaintext",
         )
+
+    def close(self) -> None:
+        """Write the final replay state and give the state slot back (idempotent)."""
+        if self.replay_slot is not None:
+            self.replay_slot.close()

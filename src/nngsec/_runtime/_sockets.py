@@ -36,9 +36,18 @@ from .._errors import PolicyError, Problem, Rejected, UsageError
 from .._patterns import BY_PROTOCOL, RoleSpec
 from .._policy._policy import Policy
 from ._async_io import wait_readable
-from ._codec import Accept, ChannelCodec, Received, Receiver, Sender, Topic, topic_bytes
+from ._codec import (
+    Accept,
+    ChannelCodec,
+    ChannelSlot,
+    Received,
+    Receiver,
+    Sender,
+    Topic,
+    topic_bytes,
+)
 from ._reply_cache import ReplyCache, RequestEntry, request_key
-from ._wire import FrameRef
+from ._wire import FrameRef, parse_frame
 
 __all__ = [
     "DEFAULT_BUFFER",
@@ -49,7 +58,7 @@ __all__ = [
     "socket_role",
 ]
 
-logger = logging.getLogger("nngsec")
+logger = logging.getLogger(__name__)  # under "nngsec", like every logger of nngsec
 OnReject = Literal["drop", "raise"]
 
 DEFAULT_BUFFER = 128  # messages; nng's default of 0 or 1 costs several times the throughput
@@ -68,15 +77,21 @@ class SocketStats:
 
 
 class _RejectLog:
-    """One warning per reason per interval, with the count since the last one."""
+    """One warning per reason per interval, with the count since the last one.
 
-    def __init__(self, channel: str) -> None:
-        self.channel = channel
+    Each record carries ``extra`` fields for log processors: ``channel``, ``reason``,
+    ``count``, and ``claimed_sender``: the identity (or unknown key id) that the clear
+    header of the frame that triggered the record names, which nothing has verified.
+    """
+
+    def __init__(self, slot: ChannelSlot) -> None:
+        self.channel = slot.channel
+        self._slot = slot  # the policy in force now names the claimed sender
         self.last: dict[str, float] = {}
         self.pending: Counter[str] = Counter()
         self.lock = threading.Lock()
 
-    def note(self, reason: str) -> None:
+    def note(self, reason: str, frame: bytes) -> None:
         now = time.monotonic()
         with self.lock:
             self.pending[reason] += 1
@@ -84,37 +99,63 @@ class _RejectLog:
                 return
             count = self.pending.pop(reason)
             self.last[reason] = now
+        sender = self.claimed_sender(frame)
         logger.warning(
-            "channel %s: rejected %d frame(s) as %s%s",
+            "channel %s: rejected %d frame(s) as %s%s%s",
             self.channel,
             count,
             reason,
             "" if count == 1 else f" in the last {LOG_INTERVAL:.0f}s",
+            f" (the last one claims to be from {sender})" if sender else "",
+            extra={
+                "channel": self.channel,
+                "reason": reason,
+                "count": count,
+                "claimed_sender": sender,
+            },
         )
+
+    def claimed_sender(self, frame: bytes) -> str | None:
+        """Who the frame's clear header says sent it: a name of the policy, or the unknown
+        key id; ``None`` when the header does not parse. Unauthenticated: a claim."""
+        codec = self._slot.codec
+        try:
+            header, _ = parse_frame(frame, has_topic=self._slot.pattern.has_topic)
+        except Rejected:
+            return None
+        name = codec.policy.by_key_id.get(header.key_id) if codec is not None else None
+        return name if name is not None else f"key id {header.key_id.hex()}"
 
 
 class _Shared:
-    """State shared by a socket and its contexts."""
+    """State shared by a socket and its contexts.
 
-    def __init__(self, codec: ChannelCodec, role: RoleSpec, on_reject: OnReject) -> None:
-        self.codec = codec
-        self.channel = codec.channel
+    The socket reads its channel's codec from ``slot`` on every frame: a node switching
+    policy replaces it there, and the socket keeps its receiver (replay windows) and its
+    sending session across the switch.
+    """
+
+    def __init__(self, slot: ChannelSlot, role: RoleSpec, on_reject: OnReject) -> None:
+        self.slot = slot
+        self.channel = slot.channel
+        self.pattern = slot.pattern
+        self.identity = slot.identity
         self.role = role
         self.on_reject = on_reject
         self.receiver: Receiver | None = None
         if role.receives_any:
             # Forward frames, replies to what it asked, or both (pair and bus members).
             accept: Accept = "any" if role.sends and role.receives else "forward"
-            self.receiver = codec.receiver("reply" if role.asks else accept)
+            self.receiver = slot.receiver("reply" if role.asks else accept, role.field)
         self.stats = SocketStats()
-        self.log = _RejectLog(codec.channel)
+        self.log = _RejectLog(slot)
         self.subscriptions: set[bytes] = set()
         # One sending session for the socket and all its contexts: a session per context
         # would spend random session ids at seq 0 under keys that never rotate (pair,
         # single-server reqrep, survey responses), which is what makes nonces collide.
-        self.sender: Sender | None = codec.sender() if role.sends_any else None
+        self.sender: Sender | None = slot.sender() if role.sends_any else None
         self.replies = ReplyCache()
-        self.channel_length = len(codec.channel)  # where a request's reference is (ASCII)
+        self.channel_length = len(slot.channel)  # where a request's reference is (ASCII)
 
 
 class _Endpoint:
@@ -189,7 +230,7 @@ class _Endpoint:
         shared = self._shared
         receiver = self._receiver()
         if (
-            shared.codec.pattern.has_topic
+            shared.pattern.has_topic
             and shared.role.receives
             and not any(map(frame.startswith, shared.subscriptions))
         ):
@@ -201,7 +242,7 @@ class _Endpoint:
         # A server may receive the same request again (nng re-sends it); a respondent
         # answers each survey once and is never asked again with the same frame.
         key = None
-        if shared.role.answers and shared.codec.pattern.resent:
+        if shared.role.answers and shared.pattern.resent:
             key = request_key(frame, shared.channel_length)
             if self._answer_duplicate(key, frame):
                 return None
@@ -212,7 +253,7 @@ class _Endpoint:
             self._check_context(message)
         except Rejected as rejected:
             shared.stats.rejected[rejected.reason] += 1
-            shared.log.note(rejected.reason)
+            shared.log.note(rejected.reason, frame)
             if shared.on_reject == "raise":
                 raise
             return None
@@ -228,7 +269,7 @@ class _Endpoint:
         shared = self._shared
         if not shared.role.asks:
             return
-        if shared.codec.pattern.replies == "one":
+        if shared.pattern.replies == "one":
             self._outstanding = None
         else:  # one answer from each
             if message.sender in self._responders:
@@ -343,20 +384,23 @@ class SecureContext(_Endpoint):
 class SecureSocket(_Endpoint):
     """A pynng socket attached to a channel of a policy (see :meth:`nngsec.Node.attach`).
 
-    It needs the socket, the channel's codec (built by the node for its identity) and the
-    role the socket's protocol plays (:func:`socket_role`, which the policy must grant).
+    It needs the socket, the channel's codec (built by the node for its identity, or the
+    node's slot of the channel, which follows the node's policy switches) and the role the
+    socket's protocol plays (:func:`socket_role`, which the policy must grant).
     """
 
     def __init__(
         self,
         socket: pynng.Socket,
-        codec: ChannelCodec,
+        codec: ChannelCodec | ChannelSlot,
         role: RoleSpec,
         *,
         on_reject: OnReject = "drop",
         buffers: int | None = DEFAULT_BUFFER,
     ) -> None:
         super().__init__()
+        slot = codec if isinstance(codec, ChannelSlot) else ChannelSlot(codec)
+        codec = slot.current()
         if socket_role(codec.policy, codec.channel, codec.identity, socket) is not role:
             raise UsageError(Problem(f"socket {type(socket).__name__} is not a {role.name}"))
         if on_reject not in ("drop", "raise"):
@@ -365,7 +409,7 @@ class SecureSocket(_Endpoint):
             )
         self._socket = socket
         self._io = socket
-        self._shared = _Shared(codec, role, on_reject)
+        self._shared = _Shared(slot, role, on_reject)
         self._recv_fd: int | None = None
         self._send_fd: int | None = None
         _tune(socket, role, codec.max_frame_size, buffers)
@@ -386,18 +430,18 @@ class SecureSocket(_Endpoint):
 
     def _require_topics(self, what: str) -> None:
         shared = self._shared
-        if not (shared.codec.pattern.has_topic and shared.role.receives):
+        if not (shared.pattern.has_topic and shared.role.receives):
             raise UsageError(
                 Problem(
                     f"only a socket receiving a channel with topics can {what}; this is a "
-                    f"{shared.role.name} socket on a {shared.codec.pattern.name} channel"
+                    f"{shared.role.name} socket on a {shared.pattern.name} channel"
                 )
             )
 
     # -- contexts -------------------------------------------------------------------------
     def new_context(self) -> SecureContext:
         """A context for concurrent requests (reqrep and survey sockets)."""
-        pattern = self._shared.codec.pattern
+        pattern = self._shared.pattern
         if not pattern.has_replies:
             raise UsageError(
                 Problem(f"contexts exist for patterns with replies, not for {pattern.name} sockets")
@@ -452,12 +496,14 @@ class SecureSocket(_Endpoint):
 
     def close(self) -> None:
         self._socket.close()
+        if self._shared.receiver is not None:
+            self._shared.receiver.close()  # the final replay state; the slot is given back
 
     def __repr__(self) -> str:
         shared = self._shared
         return (
             f"<SecureSocket {type(self._socket).__name__} channel={shared.channel!r} "
-            f"role={shared.role.name} identity={shared.codec.identity!r}>"
+            f"role={shared.role.name} identity={shared.identity!r}>"
         )
 
 

@@ -25,7 +25,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from .._formats._echo import echo
+
 __all__ = [
+    "TRANSPORT_NAMES",
     "Address",
     "Key",
     "dial_keys",
@@ -46,6 +49,8 @@ _TRANSPORTS: dict[str, str] = {
     "ipc": "ipc",
     "inproc": "inproc",
 }
+TRANSPORT_NAMES: tuple[str, ...] = tuple(_TRANSPORTS)
+"""The transports as an address may spell them (in any case: NNG reads ``TCP://`` too)."""
 _NETWORK = frozenset({"tcp", "tls+tcp", "ws", "wss"})
 _WITH_PATH = frozenset({"ws", "wss"})
 _WILDCARDS = frozenset({"", "*", "0.0.0.0", "::"})  # noqa: S104 - recognised, not bound
@@ -84,16 +89,16 @@ def parse_address(text: str, *, listen: bool) -> Address:
     match = _SCHEME.match(text)
     if match is None:
         raise ValueError(
-            f"got {text!r}, expected an address like tcp://host:5555 or ipc:///tmp/name.sock"
+            f"got {echo(text)}, expected an address like tcp://host:5555 or ipc:///tmp/name.sock"
         )
     written, rest = match.group(1).lower(), match.group(2)
     transport = _TRANSPORTS.get(written)
     if transport is None:
-        raise ValueError(f"unsupported transport {written!r} in {text!r}, expected {SUPPORTED}")
+        raise ValueError(f"unsupported transport {echo(written)}, expected {SUPPORTED}")
     if transport in ("ipc", "inproc"):
         if not rest:
             what = "a socket file path" if transport == "ipc" else "a name"
-            raise ValueError(f"{text!r} names no endpoint, expected {what} after {written}://")
+            raise ValueError(f"{echo(text)} names no endpoint, expected {what} after {written}://")
         return Address(text, transport, "", 0, rest, "local")
     return _network(text, written, transport, rest, listen=listen)
 
@@ -101,24 +106,24 @@ def parse_address(text: str, *, listen: bool) -> Address:
 def _network(text: str, written: str, transport: str, rest: str, *, listen: bool) -> Address:
     hostport, slash, path = rest.partition("/")
     if slash and transport not in _WITH_PATH:
-        raise ValueError(f"{text!r} has a path, expected {written}://host:port")
+        raise ValueError(f"{echo(text)} has a path, expected {written}://host:port")
     path = "/" + path if transport in _WITH_PATH else ""
     if hostport.startswith("["):
         host, bracket, port_text = hostport[1:].partition("]")
         if not bracket or not port_text.startswith(":"):
-            raise ValueError(f"got {text!r}, expected {written}://[ipv6-address]:port")
+            raise ValueError(f"got {echo(text)}, expected {written}://[ipv6-address]:port")
         port_text = port_text[1:]
     else:
         host, colon, port_text = hostport.rpartition(":")
         if not colon:
-            raise ValueError(f"{text!r} has no port, expected {written}://host:port")
+            raise ValueError(f"{echo(text)} has no port, expected {written}://host:port")
     if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
-        raise ValueError(f"invalid port {port_text!r} in {text!r}, expected 1 to 65535")
+        raise ValueError(f"invalid port {echo(port_text)}, expected 1 to 65535")
     host = host.lower()
     if host in _WILDCARDS:
         if not listen:
             raise ValueError(
-                f"cannot dial {text!r}: a wildcard host only makes sense for listen; "
+                f"cannot dial {echo(text)}: a wildcard host only makes sense for listen; "
                 "name the host to reach"
             )
         scope: Scope = "any"
@@ -127,7 +132,7 @@ def _network(text: str, written: str, transport: str, rest: str, *, listen: bool
     elif _HOST.match(host):
         scope = "named"
     else:
-        raise ValueError(f"invalid host {host!r} in {text!r}, expected a host name or address")
+        raise ValueError(f"invalid host {echo(host)}, expected a host name or address")
     return Address(text, transport, host, int(port_text), path, scope)
 
 

@@ -10,6 +10,7 @@ import contextlib
 import difflib
 import gc
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from .._keys._channel_keys import ChannelKeyFile
 from .._keys._files import read_public_file
 from .._keys._identity import PublicIdentity
 from .._keys._keystore import Keystore
-from .._policy._checks import unknown_names
+from .._policy._checks import duplicate_keys, unknown_names
 from .._policy._load import parse_policy
 from .._policy._model import PolicyModel
 from .._policy._policy import Policy
@@ -30,6 +31,7 @@ from ._findings import SEVERITIES, Finding, Severity
 from ._links import Graph, build_graph
 from ._load import Topology, topology_from_document
 from ._rules import DEFAULT_MAC_AUDIENCE, DEFAULT_WIDE_SECRET, RULES, Context, ordered_rules
+from ._rules._base import DEFAULT_EXPIRY_WARNING
 
 __all__ = ["CheckOptions", "CheckResult", "check", "load_policy_for_check", "run_check"]
 
@@ -48,6 +50,8 @@ class CheckOptions:
     warn_as_error: bool = False
     wide_secret_threshold: int = DEFAULT_WIDE_SECRET
     mac_audience_threshold: int = DEFAULT_MAC_AUDIENCE
+    expiry_warning: float = DEFAULT_EXPIRY_WARNING
+    now: float | None = None  # the time expiry is judged at (default: now)
 
     def validate(self) -> None:
         """Refuse unknown rule ids, so that a typo does not silently keep a rule on."""
@@ -167,6 +171,8 @@ def _run(paths: Sequence[Path], options: CheckOptions) -> CheckResult:
         trusted=trusted,
         wide_secret_threshold=options.wide_secret_threshold,
         mac_audience_threshold=options.mac_audience_threshold,
+        now=time.time() if options.now is None else options.now,
+        expiry_warning=options.expiry_warning,
     )
     findings: list[Finding] = []
     for rule in ordered_rules():
@@ -205,13 +211,17 @@ def load_policy_for_check(path: Path) -> Policy:
         return parse_policy(text, str(path), file=path)
     except PolicyError as error:
         doc = parse_yaml(text, str(path), what="policy")
-        unknown = {format_loc(loc) for loc, _, _ in unknown_names(doc.data)}
-        if not unknown or any(p.field not in unknown for p in error.problems):
-            raise
         try:
             model = PolicyModel.model_validate(doc.data)
         except ValidationError:
             raise error from None
+        # Left to rules: unknown names (unknown-identity), shared keys (duplicate-identity).
+        keys = {name: entry.key for name, entry in model.identities.items()}
+        tolerated = {format_loc(loc) for loc, _, _ in unknown_names(doc.data)} | {
+            format_loc(("identities", name)) for name, _, _ in duplicate_keys(keys)
+        }
+        if any(p.field not in tolerated for p in error.problems):
+            raise
         return Policy(model, path=path, source=text.encode("utf-8"), document=doc)
 
 

@@ -13,6 +13,7 @@ from pydantic_core import ErrorDetails
 
 from .._errors import PolicyError, Problem
 from .._formats._diagnostics import pydantic_problems
+from .._formats._echo import echo
 from .._formats._model import check_format_version
 from .._formats._names import NAME_MAX
 from .._formats._yaml import Loc, YamlDocument, format_loc
@@ -102,10 +103,10 @@ def _problems(doc: YamlDocument, errors: list[ErrorDetails]) -> Iterator[Problem
     for error, (problem, kind) in zip(errors, translated, strict=True):
         if kind == "literal_error" and error["loc"][-1:] == ("role",):
             got = error.get("input")
-            close = difflib.get_close_matches(str(got), ROLE_NAMES, n=1)
+            close = difflib.get_close_matches(str(got)[:200], ROLE_NAMES, n=1)
             problem = replace(
                 problem,
-                message=f"unknown role {got!r}, expected one of {', '.join(ROLE_NAMES)}",
+                message=f"unknown role {echo(got)}, expected one of {', '.join(ROLE_NAMES)}",
                 hint=f"did you mean {close[0]!r}?" if close else "",
             )
         loc = tuple(error["loc"])

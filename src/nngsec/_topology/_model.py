@@ -37,10 +37,11 @@ from pydantic import (
 )
 
 from .._formats._diagnostics import FieldValueError
+from .._formats._echo import echo
 from .._formats._model import StrictModel
 from .._patterns import RELAY_PATTERN_NAMES, ROLE_NAMES, Pattern, RoleName, pattern_of
 from .._policy._model import Name, Topic
-from ._addresses import parse_address
+from ._addresses import TRANSPORT_NAMES, parse_address
 
 __all__ = [
     "NodeModel",
@@ -59,9 +60,24 @@ else:  # the choices come from the pattern records
     RelayPatternName = Literal[RELAY_PATTERN_NAMES]
 
 _HOST = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.:-]{0,252})$")
+
+
+def _any_case(word: str) -> str:
+    """A regex for ``word`` in any case, without flags (JSON Schema has none): ``[Tt][Cc]``."""
+    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c) for c in word)
+
+
 _URL_SCHEMA: dict[str, Any] = {
     "type": "string",
-    "pattern": r"^(tcp|tcp4|tcp6|tls\+tcp|tls\+tcp4|tls\+tcp6|ws|wss|ipc|inproc)://.+$",
+    # The transport only; the loader checks the rest (host, port, path) with its messages.
+    "pattern": f"^(?:{'|'.join(_any_case(name) for name in TRANSPORT_NAMES)})://.+$",
+    "description": "an NNG address: tcp://HOST:PORT, tls+tcp://HOST:PORT, ws://HOST:PORT/PATH, "
+    "ipc:///PATH or inproc://NAME (HOST * for every interface, when listening)",
+    "examples": ["tcp://hub:5555", "tcp://*:5555", "ipc:///run/app/sync.sock"],
+}
+_URLS_SCHEMA: dict[str, Any] = {
+    "anyOf": [_URL_SCHEMA, {"type": "array", "items": _URL_SCHEMA}],
+    "description": "an address, or a list of addresses",
 }
 
 
@@ -82,21 +98,17 @@ def _one_or_many(value: object) -> object:
 
 def _host(value: str) -> str:
     if not _HOST.match(value):
-        raise ValueError(f"invalid host {value!r}, expected a host name or IP address")
+        raise ValueError(f"invalid host {echo(value)}, expected a host name or IP address")
     return value.lower()
 
 
 ListenUrl = Annotated[StrictStr, AfterValidator(_listen_url), WithJsonSchema(_URL_SCHEMA)]
 DialUrl = Annotated[StrictStr, AfterValidator(_dial_url), WithJsonSchema(_URL_SCHEMA)]
 ListenUrls = Annotated[
-    tuple[ListenUrl, ...],
-    BeforeValidator(_one_or_many),
-    WithJsonSchema({"anyOf": [_URL_SCHEMA, {"type": "array", "items": _URL_SCHEMA}]}),
+    tuple[ListenUrl, ...], BeforeValidator(_one_or_many), WithJsonSchema(_URLS_SCHEMA)
 ]
 DialUrls = Annotated[
-    tuple[DialUrl, ...],
-    BeforeValidator(_one_or_many),
-    WithJsonSchema({"anyOf": [_URL_SCHEMA, {"type": "array", "items": _URL_SCHEMA}]}),
+    tuple[DialUrl, ...], BeforeValidator(_one_or_many), WithJsonSchema(_URLS_SCHEMA)
 ]
 Host = Annotated[StrictStr, AfterValidator(_host)]
 
@@ -104,14 +116,14 @@ Host = Annotated[StrictStr, AfterValidator(_host)]
 class SocketModel(StrictModel):
     """One secured socket of a node: a channel, a role, and where it listens or dials."""
 
-    channel: Name
-    role: Role
+    channel: Name = Field(description="a channel of the policy")
+    role: Role = Field(description="the socket's role on the channel (one of its pattern's)")
     listen: ListenUrls = Field(default=(), description="address(es) this socket listens on")
     dial: DialUrls = Field(default=(), description="address(es) this socket dials")
     topics: tuple[Topic, ...] | None = Field(
         default=None, description="pubsub: topics published, or prefixes subscribed to"
     )
-    description: StrictStr | None = None
+    description: StrictStr | None = Field(default=None, description="what the socket is for")
 
     @model_validator(mode="after")
     def _has_an_address(self) -> SocketModel:
@@ -123,8 +135,8 @@ class SocketModel(StrictModel):
 class RelaySide(StrictModel):
     """One side of a relay: it either listens or dials, at one address."""
 
-    listen: ListenUrl | None = None
-    dial: DialUrl | None = None
+    listen: ListenUrl | None = Field(default=None, description="the address this side listens on")
+    dial: DialUrl | None = Field(default=None, description="the address this side dials")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> RelaySide:
@@ -165,11 +177,13 @@ class RelayModel(StrictModel):
     the receiving side. For bus both sides face members (the relay reflects between all).
     """
 
-    pattern: RelayPattern
-    channel: Name
-    front: RelaySide
-    back: RelaySide
-    description: StrictStr | None = None
+    pattern: RelayPattern = Field(description="the messaging pattern of the channel")
+    channel: Name = Field(description="the channel whose frames it forwards")
+    front: RelaySide = Field(
+        description="faces the initiating side: publishers, pushers, clients, surveyors"
+    )
+    back: RelaySide = Field(description="faces the receiving side")
+    description: StrictStr | None = Field(default=None, description="what the relay is for")
 
 
 class NodeModel(StrictModel):
@@ -183,9 +197,9 @@ class NodeModel(StrictModel):
     host: Host | None = Field(
         default=None, description="host the node runs on; default: the node's name"
     )
-    description: StrictStr | None = None
-    sockets: tuple[SocketModel, ...] = ()
-    relays: tuple[RelayModel, ...] = ()
+    description: StrictStr | None = Field(default=None, description="what the node does")
+    sockets: tuple[SocketModel, ...] = Field(default=(), description="its secured sockets")
+    relays: tuple[RelayModel, ...] = Field(default=(), description="its key-less relays")
 
 
 class TopologyModel(StrictModel):
@@ -195,5 +209,7 @@ class TopologyModel(StrictModel):
     policy: StrictStr | None = Field(
         default=None, description="the policy file, relative to this topology file"
     )
-    description: StrictStr | None = None
-    nodes: dict[Name, NodeModel] = Field(default_factory=dict)
+    description: StrictStr | None = Field(default=None, description="what the deployment is")
+    nodes: dict[Name, NodeModel] = Field(
+        default_factory=dict, description="name: a process, with its identity and sockets"
+    )

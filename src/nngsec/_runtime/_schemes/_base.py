@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import time
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -50,6 +51,7 @@ class ChannelContext:
     peer: str | None = None  # the other member of a pair channel
     identity: str = ""  # this node's identity name
     receivers: frozenset[str] = frozenset()  # the channel's receiving identities
+    clock: Callable[[], float] = time.time  # which epoch is active, and which expired
 
     @property
     def binding(self) -> bytes:
@@ -71,7 +73,18 @@ class ChannelContext:
                     hint="run `nngsec rotate POLICY` and distribute the channel-key file",
                 )
             )
-        return self.keys.current
+        now = self.clock()
+        keys = self.keys.sending(now)
+        if keys.expires is not None and now > keys.expires:
+            raise PolicyError(
+                Problem(
+                    f"key epoch {keys.epoch} of channel {self.channel!r} expired (its lifetime "
+                    "from nngsec rotate --lifetime ended)",
+                    field=f"channels.{self.channel}",
+                    hint="run `nngsec rotate POLICY` and distribute the channel-key file",
+                )
+            )
+        return keys
 
     def epoch_stamped(self, epoch: int) -> EpochKeys:
         """The keys of the epoch a frame being sealed was stamped with.

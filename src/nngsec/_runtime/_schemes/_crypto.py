@@ -66,7 +66,7 @@ __all__ = [
     "x25519_base",
 ]
 
-logger = logging.getLogger("nngsec")
+logger = logging.getLogger(__name__)  # under "nngsec", like every logger of nngsec
 
 Buffer = bytes | bytearray | memoryview
 

@@ -97,13 +97,15 @@ class Sealed(SchemeCodec):
 
     def _session_material(self, state: SendState, header: Header) -> tuple[bytes, bytes]:
         """(ephemeral public || wrapped content key, content key) for this session+epoch."""
-        # Keyed by the session too: the wrap binds it, and a forked child restarts it.
-        cache_key = ("sealed", header.session, header.epoch)
+        keys = self.ctx.epoch_stamped(header.epoch)
+        audience = keys.public
+        # Keyed by the session (the wrap binds it, and a forked child restarts it) and by the
+        # audience key, not only the epoch number: a session outlives policy switches (Node
+        # watch), and material wrapped to another key under a re-made epoch must not be reused.
+        cache_key = ("sealed", header.session, header.epoch, audience)
         cached: tuple[bytes, bytes] | None = state.cache.get(cache_key)
         if cached is not None:
             return cached
-        keys = self.ctx.epoch_stamped(header.epoch)
-        audience = keys.public
         ephemeral_secret = self.ctx.random(32)
         ephemeral = _crypto.x25519_base(ephemeral_secret)
         shared = _crypto.x25519(ephemeral_secret, audience) if audience is not None else None

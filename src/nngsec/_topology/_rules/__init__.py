@@ -3,7 +3,12 @@
 Rules are grouped by what they need: the policy (always run), a topology, a keystore.
 """
 
-from . import _keystore_rules, _policy_rules, _wiring_rules  # noqa: F401 - they register
+from . import (  # noqa: F401 - they register
+    _expiry_rules,
+    _keystore_rules,
+    _policy_rules,
+    _wiring_rules,
+)
 from ._base import DEFAULT_MAC_AUDIENCE, DEFAULT_WIDE_SECRET, RULES, Context, Rule, Scope, rule
 
 __all__ = [

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from ..._errors import KeystoreError
 from ..._keys._files import check_private_permissions, read_secret_file
 from ..._keys._keystore import Keystore
-from .._findings import Issue
+from ..._keys._permissions import check_protected
+from .._findings import Issue, Place
 from .._links import node_key
 from .._load import Topology
 from ._base import Context, rule
@@ -83,6 +84,41 @@ def key_file_permissions(ctx: Context) -> Iterator[Issue]:
                 problem.hint,
                 subjects=(node_key(topology, node),),
             )
+
+
+@rule("keystore-permissions", "error", scope="keystore")
+def keystore_permissions(ctx: Context) -> Iterator[Issue]:
+    """With `--keystore DIR`: the keystore directory, its `trusted/` folder, a pinned
+    signer or an anti-rollback record that group or others can write, or that another
+    user (not root) owns.
+
+    **Why it matters.** The keystore decides what its nodes trust. Whoever can write it can
+    pin their own signer (and then sign any policy the nodes will run) or reset the
+    records that refuse older policies. Nodes refuse such a keystore, as ssh refuses a
+    `~/.ssh` others can write, so they do not start either.
+
+    **Example.** `keys/` with mode 0775 on a host where the group has other members.
+
+    **Fix.** `chmod go-w DIR` (and the same for `trusted/` and its files), or `chown` them to
+    the user the nodes run as.
+    """
+    keystore = _keystore(ctx)
+    trusted = keystore.directory / keystore.TRUSTED_DIR
+    paths = [
+        (keystore.directory, "the keystore directory"),
+        (trusted, "the keystore's trusted/ folder"),
+        *((p, "a pinned signer's file") for p in sorted(trusted.glob("*.pub"))),
+        *(
+            (p, "an anti-rollback record")
+            for p in sorted(keystore.directory.glob("*-policies.json"))
+        ),
+    ]
+    for path, what in paths:
+        try:
+            check_protected(path, what)
+        except KeystoreError as error:
+            problem = error.problems[0]
+            yield Issue(Place(str(path)), problem.message, problem.hint)
 
 
 @rule("private-key-mismatch", "error", scope="keystore")

@@ -6,14 +6,16 @@ import difflib
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..._errors import PolicyError
-from ..._formats._text import TextKeyError, decode_text
-from ..._keys._identity import KEY_ID_SIZE
-from ..._policy._checks import unknown_names
+from ..._errors import KeystoreError, PolicyError
+from ..._keys._identity import PublicIdentity
+from ..._keys._keystore import Keystore
+from ..._policy._checks import duplicate_keys, unknown_names
 from ..._policy._policy import signature_path
-from ..._policy._signing import SIGNATURE_PREFIX, verify_signature
+from ..._policy._signing import read_signature, verify_signature
+from ..._policy._verify import accept_policy, candidate_from_files
 from .._findings import Issue, Place
 from .._links import End, node_key
+from .._load import Topology
 from ._base import Context, rule
 
 
@@ -85,6 +87,57 @@ def unknown_identity(ctx: Context) -> Iterator[Issue]:
                 if close
                 else "set identity: to an identity of the policy",
                 subjects=(node_key(topology, node),),
+            )
+
+
+@rule("duplicate-identity", "error", scope="policy")
+def duplicate_identity(ctx: Context) -> Iterator[Issue]:
+    """Two identities that share a key (the same public key, or only its Ed25519 or its
+    X25519 half, or the same key id), or two nodes of the topology that run the same
+    identity.
+
+    **Why it matters.** Keys are what nodes trust, not names. One key under two names
+    keeps running under the second name after `nngsec revoke` of the first: its frames
+    are still accepted, and every rotated epoch is still sealed to it. Nodes refuse to load
+    such a policy; this rule shows every pair at once. Two nodes running one identity
+    hold the same secrets, so neither can be revoked without the other, and on a bus
+    channel each drops the other's frames as its own, reflected back.
+
+    **Example.**
+
+    ```yaml
+    identities:
+      alice: nngsec-id-v1:4-MzAzl7_f67o0...
+      alice-spare: nngsec-id-v1:4-MzAzl7_f67o0...   # duplicate-identity: alice's key
+    ```
+
+    **Fix.** Give every identity its own key (`nngsec keygen NAME`, and paste the line it
+    prints), and every node its own identity; revoke an identity whose key was copied.
+    """
+    for name, shared_with, what in duplicate_keys(ctx.policy.identities):
+        yield Issue(
+            ctx.at_policy(("identities", name)),
+            f"identity {name!r} has {what} as {shared_with!r}, so the two are one identity",
+            "give every identity its own key: nngsec keygen NAME",
+        )
+    runs: dict[str, tuple[Topology, str]] = {}
+    for topology in ctx.topologies:
+        for node in topology.model.nodes:
+            identity = topology.identity_of(node)
+            if identity is None or identity not in ctx.policy.identities:
+                continue  # no identity, or unknown-identity reports it
+            first = runs.setdefault(identity, (topology, node))
+            if first[1] == node:
+                continue
+            loc, implied = topology.identity_loc(node)
+            line, _ = first[0].document.place(first[0].identity_loc(first[1])[0])
+            yield Issue(
+                ctx.at(topology, loc, key=implied),
+                f"nodes {first[1]!r} ({first[0].display}:{line}) and {node!r} both run "
+                f"identity {identity!r}",
+                "give each node its own identity (nngsec keygen NAME, then add it to the "
+                "roles of the policy)",
+                subjects=(node_key(first[0], first[1]), node_key(topology, node)),
             )
 
 
@@ -545,15 +598,15 @@ def no_deployment_id(ctx: Context) -> Iterator[Issue]:
         )
 
 
-def _signature_line(path: Path) -> tuple[int, str] | None:
-    """(line number, text) of the one signature line, or None if there is not exactly one."""
-    text = path.read_text(encoding="utf-8")
-    lines = [
-        (number, line.strip())
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip() and not line.startswith("#")
-    ]
-    return lines[0] if len(lines) == 1 else None
+def _pinned(ctx: Context) -> dict[str, PublicIdentity] | None:
+    """The signers the ``--keystore`` pins (none without one), or ``None`` when it cannot
+    be trusted: ``keystore-permissions`` reports that, and its nodes refuse to start."""
+    if ctx.keystore is None:
+        return {}
+    try:
+        return ctx.keystore.trusted_signers()
+    except KeystoreError:
+        return None
 
 
 @rule("unsigned-policy", "warning", scope="policy")
@@ -567,8 +620,9 @@ def unsigned_policy(ctx: Context) -> Iterator[Issue]:
     unsigned policy (then this is reported as `bad-signature`, an error).
 
     Offline, a signature is verified only against a signer's public key given with
-    `--trust ADMIN.pub` or pinned in the `--keystore`. Without either, a signature file is
-    reported here too: present, but not shown to be valid (it may no longer match).
+    `--trust ADMIN.pub` or pinned in the `--keystore`. Without either (and without a
+    `--keystore`), a signature file is reported here too: present, but not shown to be
+    valid (it may no longer match).
 
     **Example.** `factory.yaml` without `factory.yaml.sig` beside it.
 
@@ -578,9 +632,9 @@ def unsigned_policy(ctx: Context) -> Iterator[Issue]:
     path = ctx.policy.path
     if path is None:
         return
-    pinned = ctx.keystore.trusted_signers() if ctx.keystore is not None else {}
+    pinned = _pinned(ctx) or {}
     if signature_path(path).exists():
-        if not pinned and not ctx.trusted:
+        if not pinned and not ctx.trusted and ctx.keystore is None:
             yield Issue(
                 Place(ctx.policy.document.path, 1, 1),
                 f"the policy has a signature ({signature_path(path).name}) that nothing here "
@@ -600,13 +654,20 @@ def unsigned_policy(ctx: Context) -> Iterator[Issue]:
 
 @rule("bad-signature", "error", scope="policy")
 def bad_signature(ctx: Context) -> Iterator[Issue]:
-    """The policy signature is malformed, does not match the policy and its channel keys,
-    is by a signer that is not trusted, or is missing while the `--keystore` pins signers.
+    """The policy signature is malformed or of format 1, does not match the policy and its
+    channel keys, is by a signer that is not trusted, is missing while the `--keystore`
+    pins signers, or is present while the `--keystore` pins none; or, with `--keystore`,
+    the set is one that keystore's anti-rollback records refuse: an older version, a
+    policy changed at a version verified before, an older key epoch, or other keys under
+    an epoch number seen before.
 
     **Why it matters.** A node that pins a signer refuses such a policy at start-up, so the
     deployment does not run; and a signature that no longer matches usually means the
     files were changed after signing (often: `nngsec rotate` without signing again), or
-    tampered with.
+    tampered with. A node whose keystore pins no signer refuses a policy with a signature
+    beside it too: the deployment is signed, and the node was set up without
+    `nngsec trust`. With `--keystore`, the files are put through the very verification
+    its nodes run (nothing is recorded), so what they would refuse is reported here.
 
     Signers are the public keys given with `--trust ADMIN.pub` and those pinned in the
     `--keystore` (`trusted/*.pub`). With neither, only the signature's form is checked.
@@ -614,13 +675,23 @@ def bad_signature(ctx: Context) -> Iterator[Issue]:
     **Example.** `nngsec rotate factory.yaml` after `nngsec sign`: the signature covers the
     old `factory.keys.json`.
 
-    **Fix.** Review the changes, then `nngsec sign POLICY --key ADMIN.key` again.
+    **Fix.** Review the changes, then `nngsec sign POLICY --key ADMIN.key` again (with
+    `--bump` when the policy changed at its version); pin the admin's key in every node's
+    keystore (`nngsec trust ADMIN.pub --keystore DIR`).
     """
+    issues = list(_signature_issues(ctx))
+    yield from issues
+    if not issues and ctx.keystore is not None and _pinned(ctx) is not None:
+        yield from _refused_by_keystore(ctx, ctx.keystore)
+
+
+def _signature_issues(ctx: Context) -> Iterator[Issue]:
     path = ctx.policy.path
     if path is None:
         return
     sig = signature_path(path)
-    pinned = ctx.keystore.trusted_signers() if ctx.keystore is not None else {}
+    found_pins = _pinned(ctx)
+    pinned = found_pins or {}
     known = {**ctx.trusted, **pinned}
     shown = str(signature_path(Path(ctx.policy.document.path)))
     if not sig.exists():
@@ -633,28 +704,30 @@ def bad_signature(ctx: Context) -> Iterator[Issue]:
             )
         return
     try:
-        found = _signature_line(sig)
-    except (OSError, UnicodeDecodeError) as error:
-        yield Issue(Place(shown), f"cannot read the signature file: {error}", "sign again")
+        found = read_signature(sig)
+    except PolicyError as error:
+        for problem in error.problems:
+            yield Issue(Place(shown, problem.line, problem.column), problem.message, problem.hint)
         return
-    if found is None:
+    number = found.line
+    if ctx.keystore is not None and found_pins == {}:
         yield Issue(
-            Place(shown, 1, 1),
-            "expected exactly one signature line in the signature file",
-            "re-create it with nngsec sign",
+            Place(shown, number, 1),
+            f"the policy is signed, but the keystore {ctx.keystore.directory} pins no signer: "
+            "its nodes refuse this policy, which they cannot verify",
+            f"nngsec trust ADMIN.pub --keystore {ctx.keystore.directory}",
         )
-        return
-    number, line = found
-    try:
-        decode_text(line, SIGNATURE_PREFIX, KEY_ID_SIZE + 64, checksum=False)
-    except TextKeyError as error:
-        yield Issue(Place(shown, number, 1), f"malformed signature: {error}", "sign again")
-        return
     if not known:
         return  # well-formed; nothing to verify it against (documented above)
     keys_bytes = ctx.keys.raw if ctx.keys is not None else None
     try:
-        verify_signature(sig, policy_bytes=ctx.policy.source, keys_bytes=keys_bytes, trusted=known)
+        verify_signature(
+            sig,
+            version=ctx.policy.version,
+            policy_bytes=ctx.policy.source,
+            keys_bytes=keys_bytes,
+            trusted=known,
+        )
     except PolicyError as error:
         for problem in error.problems:
             yield Issue(
@@ -662,3 +735,26 @@ def bad_signature(ctx: Context) -> Iterator[Issue]:
                 problem.message,
                 problem.hint,
             )
+
+
+def _refused_by_keystore(ctx: Context, keystore: Keystore) -> Iterator[Issue]:
+    """What the keystore's nodes would refuse in these files, from the one verification
+    they run (``accept_policy``), asked not to record anything."""
+    policy, keys, path = ctx.policy, ctx.keys, ctx.policy.path
+    if path is None:
+        return
+    if keys is not None and (
+        keys.model.policy != policy.name or keys.model.deployment != policy.model.deployment
+    ):
+        return  # missing-channel-keys reports a channel-key file of another policy
+    try:
+        accept_policy(candidate_from_files(path, policy), keystore, record=False, expiry=False)
+    except (PolicyError, KeystoreError) as error:
+        for problem in error.problems:
+            at_policy = problem.path == str(path) and problem.line is None and problem.field
+            where = (
+                ctx.at_policy((problem.field,), key=True)
+                if at_policy and problem.field in policy.document.data
+                else Place(problem.path or str(path), problem.line, problem.column)
+            )
+            yield Issue(where, problem.message, problem.hint)

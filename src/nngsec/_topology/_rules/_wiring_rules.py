@@ -460,3 +460,48 @@ def bus_not_meshed(ctx: Context) -> Iterator[Issue]:
                     f"connect {end.node} with {missing[0]} (or add a bus relay)",
                     subjects=(end.key,),
                 )
+
+
+@rule("replay-across-receivers", "warning", scope="topology")
+def replay_across_receivers(ctx: Context) -> Iterator[Issue]:
+    """Two or more receiving sockets on a load-balanced channel: pullers of a pipeline,
+    servers of a reqrep channel.
+
+    **Why it matters.** Each receiving socket keeps its own replay windows, and each job
+    or request reaches only one of them. A frame recorded on its way to one receiver can
+    be replayed to another one within the channel's `max_age`, and is accepted there once:
+    a job runs twice, a request is executed twice (by another server). Replays to the same
+    receiver, also across its restarts, are refused.
+
+    **Example.**
+
+    ```yaml
+    worker-1: {sockets: [{channel: jobs, role: puller, dial: "tcp://hub:5561"}]}
+    worker-2: {sockets: [{channel: jobs, role: puller, dial: "tcp://hub:5561"}]}
+    # replay-across-receivers: a job meant for worker-1 can be run by worker-2 as well
+    ```
+
+    **Fix.** Make the jobs or requests idempotent (for example, an id in the payload that
+    the application records before acting), shorten the channel's `max_age` to what the
+    deployment needs (it bounds how long a recorded frame can be replayed), or run one
+    receiver.
+    """
+    receiving: dict[str, list[End]] = {}
+    for end in ctx.graph.sockets():
+        if end.sound and end.receives and end.pattern is not None and end.pattern.load_balanced:
+            receiving.setdefault(end.channel, []).append(end)
+    for channel, ends in receiving.items():
+        if len(ends) < 2:
+            continue
+        spec = ctx.policy.channels[channel]
+        role = spec.pattern_spec.receiver
+        nodes = list(dict.fromkeys(end.node for end in ends))
+        shown = ", ".join(nodes[:5]) + (f" and {len(nodes) - 5} more" if len(nodes) > 5 else "")
+        what = "job" if spec.pattern_spec.name == "pipeline" else "request"
+        yield Issue(
+            ctx.at(ends[1].topology, ends[1].loc),
+            f"channel {channel!r} has {len(ends)} {role.field} ({shown}), each with its own "
+            f"replay windows: a {what} recorded on its way to one can be replayed to another "
+            f"within max_age ({spec.max_age:g}s) and is accepted there once",
+            f"make each {what} idempotent, shorten max_age, or run one {role.name}",
+        )  # no subjects: the graph flags broken links, and these links are as designed
