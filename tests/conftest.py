@@ -1,5 +1,5 @@
-"""Shared fixtures (worlds of fresh identities, the command line in process) and the
-hypothesis profiles.
+"""Shared fixtures (worlds of fresh identities, the command line in process, asyncio and
+trio) and the hypothesis profiles.
 
 Hypothesis profiles, chosen with ``HYPOTHESIS_PROFILE`` (default ``ci``): ``ci`` runs each
 property with hypothesis's usual 100 examples (tests that ask for more get what they ask
@@ -19,6 +19,7 @@ import pytest
 from hypothesis import settings
 
 from nngsec import Node
+from tests.aio import LIBRARIES, AsyncLibrary
 from tests.etcd_support import Etcd
 from tests.support import ALL_CHANNELS, NAMES, FakeClock, InProcessCli, World, build_world
 
@@ -50,11 +51,13 @@ class CodecWorld:
 
 
 @pytest.fixture(scope="module")
-def codec_world(tmp_path_factory: pytest.TempPathFactory) -> CodecWorld:
+def codec_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodecWorld]:
     clock = FakeClock()
     world = build_world(tmp_path_factory.mktemp("codec"), ALL_CHANNELS, NAMES)
     nodes = {name: world.node(name, clock=clock) for name in NAMES}
-    return CodecWorld(world, clock, nodes)
+    yield CodecWorld(world, clock, nodes)
+    for node in nodes.values():
+        node.close()
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +96,21 @@ def no_checkpoint_thread_outlives_the_tests():
     from tests.net import wait_for
 
     gc.collect()  # receivers in reference cycles: their slots are flagged for the thread
-    wait_for(
-        lambda: not [t for t in threading.enumerate() if t.name == "nngsec-replay-checkpoint"],
-        "the checkpoint threads to end",
-    )
+
+    def ended() -> bool:
+        return not [t for t in threading.enumerate() if t.name == "nngsec-replay-checkpoint"]
+
+    try:  # (a collected receiver's slot is given back within ABANDONED_POLL seconds)
+        wait_for(ended, "the checkpoint threads to end", timeout=15)
+    except AssertionError:
+        from nngsec._runtime._replay_state import _STATES
+
+        held = [f"{slot.directory.name}/{slot.channel}" for s in _STATES for slot in s._slots]
+        raise AssertionError(f"receivers never closed nor collected: {held}") from None
+
+
+@pytest.fixture(params=LIBRARIES, ids=repr)
+def aio(request: pytest.FixtureRequest) -> AsyncLibrary:
+    """asyncio, then trio: ``aio.run(main)`` with a time limit (see ``tests/aio.py``)."""
+    library: AsyncLibrary = request.param
+    return library

@@ -125,10 +125,10 @@ def test_a_forked_server_replies_under_a_new_session(codec_world, channel, fork)
     server = world.node(answerer, clock=clock)
     requests = [server.open(channel, client.seal(channel, b"q%d" % i)) for i in range(3)]
     before = server.reply(requests[0], b"before the fork")
-    # Parent and child both answer the second request (the iterator was copied at the
-    # fork): two replies to one request, each under its own nonce.
-    answers = iter(requests[1:])
-    parent, child = _in_parent_and_child(lambda p: server.reply(next(answers), p), fork)
+    # Parent and child each answer a request of their own (a second answer to one request
+    # is refused as a replay: tests/test_sockets_hostile.py), each under its own nonce.
+    answers = {b"from the parent": requests[1], b"from the child": requests[2]}
+    parent, child = _in_parent_and_child(lambda p: server.reply(answers[p], p), fork)
     _assert_fresh_nonces(server, channel, before, (parent, child))
     payloads = [client.open(channel, frame).payload for frame in (before, parent, child)]
     assert payloads == [b"before the fork", b"from the parent", b"from the child"]

@@ -42,9 +42,12 @@ PATTERNS = list(SCENARIOS)
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Node]:
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
     world = build_world(tmp_path_factory.mktemp("relay"), BODY, NAMES)
-    return {name: world.node(name) for name in NAMES}
+    opened = {name: world.node(name) for name in NAMES}
+    yield opened
+    for node in opened.values():
+        node.close()
 
 
 @pytest.fixture
@@ -398,3 +401,19 @@ def test_link_helper_counts_connections_honestly():
         assert link.up == 0
     finally:
         link.close()
+
+
+def test_an_empty_message_is_dropped_and_counted_not_forwarded(short_dir):
+    """No nngsec frame is empty (finding 13 of issue 9): the relay never passes one on.
+    Over ipc: NNG's inproc transport stalls after a zero-byte message."""
+    front, back = f"ipc://{short_dir}/f", f"ipc://{short_dir}/b"
+    with (
+        relay("pipeline", front=front, back=back) as device,
+        pynng.Push0(dial=front) as push,
+        pynng.Pull0(dial=back, recv_timeout=int(TIMEOUT * 1000)) as pull,
+    ):
+        wait_for(lambda: device.peers == (1, 1), "both peers to connect")
+        push.send(b"")
+        push.send(b"a frame")
+        assert pull.recv() == b"a frame"
+        assert device.dropped_empty == 1

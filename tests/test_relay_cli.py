@@ -28,9 +28,12 @@ LINE = re.compile(r"front (\S+) \((listening|dialing), for (\w+)\) (->|<->) back
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Node]:
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
     world = build_world(tmp_path_factory.mktemp("relay-cli"), BODY, NAMES)
-    return {name: world.node(name) for name in NAMES}
+    opened = {name: world.node(name) for name in NAMES}
+    yield opened
+    for node in opened.values():
+        node.close()
 
 
 @pytest.fixture

@@ -157,7 +157,9 @@ class Relay:
     ``max_message_size`` bounds what a peer may send (``None``: no bound, see
     :data:`DEFAULT_MAX_MESSAGE_SIZE`). ``tap`` is called as ``tap(direction, body)`` with
     every body the relay forwards, from the relay's threads; an exception in it is logged
-    and the message is forwarded anyway.
+    and the message is forwarded anyway. An empty message is never forwarded (no nngsec
+    frame is empty, and an empty message stalls some NNG transports and pynng 0.9
+    receivers): it is dropped and counted in :attr:`dropped_empty`.
 
     Nothing opens until :meth:`start` (or ``with``); :func:`relay` does both.
     """
@@ -197,6 +199,7 @@ class Relay:
         self._threads: list[threading.Thread] = []
         self._stopping = False  # read by the forwarding threads between two NNG calls
         self._running = 0
+        self._dropped_empty = 0
         self._error: NngsecError | None = None
         self._front_url = front
         self._back_url = back
@@ -284,6 +287,12 @@ class Relay:
     def error(self) -> NngsecError | None:
         """Why the relay stopped on its own, if it did (``None`` after a clean close)."""
         return self._error
+
+    @property
+    def dropped_empty(self) -> int:
+        """How many empty messages the relay dropped instead of forwarding."""
+        with self._lock:
+            return self._dropped_empty
 
     @property
     def peers(self) -> Peers:
@@ -399,6 +408,11 @@ class Relay:
                 if code != 0:
                     break
                 message = holder[0]
+                if lib.nng_msg_len(message) == 0:  # not a frame: cheapest drop there is
+                    lib.nng_msg_free(message)
+                    with self._lock:
+                        self._dropped_empty += 1
+                    continue
                 if tap is not None:
                     body = ffi.buffer(lib.nng_msg_body(message), lib.nng_msg_len(message))[:]
                     try:

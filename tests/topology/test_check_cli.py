@@ -308,6 +308,7 @@ def test_graph_of_the_example_draws_relays_and_flow(cli, tmp_path):
     assert cli("check", TOPOLOGY, "--graph", dot).code == 0
     text = dot.read_text()
     assert text.count("shape=hexagon") == 3
+    assert '"relay:hub:0" [label="relay hub\\ntelemetry (pubsub)"' in text
     # Frames flow from the publisher to the relay and from the relay to the subscriber.
     assert '"node:sensor-1" -> "relay:hub:0"' in text
     assert '"relay:hub:0" -> "node:dashboard"' in text

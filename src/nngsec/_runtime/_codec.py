@@ -29,6 +29,7 @@ from .._keys._identity import IdentityKey
 from .._patterns import PatternSpec, Scheme
 from .._policy._model import ChannelBase
 from .._policy._policy import Policy
+from ._answers import AnswerLedger
 from ._replay import ReplayGuard
 from ._replay_state import ReplaySlot, ReplayState
 from ._schemes._base import NO_DEPLOYMENT, ChannelContext, SchemeCodec, SendState
@@ -447,6 +448,8 @@ class Receiver:
         if codec.not_before is not None:
             floor = math.floor(codec.not_before * 1000) / 1000
         self.guard = ReplayGuard(codec.spec.replay_window, codec.spec.max_age, floor=floor)
+        # One answer per request from each server or respondent (as sockets keep).
+        self.answers = AnswerLedger(codec.spec.max_age + codec.clock_skew)
         self._lock = threading.Lock()
         # A request or survey is written through: executed at most once across crashes.
         self._writes_through = slot.pattern.receiver.answers
@@ -559,6 +562,8 @@ class Receiver:
             verdict = self.guard.check(header.key_id, header.session, header.seq, sent_at)
             if verdict is not None:
                 raise Rejected(verdict, f"{sender} seq {header.seq}")
+            if header.reply_to is not None and not self.answers.admit(header.reply_to, sender, now):
+                raise Rejected(Rejected.REPLAY, f"a second answer from {sender} to one request")
             if self.replay_slot is not None and self._writes_through and not header.is_reply:
                 self.replay_slot.write_through(header.key_id, header.session, header.seq, sent_at)
             self.guard.record(header.key_id, header.session, header.seq, sent_at, now)

@@ -11,11 +11,24 @@ Pattern behaviour, as in pynng:
 - reqrep: ``send`` on a Rep socket replies to the request just received. A request that
   nng re-sends (identical frame, after ``resend_time`` or a reconnect) is never handed to
   the application twice: if it was answered already, the cached reply is sent again;
-  if it is still being processed, the duplicate is dropped and the pending reply answers
-  it. A client accepts only the reply bound to its outstanding request.
+  if another context is still processing it, this context's copy waits for that reply
+  (the copy may carry the client's newest request id, which is the one NNG routes a
+  reply for). A client accepts only the reply bound to its outstanding request. A reply it
+  rejects has still used NNG's one reply slot of the request, so the client sends the
+  identical request frame again (the server answers that from its reply cache, without
+  executing it twice); after ``MAX_REJECTED_REPLIES`` rejected replies to one request it
+  gives up with :class:`Rejected` (whatever ``on_reject`` says).
 - survey: the surveyor collects authenticated responses to its current survey until
   the survey time ends (``survey()``), a respondent's ``send`` answers the last survey.
 - ``new_context()`` (reqrep, survey) gives contexts for concurrent requests.
+
+Asynchronous use (asyncio or trio; anyio on either): ``arecv``, ``asend``, ``asurvey`` and
+``async for`` honour ``recv_timeout`` and ``send_timeout`` (``pynng.Timeout``), the end of
+a survey, and ``close()`` from another task or thread (``pynng.Closed`` in the waiting
+task; ``async for`` ends). Cancelling one of them loses nothing: a socket waits on NNG's
+notification descriptors and has taken nothing from NNG when it is cancelled; a context
+(and a reply, which NNG consumes the request's backtrace for) runs its NNG operation to
+completion in the background, and the next ``arecv`` on the context gets what it received.
 """
 
 from __future__ import annotations
@@ -25,17 +38,18 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
 
 import pynng
+from pynng import ffi, lib
 
 from .._errors import PolicyError, Problem, Rejected, UsageError
 from .._patterns import BY_PROTOCOL, RoleSpec
 from .._policy._policy import Policy
-from ._async_io import wait_readable
+from ._async_io import Detached, Readiness, readable_now
 from ._codec import (
     Accept,
     ChannelCodec,
@@ -51,6 +65,7 @@ from ._wire import FrameRef, parse_frame
 
 __all__ = [
     "DEFAULT_BUFFER",
+    "MAX_REJECTED_REPLIES",
     "OnReject",
     "SecureContext",
     "SecureSocket",
@@ -63,6 +78,7 @@ OnReject = Literal["drop", "raise"]
 
 DEFAULT_BUFFER = 128  # messages; nng's default of 0 or 1 costs several times the throughput
 LOG_INTERVAL = 10.0  # seconds between two warnings for the same rejection reason
+MAX_REJECTED_REPLIES = 8  # per request; each costs the client one re-send of the request
 
 
 @dataclass
@@ -74,6 +90,7 @@ class SocketStats:
     rejected: Counter[str] = field(default_factory=Counter)
     filtered: int = 0  # frames of topics this subscriber did not subscribe to
     duplicates: int = 0  # re-sent requests absorbed: answered from cache, or still in progress
+    resent: int = 0  # requests sent again: NNG no longer held them (a rejected reply, a timeout)
 
 
 class _RejectLog:
@@ -158,6 +175,36 @@ class _Shared:
         self.channel_length = len(slot.channel)  # where a request's reference is (ASCII)
 
 
+def _take(socket: pynng.Socket, flags: int) -> bytes:
+    """The next message of ``socket``, whatever its length. Not ``Socket.recv``: pynng
+    0.9's fails on a 0-byte message (``RuntimeError``, and the message is lost).
+    ``recv_msg`` would hold it, at the price of a ``Message`` object, three locks and a
+    pipe lookup per message, which the fast path cannot spare (benchmarks/async_recv.py)."""
+    holder = ffi.new("nng_msg **")
+    pynng.check_err(lib.nng_recvmsg(socket.socket, holder, flags))
+    message = holder[0]
+    try:
+        return bytes(ffi.buffer(lib.nng_msg_body(message), lib.nng_msg_len(message)))
+    finally:
+        lib.nng_msg_free(message)
+
+
+class _ParkedRequest:
+    """A server context holding a copy of a request that another context is processing;
+    the reply cache answers it with the first copy's reply (see ``ReplyCache.park``)."""
+
+    def __init__(self, context: pynng.Context) -> None:
+        self._context = context
+
+    def send(self, reply: bytes) -> None:
+        with contextlib.suppress(pynng.NNGException):  # the client may be gone: nothing to do
+            self._context.send(reply)
+
+    def close(self) -> None:
+        with contextlib.suppress(pynng.NNGException):
+            self._context.close()
+
+
 class _Endpoint:
     """Send and receive logic common to a socket and its contexts."""
 
@@ -168,7 +215,11 @@ class _Endpoint:
         self._request: Received | None = None  # server/respondent: what send() answers
         self._request_entry: RequestEntry | None = None  # its reply-cache entry
         self._outstanding: FrameRef | None = None  # client/surveyor: what a reply must answer
-        self._responders: set[str] = set()  # surveyor: who answered the current survey
+        self._asked: bytes | None = None  # client: the request frame, to send again
+        self._rejected_replies = 0  # client: replies to the outstanding request rejected
+        # A context's receive whose task was cancelled: NNG keeps it (cancelling it would
+        # abandon the request or survey), and the next arecv takes its outcome.
+        self._pending: Detached[pynng.Message] | None = None
 
     # -- sending ------------------------------------------------------------------------
     def _frame(self, payload: bytes, topic: Topic | None) -> bytes:
@@ -200,8 +251,14 @@ class _Endpoint:
         frame, ref = sender.seal_ref(payload, topic)
         if shared.role.asks:
             self._outstanding = ref
-            self._responders = set()
+            self._asked = frame if shared.pattern.replies == "one" else None
+            self._rejected_replies = 0
+            self._pending = None  # NNG cancels a receive still pending for the previous one
+            self._asking()
         return frame
+
+    def _asking(self) -> None:
+        """A request or survey is about to go out (a surveyor socket notes when it ends)."""
 
     def send(self, payload: bytes, topic: Topic | None = None) -> None:
         """Seal ``payload`` (with ``topic`` on pubsub) and send it."""
@@ -209,9 +266,16 @@ class _Endpoint:
         self._shared.stats.sent += 1
 
     async def asend(self, payload: bytes, topic: Topic | None = None) -> None:
-        """The asynchronous :meth:`send` (asyncio or trio)."""
-        await self._io.asend(self._frame(payload, topic))
+        """The asynchronous :meth:`send` (asyncio or trio). ``pynng.Timeout`` after the
+        socket's ``send_timeout``. On a context, and for a reply, NNG has the message once
+        this is called: cancelling the task does not withdraw it."""
+        await self._asend_frame(self._frame(payload, topic))
         self._shared.stats.sent += 1
+
+    async def _asend_frame(self, frame: bytes) -> None:
+        # A cancelled aio send loses a reply (NNG took the request's backtrace already)
+        # and a request or survey on a context: it runs to completion, detached.
+        await Detached(lambda: self._io.asend(frame)).result()
 
     # -- receiving ----------------------------------------------------------------------
     def _receiver(self) -> Receiver:
@@ -241,10 +305,12 @@ class _Endpoint:
             return None
         # A server may receive the same request again (nng re-sends it); a respondent
         # answers each survey once and is never asked again with the same frame.
-        key = None
+        entry = None
         if shared.role.answers and shared.pattern.resent:
-            key = request_key(frame, shared.channel_length)
-            if self._answer_duplicate(key, frame):
+            # Claimed on arrival: a copy another context receives meanwhile is recognised.
+            entry, copy = shared.replies.claim(request_key(frame, shared.channel_length), frame)
+            if entry is not None and copy:
+                self._answer_duplicate(entry)
                 return None
         try:
             if shared.role.asks and self._outstanding is None:
@@ -252,73 +318,162 @@ class _Endpoint:
             message = receiver.open(frame, reply_to=self._outstanding)
             self._check_context(message)
         except Rejected as rejected:
+            if entry is not None:
+                shared.replies.release(entry)
             shared.stats.rejected[rejected.reason] += 1
             shared.log.note(rejected.reason, frame)
+            if self._asked is not None:
+                self._rejected_reply(rejected)
             if shared.on_reject == "raise":
                 raise
             return None
         if shared.role.answers:
             self._request = message
-            self._request_entry = shared.replies.started(key, frame) if key is not None else None
+            if entry is None and shared.pattern.resent:
+                # Its key's entry held other bytes (now proven not the request): it takes
+                # that entry's place, so that its copies are answered from the cache.
+                entry = shared.replies.adopt(request_key(frame, shared.channel_length), frame)
+            self._request_entry = entry
         shared.stats.received += 1
         return message
 
     def _check_context(self, message: Received) -> None:
-        """One reply per request; one response per respondent and survey. (That the reply
-        answers the outstanding request was checked by the codec, before decryption.)"""
-        shared = self._shared
-        if not shared.role.asks:
-            return
-        if shared.pattern.replies == "one":
-            self._outstanding = None
-        else:  # one answer from each
-            if message.sender in self._responders:
-                raise Rejected(Rejected.REPLAY, f"a second response from {message.sender}")
-            self._responders.add(message.sender)
+        """One reply per request. (That a reply answers the outstanding request was checked
+        by the codec, before decryption, and that a survey has one response per respondent
+        after it: its receiver keeps the answers it accepted.)"""
+        if self._asked is not None:
+            self._outstanding = self._asked = None
 
-    def _answer_duplicate(self, key: bytes, frame: bytes) -> bool:
-        """A re-sent request: answer it from the reply cache, or drop it while the first copy
-        is being processed (its reply reaches the client: same requester, same request id)."""
-        known, reply = self._shared.replies.lookup(key, frame)
-        if not known:
-            return False
+    def _rejected_reply(self, rejected: Rejected) -> None:
+        """A reply to the outstanding request was rejected (the client sends the request
+        again when NNG then says it holds none); past the bound, give up on the request:
+        a peer answering every copy with junk must not keep the client busy for ever."""
+        self._rejected_replies += 1
+        if self._rejected_replies > MAX_REJECTED_REPLIES:
+            self._outstanding = self._asked = None
+            raise Rejected(
+                rejected.reason,
+                f"gave up on the request: {self._rejected_replies} replies to it were rejected",
+            ) from rejected
+
+    def _answer_duplicate(self, entry: RequestEntry) -> None:
+        """A re-sent request: answer it from the reply cache, or, while the first copy is
+        being checked or processed, let it wait for that reply (contexts) or drop it
+        (sockets)."""
+        reply = entry.reply
         if reply is not None:
             self._io.send(reply)
+        else:
+            self._park(entry)
         self._shared.stats.duplicates += 1
-        return True
+
+    def _park(self, entry: RequestEntry) -> None:
+        """A copy of a request still being processed (a socket has no second one: it
+        receives again only after it answered)."""
 
     def recv(self) -> Received:
-        """The next accepted message (rejected frames are dropped and counted)."""
+        """The next accepted message (rejected frames are dropped and counted).
+
+        ``pynng.Timeout`` after the socket's ``recv_timeout`` (also when rejected frames
+        keep arriving: each is dropped, and the wait does not start over), or when a
+        survey is over; ``pynng.Closed`` once the socket is closed."""
         self._receiver()
+        deadline = _Deadline(self._recv_timeout)
         while True:
-            message = self._accept(self._io.recv())
+            try:
+                frame = self._recv_frame()
+            except pynng.BadState as error:
+                self._io.send(self._lost_state(error))
+                continue
+            message = self._accept(frame)
             if message is not None:
                 return message
+            deadline.check()
+
+    def _recv_frame(self) -> bytes:
+        pending = self._pending
+        if pending is not None:
+            if not pending.done:
+                raise UsageError(
+                    Problem(
+                        "an asynchronous receive on this context is still pending",
+                        hint="use arecv() on a context whose arecv() was cancelled",
+                    )
+                )
+            self._pending = None
+            return bytes(pending.outcome().bytes)
+        # A context's messages come as pynng Messages, which hold any body (b"" included).
+        return bytes(self._io.recv_msg().bytes)
 
     async def arecv(self) -> Received:
-        """The asynchronous :meth:`recv` (asyncio or trio)."""
+        """The asynchronous :meth:`recv` (asyncio or trio), with the same timeouts. A
+        cancelled ``arecv`` loses nothing: the next one gets the next message."""
         self._receiver()
+        deadline = _Deadline(self._recv_timeout)
         while True:
-            message = self._accept(await self._raw_arecv())
+            try:
+                frame = await self._arecv_frame(deadline)
+            except pynng.BadState as error:
+                await self._asend_frame(self._lost_state(error))
+                continue
+            message = self._accept(frame)
             if message is not None:
                 return message
+            deadline.check()
 
-    async def _raw_arecv(self) -> bytes:
-        data: bytes = await self._io.arecv()
-        return data
+    async def _arecv_frame(self, deadline: _Deadline) -> bytes:
+        """A context receives with NNG's aio (which applies ``recv_timeout`` and the end of
+        a survey), detached so that a cancellation does not abandon the request or survey."""
+        pending = self._pending
+        if pending is None or not pending.runs_here():
+            pending = self._pending = Detached(self._io.arecv_msg)
+        try:
+            message = await pending.result()  # cancelled: the operation stays pending
+        except Exception:
+            self._pending = None  # its own error (Closed, Timeout): taken
+            raise
+        self._pending = None
+        return bytes(message.bytes)
+
+    def _lost_state(self, error: pynng.BadState) -> bytes:
+        """NNG has nothing to receive for this socket's state. A client's request is no
+        longer held by NNG (a rejected reply used its reply slot, a receive timed out): the
+        request frame to send again, identical, so that a server that answered it already
+        answers from its reply cache. A surveyor's survey is over (as when the wait had run
+        into its end: ``pynng.Timeout``). Receiving before asking is a caller's mistake."""
+        role = self._shared.role
+        if not role.asks:
+            raise error
+        if self._outstanding is None:
+            raise UsageError(
+                Problem(
+                    f"nothing to receive: a {role.name} socket receives answers to what it sent",
+                    hint="send first",
+                )
+            ) from None
+        if self._asked is None:
+            raise _timeout("the survey is over") from None
+        self._shared.stats.resent += 1
+        return self._asked
+
+    def _recv_timeout(self) -> int:
+        raise NotImplementedError
 
     def __iter__(self) -> Iterator[Received]:
         with contextlib.suppress(pynng.Closed):
             while True:
                 yield self.recv()
 
-    def __aiter__(self) -> AsyncIterator[Received]:
-        return self._aiter()
+    def __aiter__(self) -> Self:
+        return self
 
-    async def _aiter(self) -> AsyncIterator[Received]:
-        with contextlib.suppress(pynng.Closed):
-            while True:
-                yield await self.arecv()
+    async def __anext__(self) -> Received:
+        """``async for``: the next message, until the socket closes. (An iterator rather
+        than an async generator: leaving the loop early needs no ``aclosing``.)"""
+        try:
+            return await self.arecv()
+        except pynng.Closed:
+            raise StopAsyncIteration from None
 
     # -- survey -------------------------------------------------------------------------
     def survey(self, payload: bytes) -> list[Received]:
@@ -331,6 +486,7 @@ class _Endpoint:
         return responses
 
     async def asurvey(self, payload: bytes) -> list[Received]:
+        """The asynchronous :meth:`survey`: returns when the survey ends."""
         await self.asend(payload)
         responses = []
         with contextlib.suppress(pynng.Timeout):
@@ -373,8 +529,20 @@ class SecureContext(_Endpoint):
 
     def __init__(self, socket: SecureSocket) -> None:
         super().__init__()
+        self._socket = socket
         self._shared = socket._shared
         self._io = socket._socket.new_context()
+
+    def _recv_timeout(self) -> int:
+        # NNG gives a context the socket's timeouts when it is created.
+        return self._socket.recv_timeout
+
+    def _park(self, entry: RequestEntry) -> None:
+        # Another context is processing the first copy, and this copy may carry the client's
+        # newest request id (a client re-sends after a rejected reply): its NNG context
+        # waits for the reply, and this context goes on with a fresh one.
+        if self._shared.replies.park(entry, _ParkedRequest(self._io)):
+            self._io = self._socket._socket.new_context()
 
     def close(self) -> None:
         with contextlib.suppress(pynng.Closed):
@@ -412,6 +580,9 @@ class SecureSocket(_Endpoint):
         self._shared = _Shared(slot, role, on_reject)
         self._recv_fd: int | None = None
         self._send_fd: int | None = None
+        self._readiness = Readiness()
+        # A surveyor socket: when its survey ends (time.monotonic()), for arecv's wait.
+        self._survey_ends: float | None = None
         _tune(socket, role, codec.max_frame_size, buffers)
 
     # -- pubsub -------------------------------------------------------------------------
@@ -449,29 +620,55 @@ class SecureSocket(_Endpoint):
         return SecureContext(self)
 
     # -- fast asynchronous paths --------------------------------------------------------
-    async def _raw_arecv(self) -> bytes:
-        # pynng's arecv costs an aio round trip per message (~15x recv). Waiting for the
-        # socket's notification descriptor and then receiving without blocking is far faster.
-        if self._recv_fd is None:
-            self._recv_fd = self._socket.recv_fd
-        while True:
-            try:
-                data: bytes = self._socket.recv(block=False)
-                return data
-            except pynng.TryAgain:
-                await wait_readable(self._recv_fd)
+    @property
+    def _surveys(self) -> bool:
+        return self._shared.role.asks and self._shared.pattern.replies == "each"
 
-    async def asend(self, payload: bytes, topic: Topic | None = None) -> None:
-        frame = self._frame(payload, topic)
+    def _asking(self) -> None:
+        if self._surveys:
+            survey_time: int = self._socket.survey_time
+            self._survey_ends = time.monotonic() + survey_time / 1000 if survey_time >= 0 else None
+
+    async def _arecv_frame(self, deadline: _Deadline) -> bytes:
+        # pynng's arecv costs an aio round trip per message (~15x recv). Waiting for the
+        # socket's notification descriptor and then receiving without blocking is far
+        # faster, and a cancelled wait has taken nothing from NNG.
+        sock = self._socket
+        if self._recv_fd is None:
+            self._recv_fd = sock.recv_fd
+        fd = self._recv_fd
+        # On Surveyor0 a non-blocking receive that finds nothing ends the survey: wait
+        # first, and for no longer than the survey lasts. (Before any survey, NNG's
+        # BadState says there is nothing to wait for.)
+        surveys = self._surveys and self._outstanding is not None
+        ends = self._survey_ends if surveys else None
+        while True:
+            if not surveys or readable_now(fd):
+                try:
+                    return _take(sock, lib.NNG_FLAG_NONBLOCK)
+                except pynng.TryAgain:
+                    pass
+            if not await self._readiness.wait(fd, deadline.at(ends)):
+                raise _timeout("")
+
+    async def _asend_frame(self, frame: bytes) -> None:
+        role = self._shared.role
+        if role.answers:
+            # A reply: a non-blocking send finds Respondent0 never ready, and makes Rep0
+            # drop the reply when its pipe is busy (NNG took the backtrace already).
+            await super()._asend_frame(frame)
+            return
+        sock = self._socket
+        deadline = _Deadline(lambda: int(sock.send_timeout))
         while True:
             try:
-                self._socket.send(frame, block=False)
-                break
+                sock.send(frame, block=False)
+                return
             except pynng.TryAgain:
                 if self._send_fd is None:
-                    self._send_fd = self._socket.send_fd
-                await wait_readable(self._send_fd)
-        self._shared.stats.sent += 1
+                    self._send_fd = sock.send_fd
+                if not await self._readiness.wait(self._send_fd, deadline.at()):
+                    raise _timeout("") from None
 
     # -- passthroughs and lifetime --------------------------------------------------------
     def dial(self, address: str, *, block: bool | None = None) -> None:
@@ -494,7 +691,17 @@ class SecureSocket(_Endpoint):
     def recv_timeout(self, milliseconds: int) -> None:
         self._socket.recv_timeout = milliseconds
 
+    def _recv_frame(self) -> bytes:
+        return _take(self._socket, 0)  # blocks, within recv_timeout
+
+    def _recv_timeout(self) -> int:
+        return self.recv_timeout
+
     def close(self) -> None:
+        """Close the socket; tasks waiting in ``arecv``, ``asend`` or ``async for`` wake
+        (``pynng.Closed``; iteration ends)."""
+        self._readiness.close()  # before NNG closes the descriptors they wait on
+        self._shared.replies.close_parked()
         self._socket.close()
         if self._shared.receiver is not None:
             self._shared.receiver.close()  # the final replay state; the slot is given back
@@ -505,6 +712,39 @@ class SecureSocket(_Endpoint):
             f"<SecureSocket {type(self._socket).__name__} channel={shared.channel!r} "
             f"role={shared.role.name} identity={shared.identity!r}>"
         )
+
+
+class _Deadline:
+    """When a receive (or send) gives up: its socket's timeout after the call began. The
+    option is read only if the call has to wait, which the fast path rarely does."""
+
+    __slots__ = ("_at", "_known", "_start", "_timeout")
+
+    def __init__(self, timeout: Callable[[], int]) -> None:
+        self._start = time.monotonic()
+        self._timeout = timeout  # milliseconds; negative: none
+        self._known = False
+        self._at: float | None = None
+
+    def at(self, also: float | None = None) -> float | None:
+        """The deadline (``time.monotonic()``), or the earlier of it and ``also``."""
+        if not self._known:
+            milliseconds = self._timeout()
+            self._at = self._start + milliseconds / 1000 if milliseconds >= 0 else None
+            self._known = True
+        if self._at is None or also is None:
+            return also if self._at is None else self._at
+        return min(self._at, also)
+
+    def check(self) -> None:
+        """``pynng.Timeout`` once the deadline has passed."""
+        at = self.at()
+        if at is not None and time.monotonic() >= at:
+            raise _timeout("")
+
+
+def _timeout(why: str) -> pynng.Timeout:
+    return pynng.Timeout(f"Timed out{': ' + why if why else ''}", pynng.lib.NNG_ETIMEDOUT)
 
 
 def socket_role(policy: Policy, channel: str, identity: str, socket: Any) -> RoleSpec:

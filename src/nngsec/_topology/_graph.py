@@ -74,7 +74,8 @@ class _Picture:
     def _vertex(self, end: End) -> str:
         if end.is_relay:
             vertex_id = f"relay:{end.node}:{end.index}"
-            label = f"relay {end.node}\n{end.channel} ({end.pattern})"
+            pattern = end.pattern.name if end.pattern is not None else "?"
+            label = f"relay {end.node}\n{end.channel} ({pattern})"
             bad = end.relay_key in self.flagged
         else:
             vertex_id = f"node:{end.node}"
