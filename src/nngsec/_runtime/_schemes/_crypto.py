@@ -53,7 +53,9 @@ __all__ = [
     "ZERO_NONCE",
     "Buffer",
     "aead_open",
+    "aead_open_at",
     "aead_seal",
+    "aead_seal_framed",
     "digest",
     "kdf",
     "mac",
@@ -98,6 +100,21 @@ class _Route:
 
     def aead_open(self, key: bytes, nonce: bytes, ciphertext: Buffer, ad: Buffer) -> bytes | None:
         raise NotImplementedError
+
+    def aead_seal_framed(
+        self, key: bytes, nonce: bytes, message: Buffer, label: bytes, head: bytes
+    ) -> bytes:
+        return head + self.aead_seal(key, nonce, message, label + head)
+
+    def aead_open_at(
+        self, key: bytes, frame: bytes, nonce_at: int, label: bytes, start: int, end: int
+    ) -> bytes | None:
+        return self.aead_open(
+            key,
+            frame[nonce_at : nonce_at + NONCE_SIZE],
+            memoryview(frame)[start:end],
+            label + frame[:start],
+        )
 
     def sign(self, secret: bytes, parts: tuple[Buffer, ...]) -> bytes:
         raise NotImplementedError
@@ -259,6 +276,60 @@ class _DirectRoute(_Route):
         self._give_back(out)
         return opened
 
+    def aead_seal_framed(
+        self, key: bytes, nonce: bytes, message: Buffer, label: bytes, head: bytes
+    ) -> bytes:
+        # One buffer: label || head || ciphertext || tag. The first two are the associated
+        # data, and head || ciphertext || tag is the frame, copied out once.
+        _check(len(key) == KEY_SIZE and len(nonce) == NONCE_SIZE, "AEAD key or nonce size")
+        skip, ad_size = len(label), len(label) + len(head)
+        size = ad_size + len(message) + AEAD_TAG
+        out = self._take(size)
+        self._memmove(out, label, skip)
+        self._memmove(out + skip, head, ad_size - skip)
+        self._encrypt(
+            out + ad_size,
+            self._null,
+            self._pointer(message),
+            len(message),
+            out,
+            ad_size,
+            self._null,
+            nonce,
+            key,
+        )
+        framed = self._buffer(out + skip, size - skip)[:]
+        self._give_back(out)
+        return framed  # type: ignore[no-any-return]
+
+    def aead_open_at(
+        self, key: bytes, frame: bytes, nonce_at: int, label: bytes, start: int, end: int
+    ) -> bytes | None:
+        # The nonce and the associated data are small copies; the ciphertext is read in
+        # place, through a pointer into the frame.
+        _check(len(key) == KEY_SIZE and 0 <= start <= end <= len(frame), "AEAD key or bounds")
+        nonce = frame[nonce_at : nonce_at + NONCE_SIZE]
+        _check(len(nonce) == NONCE_SIZE, "AEAD nonce size")
+        size = end - start - AEAD_TAG
+        if size < 0:
+            return None
+        ad = label + frame[:start]
+        out = self._take(size or 1)
+        failed = self._decrypt(
+            out,
+            self._null,
+            self._null,
+            self._from_buffer(frame) + start,
+            end - start,
+            ad,
+            len(ad),
+            nonce,
+            key,
+        )
+        opened = None if failed else self._buffer(out, size)[:]
+        self._give_back(out)
+        return opened
+
     def sign(self, secret: bytes, parts: tuple[Buffer, ...]) -> bytes:
         _check(len(secret) == SIGN_SECRET, "Ed25519 secret key size")
         size = sum(map(len, parts))
@@ -345,6 +416,24 @@ def known_answers(candidate: _Route) -> list[str]:
     tampered[-1] ^= 1
     if candidate.aead_open(_AEAD_KEY, _AEAD_NONCE, tampered, _AEAD_AD) is not None:
         wrong.append("XChaCha20-Poly1305 accepts a bad tag")
+    # The framed forms: the same answer with the associated data split in label and head.
+    label, head = _AEAD_AD[:4], _AEAD_AD[4:]
+    framed = candidate.aead_seal_framed(_AEAD_KEY, _AEAD_NONCE, _AEAD_MESSAGE, label, head)
+    if framed != head + _AEAD_SEALED:
+        wrong.append("XChaCha20-Poly1305 framed encryption")
+    # A frame that carries its nonce in its head, as nngsec's frames do.
+    head = b"hdr" + _AEAD_NONCE
+    frame = candidate.aead_seal_framed(_AEAD_KEY, _AEAD_NONCE, _AEAD_MESSAGE, label, head)
+    start = len(head)
+    if frame[start:] != candidate.aead_seal(_AEAD_KEY, _AEAD_NONCE, _AEAD_MESSAGE, label + head):
+        wrong.append("XChaCha20-Poly1305 framed encryption of a frame")
+    if candidate.aead_open_at(_AEAD_KEY, frame, 3, label, start, len(frame)) != _AEAD_MESSAGE:
+        wrong.append("XChaCha20-Poly1305 decryption in place")
+    for flipped in (0, start, len(frame) - 1):  # the head (associated data), body, tag
+        bad = bytearray(frame)
+        bad[flipped] ^= 1
+        if candidate.aead_open_at(_AEAD_KEY, bytes(bad), 3, label, start, len(bad)) is not None:
+            wrong.append("XChaCha20-Poly1305 in place accepts a changed frame")
     secret = _SIGN_SEED + _SIGN_PUBLIC
     if candidate.sign(secret, (_SIGN_MESSAGE,)) != _SIGNATURE:
         wrong.append("Ed25519 signing")
@@ -409,6 +498,20 @@ def aead_seal(key: bytes, nonce: bytes, message: Buffer, ad: Buffer) -> bytes:
 def aead_open(key: bytes, nonce: bytes, ciphertext: Buffer, ad: Buffer) -> bytes | None:
     """The plaintext, or ``None`` if the tag does not verify (nothing is released then)."""
     return _active.aead_open(key, nonce, ciphertext, ad)
+
+
+def aead_seal_framed(key: bytes, nonce: bytes, message: Buffer, label: bytes, head: bytes) -> bytes:
+    """``head`` followed by :func:`aead_seal` of ``message`` with ``label || head`` as the
+    associated data: a whole frame, assembled once."""
+    return _active.aead_seal_framed(key, nonce, message, label, head)
+
+
+def aead_open_at(
+    key: bytes, frame: bytes, nonce_at: int, label: bytes, start: int, end: int
+) -> bytes | None:
+    """:func:`aead_open` of ``frame[start:end]`` (read in place) with the 24-byte nonce at
+    ``nonce_at`` and ``label || frame[:start]`` as the associated data."""
+    return _active.aead_open_at(key, frame, nonce_at, label, start, end)
 
 
 def sign(secret: bytes, *parts: Buffer) -> bytes:

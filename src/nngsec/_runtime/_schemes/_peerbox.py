@@ -13,6 +13,7 @@ as a request nor passed off as the reply to another request.
 
 from __future__ import annotations
 
+import math
 import struct
 import threading
 from typing import Any, TypeVar
@@ -21,7 +22,16 @@ from ..._errors import PolicyError, Problem, Rejected
 from ..._formats._labels import PEER_KEY, PEERBOX_FRAME
 from .._wire import Header
 from . import _crypto
-from ._base import ChannelContext, SchemeCodec, SendState, forged, no_key, nonce_of
+from ._base import (
+    ChannelContext,
+    FastOpen,
+    SchemeCodec,
+    Sealer,
+    SendState,
+    forged,
+    no_key,
+    nonce_of,
+)
 from ._crypto import AEAD_TAG, kdf
 
 _AD = PEERBOX_FRAME + b"\x00"  # the associated data: this, then the header bytes
@@ -84,6 +94,27 @@ class _PeerBox(SchemeCodec):
         if payload is None:
             raise forged("AEAD does not open")
         return payload
+
+    def sealer(self, state: SendState, epoch: int, peer: str | None) -> Sealer | None:
+        try:
+            key = self.send_key(peer, epoch)
+        except Rejected:
+            return None  # seal() says why
+
+        def seal(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
+            return _crypto.aead_seal_framed(key, nonce, payload, _AD, hdr)
+
+        return seal
+
+    def fast_open(
+        self, key: Any, header: Header, frame: bytes, start: int, sender: str
+    ) -> FastOpen | None:
+        def open_(frame: bytes, start: int, nonce_at: int) -> bytes | None:
+            return _crypto.aead_open_at(key, frame, nonce_at, _AD, start, len(frame))
+
+        # With several servers a key belongs to an epoch of the service key, which retires.
+        until = self.ctx.usable_until(header.epoch) if len(self.ctx.servers) > 1 else math.inf
+        return FastOpen(open_, b"", AEAD_TAG, until)
 
     def send_key(self, peer: str | None, epoch: int) -> bytes:
         raise NotImplementedError

@@ -34,7 +34,16 @@ from ..._formats._labels import SEALED_FRAME, SEALED_MAC, SEALED_MAC_KEY, SEALED
 from ..._keys._channel_keys import EpochKeys
 from .._wire import Header
 from . import _crypto
-from ._base import ChannelContext, SchemeCodec, SendState, forged, no_key, nonce_of
+from ._base import (
+    ChannelContext,
+    FastOpen,
+    SchemeCodec,
+    Sealer,
+    SendState,
+    forged,
+    no_key,
+    nonce_of,
+)
 from ._crypto import AEAD_TAG, MAC_SIZE, SIGNATURE, ZERO_NONCE, kdf
 
 EPHEMERAL = 32
@@ -80,29 +89,39 @@ class Sealed(SchemeCodec):
             return None
         return kdf(shared, SEALED_MAC_KEY, sender, receiver, self.ctx.binding)
 
-    def _wrap_key(self, shared: bytes, ephemeral: bytes, audience: bytes, header: Header) -> bytes:
+    def _wrap_key(
+        self,
+        shared: bytes,
+        ephemeral: bytes,
+        audience: bytes,
+        epoch: int,
+        key_id: bytes,
+        session: bytes,
+    ) -> bytes:
         return kdf(
             shared,
             SEALED_WRAP,
             ephemeral,
             audience,
             self.ctx.binding,
-            struct.pack(">I", header.epoch),
-            header.key_id,
-            header.session,
+            struct.pack(">I", epoch),
+            key_id,
+            session,
         )
 
     def send_epoch(self, peer: str | None, reply_epoch: int | None) -> int:
         return self.ctx.epoch_for_sending().epoch
 
-    def _session_material(self, state: SendState, header: Header) -> tuple[bytes, bytes]:
+    def _session_material(
+        self, state: SendState, key_id: bytes, session: bytes, epoch: int
+    ) -> tuple[bytes, bytes]:
         """(ephemeral public || wrapped content key, content key) for this session+epoch."""
-        keys = self.ctx.epoch_stamped(header.epoch)
+        keys = self.ctx.epoch_stamped(epoch)
         audience = keys.public
         # Keyed by the session (the wrap binds it, and a forked child restarts it) and by the
         # audience key, not only the epoch number: a session outlives policy switches (Node
         # watch), and material wrapped to another key under a re-made epoch must not be reused.
-        cache_key = ("sealed", header.session, header.epoch, audience)
+        cache_key = ("sealed", key_id, session, epoch, audience)
         cached: tuple[bytes, bytes] | None = state.cache.get(cache_key)
         if cached is not None:
             return cached
@@ -118,7 +137,10 @@ class Sealed(SchemeCodec):
             )
         content_key = self.ctx.random(32)
         wrapped = _crypto.aead_seal(
-            self._wrap_key(shared, ephemeral, audience, header), ZERO_NONCE, content_key, b""
+            self._wrap_key(shared, ephemeral, audience, epoch, key_id, session),
+            ZERO_NONCE,
+            content_key,
+            b"",
         )
         material = (ephemeral + wrapped, content_key)
         state.cache[cache_key] = material
@@ -127,7 +149,9 @@ class Sealed(SchemeCodec):
     def seal(
         self, state: SendState, header: Header, hdr: bytes, payload: bytes, peer: str | None
     ) -> bytes:
-        prefix, content_key = self._session_material(state, header)
+        prefix, content_key = self._session_material(
+            state, header.key_id, header.session, header.epoch
+        )
         ciphertext = _crypto.aead_seal(content_key, nonce_of(header), payload, _AD + hdr + prefix)
         if self.mac:
             proof = self._macs(header, hdr, prefix, ciphertext)
@@ -140,12 +164,77 @@ class Sealed(SchemeCodec):
 
     def _macs(self, header: Header, hdr: bytes, prefix: bytes, ciphertext: bytes) -> bytes:
         """One MAC per holder of the frame's epoch, in their order, of one digest."""
-        holders = self.ctx.epoch_stamped(header.epoch).holders
+        keys = self._keys_to(header.epoch)
+        digest = _crypto.digest(SEALED_MAC, hdr, prefix, ciphertext)
+        return b"".join(_NO_MAC if k is None else _crypto.mac(k, digest) for k in keys)
+
+    def _keys_to(self, epoch: int) -> tuple[bytes | None, ...]:
+        """The MAC keys towards the holders of ``epoch``, in their order."""
+        holders = self.ctx.epoch_stamped(epoch).holders
         keys = self._mac_keys_to.get(holders)
         if keys is None:
             keys = self._mac_keys_to[holders] = tuple(map(self._key_to, holders))
-        digest = _crypto.digest(SEALED_MAC, hdr, prefix, ciphertext)
-        return b"".join(_NO_MAC if k is None else _crypto.mac(k, digest) for k in keys)
+        return keys
+
+    def sealer(self, state: SendState, epoch: int, peer: str | None) -> Sealer | None:
+        prefix, content_key = self._session_material(
+            state, self.ctx.key.key_id, state.session, epoch
+        )
+        if self.mac:
+            keys = self._keys_to(epoch)
+
+            def seal_mac(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
+                framed = _crypto.aead_seal_framed(content_key, nonce, payload, _AD, hdr + prefix)
+                digest = _crypto.digest(SEALED_MAC, framed)
+                macs = [_NO_MAC if k is None else _crypto.mac(k, digest) for k in keys]
+                return b"".join((framed, *macs))
+
+            return seal_mac
+        secret, label = self.ctx.key.signing_secret, self.signature_prefix(SEALED_FRAME)
+
+        def seal_signed(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
+            framed = _crypto.aead_seal_framed(content_key, nonce, payload, _AD, hdr + prefix)
+            return framed + _crypto.sign(secret, label, framed)
+
+        return seal_signed
+
+    def fast_open(
+        self, key: Any, header: Header, frame: bytes, start: int, sender: str
+    ) -> FastOpen | None:
+        body = start + EPHEMERAL + WRAPPED
+        prefix = frame[start:body]
+        content_key = self._content_keys.get((header.key_id, header.session, header.epoch, prefix))
+        if content_key is None:
+            return None
+        until = self.ctx.usable_until(header.epoch)
+        skip = EPHEMERAL + WRAPPED
+        if self.mac:
+            mac_key = self._mac_keys_from[sender]
+            proof = MAC_SIZE * len(key.holders)
+            mine = MAC_SIZE * self._positions[key.holders]
+
+            def open_mac(frame: bytes, start: int, nonce_at: int) -> bytes | None:
+                end = len(frame) - proof
+                view = memoryview(frame)
+                digest = _crypto.digest(SEALED_MAC, view[:end])
+                if not _crypto.mac_matches(
+                    mac_key, digest, view[end + mine : end + mine + MAC_SIZE]
+                ):
+                    return None
+                return _crypto.aead_open_at(content_key, frame, nonce_at, _AD, start + skip, end)
+
+            return FastOpen(open_mac, prefix, FIXED + proof, until)
+        sign_key, label = self.ctx.identities[sender].sign_key, self.signature_prefix(SEALED_FRAME)
+
+        def open_signed(frame: bytes, start: int, nonce_at: int) -> bytes | None:
+            end = len(frame) - SIGNATURE
+            payload = _crypto.aead_open_at(content_key, frame, nonce_at, _AD, start + skip, end)
+            if payload is None:
+                return None
+            view = memoryview(frame)
+            return payload if _crypto.verify(sign_key, view[end:], label, view[:end]) else None
+
+        return FastOpen(open_signed, prefix, self.overhead, until)
 
     def _key_to(self, holder: str) -> bytes | None:
         """The MAC key towards one holder; ``None`` for a name this policy has no usable
@@ -194,7 +283,9 @@ class Sealed(SchemeCodec):
         shared = _crypto.x25519(key.secret, ephemeral)
         if shared is None:
             raise forged("bad ephemeral key")
-        wrap_key = self._wrap_key(shared, ephemeral, key.public, header)
+        wrap_key = self._wrap_key(
+            shared, ephemeral, key.public, header.epoch, header.key_id, header.session
+        )
         content_key = _crypto.aead_open(wrap_key, ZERO_NONCE, prefix[EPHEMERAL:], b"")
         if content_key is None:
             raise forged("content key does not unwrap")

@@ -11,13 +11,23 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..._errors import PolicyError, Problem
 from ..._formats._labels import BUS_FRAME, PAIR_KEY, SECRETBOX_FRAME
 from .._wire import FrameKind, Header
 from . import _crypto
-from ._base import ChannelContext, SchemeCodec, SendState, forged, no_key, nonce_of
+from ._base import (
+    ChannelContext,
+    FastOpen,
+    SchemeCodec,
+    Sealer,
+    SendState,
+    forged,
+    no_key,
+    nonce_of,
+)
 from ._crypto import AEAD_TAG, SIGNATURE, kdf
 
 _PAIR_AD = SECRETBOX_FRAME + b"\x00"  # the associated data: this, then the header bytes
@@ -49,6 +59,22 @@ class PairBox(SchemeCodec):
         self, state: SendState, header: Header, hdr: bytes, payload: bytes, peer: str | None
     ) -> bytes:
         return _crypto.aead_seal(self._key, nonce_of(header), payload, _PAIR_AD + hdr)
+
+    def sealer(self, state: SendState, epoch: int, peer: str | None) -> Sealer | None:
+        key = self._key
+
+        def seal(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
+            return _crypto.aead_seal_framed(key, nonce, payload, _PAIR_AD, hdr)
+
+        return seal
+
+    def fast_open(
+        self, key: Any, header: Header, frame: bytes, start: int, sender: str
+    ) -> FastOpen | None:
+        def open_(frame: bytes, start: int, nonce_at: int) -> bytes | None:
+            return _crypto.aead_open_at(key, frame, nonce_at, _PAIR_AD, start, len(frame))
+
+        return FastOpen(open_, b"", AEAD_TAG, math.inf)
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
         if header.epoch != 0:
@@ -91,6 +117,35 @@ class BusBox(SchemeCodec):
             self.ctx.key.signing_secret, self.signature_prefix(BUS_FRAME), hdr, ciphertext
         )
         return ciphertext + signature
+
+    def sealer(self, state: SendState, epoch: int, peer: str | None) -> Sealer | None:
+        secret = self.ctx.epoch_stamped(epoch).secret
+        if secret is None:
+            return None  # seal() says why
+        signed, signing = self.signed, self.ctx.key.signing_secret
+        label = self.signature_prefix(BUS_FRAME)
+
+        def seal(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
+            framed = _crypto.aead_seal_framed(secret, nonce, payload, _BUS_AD, hdr)
+            return framed + _crypto.sign(signing, label, framed) if signed else framed
+
+        return seal
+
+    def fast_open(
+        self, key: Any, header: Header, frame: bytes, start: int, sender: str
+    ) -> FastOpen | None:
+        signed, sign_key = self.signed, self.ctx.identities[sender].sign_key
+        label, tail = self.signature_prefix(BUS_FRAME), SIGNATURE if self.signed else 0
+
+        def open_(frame: bytes, start: int, nonce_at: int) -> bytes | None:
+            end = len(frame) - tail
+            payload = _crypto.aead_open_at(key, frame, nonce_at, _BUS_AD, start, end)
+            if payload is None or not signed:
+                return payload
+            view = memoryview(frame)
+            return payload if _crypto.verify(sign_key, view[end:], label, view[:end]) else None
+
+        return FastOpen(open_, b"", self.overhead, self.ctx.usable_until(header.epoch))
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
         return self.ctx.epoch_for_receiving(header.epoch, now).secret
