@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nngsec import Rejected
+from nngsec import Node, Rejected
 from nngsec._runtime._codec import Receiver, Sender
 from nngsec._runtime._schemes._base import SendState
 from tests.support import NAMES, FakeClock, examples
@@ -342,8 +342,8 @@ UNUSUAL = [
 
 
 @pytest.mark.parametrize(("channel", "sender", "receiver", "topic"), UNUSUAL)
-def test_late_early_and_large_frames_of_a_known_session_take_the_general_way(
-    nodes, monkeypatch, channel, sender, receiver, topic
+def test_late_and_early_frames_of_a_known_session_take_the_general_way(
+    nodes, channel, sender, receiver, topic
 ):
     clock: FakeClock = nodes["clock"]
     start = clock.now
@@ -358,14 +358,36 @@ def test_late_early_and_large_frames_of_a_known_session_take_the_general_way(
         early = seal(PAYLOAD, topic)
         clock.advance(-5)  # stamped 5 s ahead: past the 2 s skew allowance
         assert pair.same(early) == ("rejected", "stale")
-        large = seal(PAYLOAD, topic)
-        codec = nodes[receiver].codec(channel)
-        monkeypatch.setattr(type(codec), "max_size", property(lambda _: len(PAYLOAD) - 1))
-        assert pair.same(large) == ("rejected", "too-large")
-        monkeypatch.undo()
         assert pair.same(seal(PAYLOAD, topic))[0] == "accepted"
+        assert pair.taken[0] == 1
     finally:
         clock.now = start
+
+
+@pytest.mark.parametrize(("channel", "sender", "receiver", "topic"), UNUSUAL)
+def test_a_frame_of_a_known_session_over_max_message_size_is_refused_as_too_large(
+    codec_world, nodes, channel, sender, receiver, topic
+):
+    """The receiver's policy allows 16 bytes, the sender's more (a sender on another
+    version of the policy): the larger frames of a known session are too large."""
+    world = codec_world.world
+    text = world.policy_path.read_text()
+    small = world.root / f"small-{channel}.yaml"
+    small.write_text(
+        text.replace(f"  {channel}:\n", f"  {channel}:\n    max_message_size: 16B\n", 1)
+    )
+    (world.root / f"small-{channel}.keys.json").write_bytes(
+        world.policy_path.with_suffix(".keys.json").read_bytes()
+    )
+    with Node(
+        small, identity=receiver, keystore=world.keystore, clock=nodes["clock"], state_dir=False
+    ) as node:
+        seal = nodes[sender].sender(channel).seal
+        pair = _pair({receiver: node}, channel, receiver, "forward")
+        assert pair.same(seal(PAYLOAD, topic))[0] == "accepted"
+        assert pair.same(seal(PAYLOAD * 2, topic)) == ("rejected", "too-large")
+        assert pair.same(seal(PAYLOAD, topic))[0] == "accepted"
+        assert pair.taken[0] == 1
 
 
 EXPIRING = """

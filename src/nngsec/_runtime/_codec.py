@@ -316,6 +316,7 @@ class ChannelSlot:
 _SEQ_LIMIT = 1 << 64
 _PLANS = 64  # topics, and peers of replies, a sender keeps a plan for
 _getpid = os.getpid
+_SEQ_TIME_PACK = SEQ_TIME.pack
 
 
 class _Plan:
@@ -501,10 +502,21 @@ class Sender:
 
     def seal(self, payload: bytes, topic: Topic | None = None) -> bytes:
         """A frame carrying ``payload`` from this identity to the channel's receivers."""
-        if topic is None or type(topic) is str:
-            fast = self._fast(self._plans.get(topic), payload)
-            if fast is not None:
-                return fast[0]
+        if topic is None or type(topic) is str:  # _fast, inline: this is the hot path
+            plan = self._plans.get(topic)
+            if plan is not None and type(payload) is bytes and len(payload) <= plan.max_size:
+                state = self.state
+                now = plan.clock()
+                if (
+                    now < plan.until
+                    and plan.codec is self.slot.codec
+                    and plan.session is state.session
+                    and state.pid == _getpid()
+                ):
+                    seq = next(state.counter)
+                    if seq < _SEQ_LIMIT:  # (else the general way says why)
+                        tail = _SEQ_TIME_PACK(seq, int(now * 1000))
+                        return plan.seal(plan.head + tail, plan.session + tail[:8], payload)
         return self.seal_ref(payload, topic)[0]
 
     def seal_ref(self, payload: bytes, topic: Topic | None = None) -> tuple[bytes, FrameRef]:
@@ -564,6 +576,8 @@ def _after(moment: float | None) -> float:
     return math.inf if moment is None else moment
 
 
+_tuple_new = tuple.__new__  # a named tuple made in one step, without its __new__'s call
+_SEQ_TIME_FROM = SEQ_TIME.unpack_from
 _KNOWN = 1024  # sessions a receiver remembers for its fast path (then it starts over)
 
 
@@ -574,7 +588,11 @@ class _Known(NamedTuple):
 
     codec: ChannelCodec
     sender: str
-    key: tuple[bytes, bytes]  # key id, session
+    channel: str
+    key: tuple[bytes, bytes]  # key id, session (the replay guard's key)
+    key_id: bytes
+    session: bytes
+    own_key_id: bytes  # what a reply's reply_to names
     window: object
     epoch: int
     topic: str | None
@@ -583,7 +601,11 @@ class _Known(NamedTuple):
     overhead: int
     until: float  # the sender's expiry, or the key's retirement, whichever comes first
     reply: bool
+    plain: bool  # not a reply, and no journal: the window slides with nothing else to do
     header_rest: int  # header bytes after the looked-up ones: seq, time, reply_to
+    max_payload: int
+    max_age: float
+    skew: float
     authenticated: bool
 
 
@@ -693,22 +715,22 @@ class Receiver:
         """A usual frame of a known session: the message (or ``Rejected('forged')``);
         ``None`` for anything unusual, which then takes the general way."""
         start = at + known.header_rest
-        body = len(frame) - start
-        if body < known.overhead or body - known.overhead > codec.max_size:
+        payload_size = len(frame) - start - known.overhead
+        if payload_size < 0 or payload_size > known.max_payload:
             return None
-        seq, time_ms = SEQ_TIME.unpack_from(frame, at)
+        seq, time_ms = _SEQ_TIME_FROM(frame, at)
         if known.reply and (
             reply_to is None
-            or reply_to.key_id != codec.identity_key.key_id
+            or reply_to.key_id != known.own_key_id
             or frame[at + SEQ_TIME.size : start] != REPLY_TO.pack(*reply_to)
         ):
             return None
         now = codec.clock()
         sent_at = time_ms / 1000
-        if now > known.until or now - sent_at > codec.max_age or sent_at - now > codec.clock_skew:
+        if now > known.until or now - sent_at > known.max_age or sent_at - now > known.skew:
             return None
-        guard, window, key = self.guard, known.window, known.key
-        if not guard.current(window, key, seq, sent_at):
+        guard, window = self.guard, known.window
+        if not guard.current(window, known.key, seq, sent_at):
             return None
         if known.body_prefix and not frame.startswith(known.body_prefix, start):
             return None
@@ -716,33 +738,56 @@ class Receiver:
         if payload is None:
             raise Rejected(Rejected.FORGED, f"{known.sender} seq {seq} does not authenticate")
         with self._lock:  # as the general way: another thread may have accepted it since
-            in_order = guard.current(window, key, seq, sent_at)
-            if not in_order:
-                verdict = guard.check(key[0], key[1], seq, sent_at)
-                if verdict is not None:
-                    raise Rejected(verdict, f"{known.sender} seq {seq}")
-            if known.reply:
-                if not self.answers.admit(reply_to, known.sender, now):  # type: ignore[arg-type]
-                    raise Rejected(
-                        Rejected.REPLAY, f"a second answer from {known.sender} to one request"
-                    )
-            elif self.replay_slot is not None and self._writes_through:
-                self.replay_slot.write_through(key[0], key[1], seq, sent_at)
-            if in_order:
-                guard.advance(window, seq, sent_at, now)
+            if known.plain:  # no answer to admit, no journal to write first
+                if not guard.advance_current(window, known.key, seq, sent_at, now):
+                    self._record_late(known, seq, sent_at, now)
             else:
-                guard.record(key[0], key[1], seq, sent_at, now)
-        return Received(
-            payload,
-            known.sender,
-            codec.channel,
-            known.topic,
-            sent_at,
-            FrameRef(key[0], key[1], seq),
-            known.epoch,
-            reply_to,
-            known.authenticated,
+                self._record_answer(known, seq, sent_at, now, reply_to)
+        return _tuple_new(
+            Received,
+            (
+                payload,
+                known.sender,
+                known.channel,
+                known.topic,
+                sent_at,
+                _tuple_new(FrameRef, (known.key_id, known.session, seq)),
+                known.epoch,
+                reply_to,
+                known.authenticated,
+            ),
         )
+
+    def _record_late(self, known: _Known, seq: int, sent_at: float, now: float) -> None:
+        """Under the lock: a frame that is no longer above its window (another thread
+        accepted frames meanwhile): the general check and record."""
+        verdict = self.guard.check(known.key_id, known.session, seq, sent_at)
+        if verdict is not None:
+            raise Rejected(verdict, f"{known.sender} seq {seq}")
+        self.guard.record(known.key_id, known.session, seq, sent_at, now)
+
+    def _record_answer(
+        self, known: _Known, seq: int, sent_at: float, now: float, reply_to: FrameRef | None
+    ) -> None:
+        """Under the lock, as the general way: the replay check again, one answer per
+        request and responder, a request's journal entry, then the record."""
+        guard, window = self.guard, known.window
+        in_order = guard.current(window, known.key, seq, sent_at)
+        if not in_order:
+            verdict = guard.check(known.key_id, known.session, seq, sent_at)
+            if verdict is not None:
+                raise Rejected(verdict, f"{known.sender} seq {seq}")
+        if known.reply:
+            if not self.answers.admit(reply_to, known.sender, now):  # type: ignore[arg-type]
+                raise Rejected(
+                    Rejected.REPLAY, f"a second answer from {known.sender} to one request"
+                )
+        elif self.replay_slot is not None:
+            self.replay_slot.write_through(known.key_id, known.session, seq, sent_at)
+        if in_order:
+            guard.advance(window, seq, sent_at, now)
+        else:
+            guard.record(known.key_id, known.session, seq, sent_at, now)
 
     def _learn(
         self,
@@ -779,7 +824,11 @@ class Receiver:
         self._known[head] = _Known(
             codec=codec,
             sender=sender,
+            channel=codec.channel,
             key=(header.key_id, header.session),
+            key_id=header.key_id,
+            session=header.session,
+            own_key_id=codec.identity_key.key_id,
             window=window,
             epoch=header.epoch,
             topic=header.topic.decode("utf-8", "surrogateescape")
@@ -790,7 +839,11 @@ class Receiver:
             overhead=fast.overhead,
             until=min(fast.until, _after(codec.policy.expiry_of(sender))),
             reply=reply,
+            plain=not reply and not (self.replay_slot is not None and self._writes_through),
             header_rest=rest,
+            max_payload=codec.max_size,
+            max_age=codec.max_age,
+            skew=codec.clock_skew,
             authenticated=codec.scheme != "plaintext",
         )
 

@@ -173,6 +173,11 @@ class _Shared:
         self.sender: Sender | None = slot.sender() if role.sends_any else None
         self.replies = ReplyCache()
         self.channel_length = len(slot.channel)  # where a request's reference is (ASCII)
+        # What every frame asks of the role, answered once.
+        self.filters = slot.pattern.has_topic and role.receives  # by subscribed topic
+        self.caches = role.answers and slot.pattern.resent  # re-sent requests: reply cache
+        self.answers, self.asks = role.answers, role.asks
+        self.plain_sender = not (role.answers or role.asks)  # no request to remember
 
 
 def _take(socket: pynng.Socket, flags: int) -> bytes:
@@ -225,6 +230,8 @@ class _Endpoint:
     def _frame(self, payload: bytes, topic: Topic | None) -> bytes:
         shared = self._shared
         sender = shared.sender
+        if sender is not None and shared.plain_sender:
+            return sender.seal(payload, topic)  # nothing to remember of the frame
         if sender is None:
             raise UsageError(
                 Problem(
@@ -292,12 +299,10 @@ class _Endpoint:
     def _accept(self, frame: bytes) -> Received | None:
         """The message, or ``None`` when the frame was dropped (counted and logged)."""
         shared = self._shared
-        receiver = self._receiver()
-        if (
-            shared.pattern.has_topic
-            and shared.role.receives
-            and not any(map(frame.startswith, shared.subscriptions))
-        ):
+        receiver = shared.receiver
+        if receiver is None:
+            receiver = self._receiver()  # raises
+        if shared.filters and not any(map(frame.startswith, shared.subscriptions)):
             # A pubsub frame starts with its clear topic (binding), so this is NNG's own
             # prefix rule, applied again here before any cryptography. If the frame is
             # accepted below, these very bytes were authenticated.
@@ -306,17 +311,20 @@ class _Endpoint:
         # A server may receive the same request again (nng re-sends it); a respondent
         # answers each survey once and is never asked again with the same frame.
         entry = None
-        if shared.role.answers and shared.pattern.resent:
+        if shared.caches:
             # Claimed on arrival: a copy another context receives meanwhile is recognised.
             entry, copy = shared.replies.claim(request_key(frame, shared.channel_length), frame)
             if entry is not None and copy:
                 self._answer_duplicate(entry)
                 return None
         try:
-            if shared.role.asks and self._outstanding is None:
-                raise Rejected(Rejected.REPLAY, "a reply, but no request is outstanding")
-            message = receiver.open(frame, reply_to=self._outstanding)
-            self._check_context(message)
+            if shared.asks:
+                if self._outstanding is None:
+                    raise Rejected(Rejected.REPLAY, "a reply, but no request is outstanding")
+                message = receiver.open(frame, reply_to=self._outstanding)
+                self._check_context(message)
+            else:
+                message = receiver.open(frame)
         except Rejected as rejected:
             if entry is not None:
                 shared.replies.release(entry)
@@ -327,9 +335,9 @@ class _Endpoint:
             if shared.on_reject == "raise":
                 raise
             return None
-        if shared.role.answers:
+        if shared.answers:
             self._request = message
-            if entry is None and shared.pattern.resent:
+            if entry is None and shared.caches:
                 # Its key's entry held other bytes (now proven not the request): it takes
                 # that entry's place, so that its copies are answered from the cache.
                 entry = shared.replies.adopt(request_key(frame, shared.channel_length), frame)
@@ -378,7 +386,8 @@ class _Endpoint:
         keep arriving: each is dropped, and the wait does not start over), or when a
         survey is over; ``pynng.Closed`` once the socket is closed."""
         self._receiver()
-        deadline = _Deadline(self._recv_timeout)
+        started = time.monotonic()
+        deadline = None  # made when a frame is dropped: most calls return the first one
         while True:
             try:
                 frame = self._recv_frame()
@@ -388,6 +397,8 @@ class _Endpoint:
             message = self._accept(frame)
             if message is not None:
                 return message
+            if deadline is None:
+                deadline = _Deadline(self._recv_timeout, started)
             deadline.check()
 
     def _recv_frame(self) -> bytes:
@@ -720,8 +731,8 @@ class _Deadline:
 
     __slots__ = ("_at", "_known", "_start", "_timeout")
 
-    def __init__(self, timeout: Callable[[], int]) -> None:
-        self._start = time.monotonic()
+    def __init__(self, timeout: Callable[[], int], start: float | None = None) -> None:
+        self._start = time.monotonic() if start is None else start
         self._timeout = timeout  # milliseconds; negative: none
         self._known = False
         self._at: float | None = None

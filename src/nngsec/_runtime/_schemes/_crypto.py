@@ -193,6 +193,7 @@ class _DirectRoute(_Route):
         self._from_buffer = ffi.from_buffer
         self._memmove = ffi.memmove
         self._buffer = ffi.buffer
+        self._unpack = ffi.unpack  # of a char[]: bytes
         self._encrypt = lib.crypto_aead_xchacha20poly1305_ietf_encrypt
         self._decrypt = lib.crypto_aead_xchacha20poly1305_ietf_decrypt
         self._sign = lib.crypto_sign
@@ -276,45 +277,54 @@ class _DirectRoute(_Route):
         self._give_back(out)
         return opened
 
+    # -- the frame paths: one reused buffer per thread, bytes out with one copy -----------
+    def _frame_buffer(self, size: int) -> Any:
+        """This thread's frame buffer (taken: a nested call, such as a signal handler's,
+        finds none and makes its own), of at least ``size`` bytes."""
+        local = self._local
+        out = getattr(local, "frame", None)
+        if out is None or len(out) < size:
+            return self._new("char[]", max(4096, 1 << (size - 1).bit_length()))
+        local.frame = None
+        return out
+
+    def _keep_frame_buffer(self, out: Any) -> None:
+        if len(out) <= SCRATCH_KEEP:
+            self._local.frame = out
+
     def aead_seal_framed(
         self, key: bytes, nonce: bytes, message: Buffer, label: bytes, head: bytes
     ) -> bytes:
-        # One buffer: label || head || ciphertext || tag. The first two are the associated
-        # data, and head || ciphertext || tag is the frame, copied out once.
+        # head || ciphertext || tag in one buffer, copied out once; label || head is the
+        # associated data.
         _check(len(key) == KEY_SIZE and len(nonce) == NONCE_SIZE, "AEAD key or nonce size")
-        skip, ad_size = len(label), len(label) + len(head)
-        size = ad_size + len(message) + AEAD_TAG
-        out = self._take(size)
-        self._memmove(out, label, skip)
-        self._memmove(out + skip, head, ad_size - skip)
+        at, size = len(head), len(message)
+        ad = label + head
+        out = self._frame_buffer(at + size + AEAD_TAG)
+        self._memmove(out, head, at)
         self._encrypt(
-            out + ad_size,
-            self._null,
-            self._pointer(message),
-            len(message),
-            out,
-            ad_size,
-            self._null,
-            nonce,
-            key,
+            out + at, self._null, self._pointer(message), size, ad, len(ad), self._null, nonce, key
         )
-        framed = self._buffer(out + skip, size - skip)[:]
-        self._give_back(out)
-        return framed  # type: ignore[no-any-return]
+        framed: bytes = self._unpack(out, at + size + AEAD_TAG)
+        self._keep_frame_buffer(out)
+        return framed
 
     def aead_open_at(
         self, key: bytes, frame: bytes, nonce_at: int, label: bytes, start: int, end: int
     ) -> bytes | None:
-        # The nonce and the associated data are small copies; the ciphertext is read in
-        # place, through a pointer into the frame.
-        _check(len(key) == KEY_SIZE and 0 <= start <= end <= len(frame), "AEAD key or bounds")
-        nonce = frame[nonce_at : nonce_at + NONCE_SIZE]
-        _check(len(nonce) == NONCE_SIZE, "AEAD nonce size")
+        # The ciphertext is read in place, through a pointer into the frame; the nonce and
+        # the associated data are small copies.
         size = end - start - AEAD_TAG
+        _check(
+            len(key) == KEY_SIZE
+            and 0 <= start <= end <= len(frame)
+            and 0 <= nonce_at <= len(frame) - NONCE_SIZE,
+            "AEAD key or frame bounds",
+        )
         if size < 0:
             return None
         ad = label + frame[:start]
-        out = self._take(size or 1)
+        out = self._frame_buffer(size or 1)
         failed = self._decrypt(
             out,
             self._null,
@@ -323,11 +333,13 @@ class _DirectRoute(_Route):
             end - start,
             ad,
             len(ad),
-            nonce,
+            frame[nonce_at : nonce_at + NONCE_SIZE],
             key,
         )
-        opened = None if failed else self._buffer(out, size)[:]
-        self._give_back(out)
+        # On failure libsodium writes nothing into ``out`` (it checks the tag before it
+        # decrypts), and nothing of it is returned.
+        opened: bytes | None = None if failed else self._unpack(out, size)
+        self._keep_frame_buffer(out)
         return opened
 
     def sign(self, secret: bytes, parts: tuple[Buffer, ...]) -> bytes:
