@@ -13,6 +13,9 @@ exc, tb, traceback  # the context-manager protocol's __exit__ arguments
 _.asurvey  # public API: SecureSocket.asurvey (the asynchronous survey)
 TestReplayWindow  # pytest collects the hypothesis state machine's TestCase
 pytestmark  # pytest reads a module-level pytestmark
+restore_route  # pytest: a fixture of tests/test_crypto_routes.py, named in usefixtures marks
+_.send_timeout  # pynng socket option: set for nng, which reads it
+_.survey_time  # pynng socket option: set for nng, which reads it
 _no_thread_left_behind  # pytest runs autouse fixtures
 __getattr__, __dir__  # PEP 562: Python calls them on a module (nngsec/__init__.py)
 _.field_title_should_be_set  # pydantic's GenerateJsonSchema calls it (_formats/_json_schema.py)

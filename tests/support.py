@@ -173,6 +173,26 @@ def _channels() -> str:
             {"surveyors": [ALICE, BOB], "respondents": [CAROL, DAVE]},
             scheme=scheme,
         )
+    # origin: mac, on the sealed patterns: one MAC per receiving identity
+    add(
+        "pubsub-mac",
+        "pubsub",
+        {"publishers": [ALICE, BOB], "subscribers": [CAROL, DAVE]},
+        origin="mac",
+        topics='["t.", "u."]',
+    )
+    add(
+        "pipeline-mac",
+        "pipeline",
+        {"pushers": [ALICE, BOB], "pullers": [CAROL, DAVE]},
+        origin="mac",
+    )
+    add(
+        "survey-mac",
+        "survey",
+        {"surveyors": [ALICE, BOB], "respondents": [CAROL, DAVE]},
+        origin="mac",
+    )
     add("reqrep-single", "reqrep", {"clients": [ALICE, BOB], "servers": [CAROL]})
     for scheme in ("peerbox", "signed", "plaintext"):
         add(

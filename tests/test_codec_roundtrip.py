@@ -14,6 +14,7 @@ CHANNELS = [
     "pubsub-sealed", "pubsub-signed", "pubsub-plaintext",
     "pipeline-sealed", "pipeline-signed", "pipeline-plaintext",
     "survey-sealed", "survey-signed", "survey-plaintext",
+    "pubsub-mac", "pipeline-mac", "survey-mac",
     "reqrep-single", "reqrep-peerbox", "reqrep-signed", "reqrep-plaintext",
 ]  # fmt: skip
 

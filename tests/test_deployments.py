@@ -31,12 +31,16 @@ FORWARD = {
     "pipeline-signed": ("alice", "carol"),
     "survey-sealed": ("alice", "carol"),
     "survey-signed": ("alice", "carol"),
+    "pubsub-mac": ("alice", "carol"),
+    "pipeline-mac": ("alice", "carol"),
+    "survey-mac": ("alice", "carol"),
     "reqrep-single": ("alice", "carol"),
     "reqrep-peerbox": ("alice", "carol"),
     "reqrep-signed": ("alice", "carol"),
 }
 REPLIES = {
     "survey-sealed": ("alice", "carol"),
+    "survey-mac": ("alice", "carol"),
     "survey-signed": ("alice", "carol"),
     "reqrep-single": ("alice", "carol"),
     "reqrep-peerbox": ("alice", "carol"),

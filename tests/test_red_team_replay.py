@@ -13,7 +13,6 @@ after restarts with damaged state.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -55,7 +54,7 @@ def test_a_respondent_cannot_flush_the_ledger_to_vote_twice(tmp_path, flood):
     bound = 256
     receiver.answers = AnswerLedger(receiver.answers.retention, max_entries=bound)
     for _ in range(bound + 10):
-        never_sent = dataclasses.replace(asked, ref=FrameRef(asked.ref.key_id, os.urandom(16), 0))
+        never_sent = asked._replace(ref=FrameRef(asked.ref.key_id, os.urandom(16), 0))
         try:
             surveyor.open("poll", hostile.reply(never_sent, b"yes"))
         except Rejected as refused:

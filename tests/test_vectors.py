@@ -3,6 +3,8 @@ against an independent implementation. See docs/spec/wire-format.md, "Test vecto
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import struct
 from pathlib import Path
@@ -26,7 +28,8 @@ from tests.vectors.independent import (
 )
 
 VECTORS = sorted(generate.HERE.glob("*.json"))
-PUBSUB = {"telemetry", "audit"}
+PUBSUB = {"telemetry", "audit", "telemetry-mac"}
+MAC_CHANNELS = {"telemetry-mac", "jobs-mac", "health-mac"}  # origin: mac
 
 
 def load(path: Path):
@@ -72,6 +75,14 @@ def independent_secret(vector, channel: str, epoch: int, name: str) -> bytes | N
     return open_channel_key_entry(
         entry["sealed"][name], me, deployment, policy, channel, epoch, kind
     )
+
+
+def _epoch_entry(vector, channel: str, epoch: int):
+    """The channel-key file's entry of ``channel`` in ``epoch``."""
+    [entry] = [
+        e for e in vector["channel_keys"]["channels"][channel]["epochs"] if e["epoch"] == epoch
+    ]
+    return entry
 
 
 def independent_public(vector, channel: str, epoch: int) -> bytes:
@@ -122,10 +133,32 @@ def independently_open(vector, delivery) -> tuple[bytes, str]:
         ), sender_name
     if f.kind == 0x04:  # sealed
         assert secret is not None
-        verify_signature(
-            sender.sign_pk, b"nngsec/v2/sealed\x00" + bind + f.header + f.body[:-64], f.body[-64:]
-        )
-        ephemeral, wrapped = f.body[:32], f.body[32:80]
+        if channel in MAC_CHANNELS:
+            # origin: mac: one 16-byte MAC per holder of the epoch, holders sorted by name;
+            # this receiver checks its own, keyed from X25519(receiver, sender).
+            holders = sorted(_epoch_entry(vector, channel, f.epoch)["sealed"])
+            tags, body = f.body[-16 * len(holders) :], f.body[: -16 * len(holders)]
+            mac_key = kdf(
+                x25519(me.box, sender.box_pk),
+                b"nngsec/v2/sealed/mac-key",
+                sender.box_pk,
+                me.box_pk,
+                bind,
+            )
+            digest = hashlib.blake2b(
+                b"nngsec/v2/sealed/mac\x00" + f.header + body, digest_size=32
+            ).digest()
+            at = 16 * holders.index(receiver)
+            expected = hashlib.blake2b(digest, digest_size=16, key=mac_key).digest()
+            assert hmac.compare_digest(expected, tags[at : at + 16])
+        else:
+            verify_signature(
+                sender.sign_pk,
+                b"nngsec/v2/sealed\x00" + bind + f.header + f.body[:-64],
+                f.body[-64:],
+            )
+            body = f.body[:-64]
+        ephemeral, wrapped = body[:32], body[32:80]
         audience = independent_public(vector, channel, f.epoch)
         assert audience == x25519_public(secret)
         wrap_key = kdf(
@@ -139,10 +172,10 @@ def independently_open(vector, delivery) -> tuple[bytes, str]:
             f.session,
         )
         content_key = xchacha_decrypt(wrap_key, bytes(24), wrapped, b"")
-        ad = b"nngsec/v2/sealed\x00" + f.header + f.body[:80]
-        return xchacha_decrypt(content_key, f.nonce, f.body[80:-64], ad), sender_name
+        ad = b"nngsec/v2/sealed\x00" + f.header + body[:80]
+        return xchacha_decrypt(content_key, f.nonce, body[80:], ad), sender_name
     if f.kind in (0x05, 0x85):
-        if channel in ("health", "single"):  # response to me the surveyor; request to me the server
+        if channel in ("health", "health-mac", "single"):  # responses to me; requests to me alone
             key = peer_key(x25519(me.box, sender.box_pk), sender.box_pk, me.box_pk)
         elif f.kind == 0x05:  # request to the two-server service: I hold its secret
             assert secret is not None

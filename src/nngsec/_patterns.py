@@ -21,6 +21,7 @@ from typing import Literal, get_args
 
 __all__ = [
     "BY_PROTOCOL",
+    "ORIGIN_MEANINGS",
     "PATTERNS",
     "PATTERN_NAMES",
     "RELAY_PATTERN_NAMES",
@@ -50,7 +51,7 @@ RoleName = Literal[
     "surveyor",
     "respondent",
 ]
-Origin = Literal["signed", "group"]
+Origin = Literal["signed", "group", "mac"]
 Replies = Literal["none", "one", "each"]
 """Answers to a forward frame: none; exactly one (a request's reply); one from each
 receiver that answers (a survey's responses)."""
@@ -59,6 +60,19 @@ ChannelKeyKind = Literal["group", "audience", "service"]
 pair (receivers hold the secret half), a multi-server service's shared key pair."""
 
 SCHEME_NAMES: tuple[Scheme, ...] = get_args(Scheme)
+
+ORIGIN_MEANINGS: Mapping[Origin, str] = MappingProxyType(
+    {
+        "signed": "each frame carries its sender's Ed25519 signature: any receiver (and any "
+        "third party) can verify it, and no receiver can forge it",
+        "group": "no signature: any member holding the group key can pose as any other "
+        "(reported by the checker)",
+        "mac": "one 16-byte MAC per receiving identity, keyed by the sender's and that "
+        "receiver's X25519 keys: fast, for small fixed audiences; only the receivers can "
+        "check it, and it proves nothing to a third party",
+    }
+)
+"""What each ``origin:`` value means (the policy model's field descriptions)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +109,9 @@ class PatternSpec:
     has_topic: bool  # frames start with the clear topic || 0x00 (binding for pubsub)
     replies: Replies  # whether receivers answer: not at all, once per request, or each once
     resent: bool  # NNG re-sends an unanswered forward frame (Req0's resend_time, reconnects)
-    origins: tuple[Origin, ...]  # `origin:` values a channel may name (first: the default)
+    # `origin:` values a channel may name (first: the default); they apply to the pattern's
+    # default scheme (bus: secretbox; pubsub, pipeline, survey: sealed)
+    origins: tuple[Origin, ...]
     members: int | None  # exact number of identities a channel must have (pair: 2)
     no_relay: str | None  # why no key-less relay can sit in between, if it cannot
     # Which per-epoch secret a scheme needs on this pattern, and from how many receivers on.
@@ -179,6 +195,9 @@ def _role(
 
 _CLEAR: tuple[Scheme, ...] = ("signed", "plaintext")
 _AUDIENCE: Mapping[Scheme, tuple[ChannelKeyKind, int]] = {"sealed": ("audience", 1)}
+# Sealed channels (the forward frames of pubsub, pipeline and survey): signed by default,
+# or one MAC per receiver. The origin applies to the pattern's default scheme only.
+_SEALED_ORIGINS: tuple[Origin, ...] = ("signed", "mac")
 
 PATTERNS: Mapping[Pattern, PatternSpec] = MappingProxyType(
     {
@@ -229,7 +248,7 @@ PATTERNS: Mapping[Pattern, PatternSpec] = MappingProxyType(
                 has_topic=True,
                 replies="none",
                 resent=False,
-                origins=(),
+                origins=_SEALED_ORIGINS,
                 members=None,
                 no_relay=None,
                 channel_keys=_AUDIENCE,
@@ -245,7 +264,7 @@ PATTERNS: Mapping[Pattern, PatternSpec] = MappingProxyType(
                 has_topic=False,
                 replies="none",
                 resent=False,
-                origins=(),
+                origins=_SEALED_ORIGINS,
                 members=None,
                 no_relay=None,
                 channel_keys=_AUDIENCE,
@@ -287,7 +306,7 @@ PATTERNS: Mapping[Pattern, PatternSpec] = MappingProxyType(
                 has_topic=False,
                 replies="each",
                 resent=False,
-                origins=(),
+                origins=_SEALED_ORIGINS,
                 members=None,
                 no_relay=None,
                 channel_keys=_AUDIENCE,

@@ -128,8 +128,17 @@ CASES: dict[str, list[Expect]] = {
             "origin: group applies to scheme secretbox only, got scheme 'signed'",
         )
     ],
-    "origin-on-pubsub": [
-        Expect(12, 5, "channels.telemetry.origin", "origin:", "unknown field 'origin'")
+    "origin-mac-with-signed-scheme": [
+        Expect(
+            12,
+            13,
+            "channels.telemetry.origin",
+            "mac",
+            "origin: mac applies to scheme sealed only, got scheme 'signed'",
+        )
+    ],
+    "origin-on-reqrep": [
+        Expect(14, 5, "channels.control.origin", "origin:", "unknown field 'origin'")
     ],
     "identities-as-list": [
         Expect(4, 3, "identities", "- sensor", "got ['sensor'], expected a mapping")

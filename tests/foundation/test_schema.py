@@ -185,7 +185,7 @@ def test_durations_and_sizes_are_strings_with_units(schema):
         "unknown-top-field",
         "unknown-channel-field",
         "role-of-other-pattern",
-        "origin-on-pubsub",
+        "origin-on-reqrep",
         "missing-role",
         "missing-pattern",
         "unknown-pattern",

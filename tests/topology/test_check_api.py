@@ -76,6 +76,22 @@ def test_explain_origin_group_bus_and_plaintext(deployment):
     assert explain(policy, "old-1").channels == ()
 
 
+def test_explain_origin_mac(deployment):
+    """A receiver of an origin: mac channel reads everything and can fool itself; a sender
+    still cannot pose as another; what it says about senders proves nothing."""
+    deployment.edit_policy('topics: ["temp."]', 'topics: ["temp."]\n    origin: mac')
+    deployment.edit_policy("respondents: [sensors]", "respondents: [sensors]\n    origin: mac")
+    policy = load_policy(deployment.policy_path)
+    (telemetry,) = [c for c in explain(policy, "dashboard").channels if c.channel == "telemetry"]
+    assert telemetry.reads == "all" and telemetry.impersonates == ()
+    assert "only it accepts" in telemetry.reads_detail
+    (telemetry, health) = explain(policy, "sensor-1").channels
+    assert telemetry.sends_detail.startswith("messages MAC'd as sensor-1 to each receiver only")
+    assert telemetry.impersonates == ()
+    (health,) = [c for c in explain(policy, "dashboard").channels if c.channel == "health"]
+    assert health.sends_detail == "surveys MAC'd to each respondent as dashboard only"
+
+
 def test_explain_revoked_identity(deployment):
     deployment.edit_policy("revoked: []", "revoked: [old-1]")
     exposure = explain(load_policy(deployment.policy_path), "old-1")

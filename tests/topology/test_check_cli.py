@@ -357,3 +357,24 @@ def test_explain_unknown_identity_exits_2(cli):
     assert "no identity 'dashbord' in policy 'factory' (hint: did you mean 'dashboard'?)" in (
         result.err
     )
+
+
+def test_the_mac_audience_threshold_option(cli, tmp_path):
+    """``--mac-audience-threshold N`` sets when large-mac-audience warns; 0 is refused."""
+    policy = tmp_path / "factory.yaml"
+    text = POLICY.read_text()
+    assert "  telemetry:\n    pattern: pubsub\n" in text
+    policy.write_text(
+        text.replace(
+            "  telemetry:\n    pattern: pubsub\n",
+            "  telemetry:\n    pattern: pubsub\n    origin: mac\n",
+        )
+    )
+    shutil.copy(POLICY.with_name("factory.keys.json"), tmp_path / "factory.keys.json")
+    found = cli("check", policy, "--mac-audience-threshold", "1", "--format", "json")
+    assert "large-mac-audience" in [f["rule"] for f in json.loads(found.out)["findings"]]
+    clean = cli("check", policy, "--format", "json")
+    assert "large-mac-audience" not in [f["rule"] for f in json.loads(clean.out)["findings"]]
+    refused = cli("check", policy, "--mac-audience-threshold", "0")
+    assert refused.code == 2 and "--mac-audience-threshold" in refused.err
+    no_traceback(refused)

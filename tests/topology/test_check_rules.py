@@ -390,6 +390,21 @@ def test_wide_secret(deployment) -> None:
     assert_clean(deployment.check(wide_secret_threshold=3), "wide-secret")
 
 
+def test_large_mac_audience(deployment) -> None:
+    deployment.edit_policy("subscribers: [dashboard]", "subscribers: [dashboard, scheduler]")
+    deployment.edit_policy('topics: ["temp."]', 'topics: ["temp."]\n    origin: mac  # <-')
+    line = marked_line(deployment.policy_text())
+    hit = assert_finds(
+        deployment.check(mac_audience_threshold=1), "large-mac-audience", "warning", line
+    )
+    assert "origin: mac with 2 receivers, more than 1" in hit.message
+    assert "32 bytes of MACs" in hit.message
+    assert_clean(deployment.check(mac_audience_threshold=2), "large-mac-audience")
+    assert_clean(deployment.check(), "large-mac-audience")  # 16 by default
+    deployment.edit_policy("origin: mac", "origin: signed")
+    assert_clean(deployment.check(mac_audience_threshold=1), "large-mac-audience")
+
+
 def test_no_receivers_left_in_the_policy(deployment) -> None:
     deployment.edit_policy("pullers: [worker]", "pullers: [worker]  # <-")
     deployment.edit_policy("revoked: []", "revoked: [worker]")

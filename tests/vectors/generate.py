@@ -49,6 +49,14 @@ channels:
   health: {pattern: survey, surveyors: [alice], respondents: [carol, dave]}
   audit: {pattern: pubsub, publishers: [alice], subscribers: [carol], scheme: signed}
   debug: {pattern: pipeline, pushers: [alice], pullers: [carol], scheme: plaintext}
+  telemetry-mac:
+    pattern: pubsub
+    publishers: [alice, bob]
+    subscribers: [carol, dave]
+    topics: ["temp."]
+    origin: mac
+  jobs-mac: {pattern: pipeline, pushers: [alice], pullers: [carol, dave], origin: mac}
+  health-mac: {pattern: survey, surveyors: [alice], respondents: [carol, dave], origin: mac}
 """
 
 
@@ -360,6 +368,51 @@ def cases() -> list[tuple[Case, list[dict[str, Any]]]]:
         [step("alice", "telemetry", reading, topic)],
         [to("carol", "telemetry", mutation={"replace": [t0 + 1, "01"]})],
         [_reject("forged")],
+    )
+    add(
+        "sealed_mac_pubsub",
+        "origin: mac, one MAC per subscriber (carol's, then dave's: their names in order)",
+        [step("alice", "telemetry-mac", reading, topic)],
+        [to("carol", "telemetry-mac"), to("dave", "telemetry-mac")],
+        [_accept(reading, "alice", topic), _accept(reading, "alice", topic)],
+    )
+    add(
+        "sealed_mac_other_receivers_mac_changed",
+        "origin: mac, one bit of dave's MAC (the last) flipped: only dave refuses",
+        [step("alice", "telemetry-mac", reading, topic)],
+        [
+            to("carol", "telemetry-mac", mutation={"xor": [-1, 1]}),
+            to("dave", "telemetry-mac", mutation={"xor": [-1, 1]}),
+        ],
+        [_accept(reading, "alice", topic), _reject("forged")],
+    )
+    add(
+        "sealed_mac_stripped",
+        "origin: mac, dave's MAC removed: every receiver refuses (the ciphertext would end "
+        "elsewhere)",
+        [step("alice", "telemetry-mac", reading, topic)],
+        [
+            to("carol", "telemetry-mac", mutation={"truncate": -16}),
+            to("dave", "telemetry-mac", mutation={"truncate": -16}),
+        ],
+        [_reject("forged"), _reject("forged")],
+    )
+    add(
+        "sealed_mac_pipeline",
+        "origin: mac, a job to one of two pullers",
+        [step("alice", "jobs-mac", hello)],
+        [to("dave", "jobs-mac")],
+        [_accept(hello, "alice")],
+    )
+    add(
+        "sealed_mac_survey",
+        "origin: mac, a survey to the respondents, and carol's response (peerbox)",
+        [
+            step("alice", "health-mac", b"status?"),
+            {"sender": "carol", "reply_to_step": 0, "payload": b"ok"},
+        ],
+        [to("dave", "health-mac"), to("alice", "health-mac", 1)],
+        [_accept(b"status?", "alice"), _accept(b"ok", "carol")],
     )
     add(
         "sealed_pipeline",

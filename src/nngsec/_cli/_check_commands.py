@@ -25,7 +25,7 @@ from .._topology._report import (
     render_text,
     rule_help_uri,
 )
-from .._topology._rules import DEFAULT_WIDE_SECRET, ordered_rules
+from .._topology._rules import DEFAULT_MAC_AUDIENCE, DEFAULT_WIDE_SECRET, ordered_rules
 from .._topology._rules._base import DEFAULT_EXPIRY_WARNING
 
 EXIT_CLEAN = 0
@@ -157,6 +157,14 @@ def register(commands: Any) -> None:
         f"(default {DEFAULT_WIDE_SECRET})",
     )
     check.add_argument(
+        "--mac-audience-threshold",
+        metavar="N",
+        type=_positive,
+        default=DEFAULT_MAC_AUDIENCE,
+        help="large-mac-audience: most receivers an origin: mac channel may have "
+        f"(default {DEFAULT_MAC_AUDIENCE})",
+    )
+    check.add_argument(
         "--expiry-warning",
         metavar="DURATION",
         type=_window,
@@ -237,6 +245,7 @@ def _check(args: argparse.Namespace) -> int:
         severities=dict(args.severity),
         warn_as_error=args.warn_as_error,
         wide_secret_threshold=args.wide_secret_threshold,
+        mac_audience_threshold=args.mac_audience_threshold,
         expiry_warning=args.expiry_warning,
     )
     try:

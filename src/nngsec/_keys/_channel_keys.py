@@ -215,7 +215,9 @@ class EpochKeys:
     a subscriber still learns ``public`` to encrypt to). ``retire_at`` is when a previous
     epoch stops being accepted (``None`` for the current epoch). ``activate_at`` is when
     senders start using it (``None``: at once); ``expires`` when it stops being usable at
-    all (``None``: never).
+    all (``None``: never). ``holders`` are the identities with an entry in this epoch,
+    sorted by name: the audience of the epoch, in the order ``origin: mac`` frames carry
+    their receivers' MACs.
     """
 
     epoch: int
@@ -224,6 +226,7 @@ class EpochKeys:
     retire_at: float | None
     activate_at: float | None = None
     expires: float | None = None
+    holders: tuple[str, ...] = ()
 
     def active(self, now: float) -> bool:
         """Whether senders may use this epoch at ``now``."""
@@ -522,6 +525,7 @@ class ChannelKeyFile:
                     _seconds(entry.retire_at) if entry.retire_at else None,
                     _seconds(entry.activate_at) if entry.activate_at else None,
                     _seconds(entry.expires) if entry.expires else None,
+                    tuple(sorted(entry.sealed)),
                 )
             )
         return OpenedChannelKeys(spec.kind, tuple(epochs))

@@ -81,7 +81,7 @@ class IdentityKey:
     ``repr()`` never shows key material.
     """
 
-    __slots__ = ("_box_secret", "_seed", "_signing", "public")
+    __slots__ = ("_box_secret", "_seed", "_sign_secret", "_signing", "public")
 
     def __init__(self, seed: bytes) -> None:
         if len(seed) != SEED_SIZE:
@@ -93,6 +93,7 @@ class IdentityKey:
         self.public = PublicIdentity(
             bytes(self._signing.verify_key), crypto_scalarmult_base(self._box_secret)
         )
+        self._sign_secret = sign_seed + self.public.sign_key
 
     @classmethod
     def generate(cls, random: Callable[[int], bytes] = os.urandom) -> IdentityKey:
@@ -113,6 +114,12 @@ class IdentityKey:
     def box_secret(self) -> bytes:
         """The X25519 private key (for key agreement inside nngsec only)."""
         return self._box_secret
+
+    @property
+    def signing_secret(self) -> bytes:
+        """libsodium's 64-byte Ed25519 secret key, ``seed || public key`` (for signing
+        frames inside nngsec only: the schemes sign through ``_crypto``)."""
+        return self._sign_secret
 
     def sign(self, message: bytes) -> bytes:
         """A detached 64-byte Ed25519 signature of ``message``."""

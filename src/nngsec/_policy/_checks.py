@@ -17,7 +17,7 @@ from .._formats._names import is_name
 from .._formats._yaml import Loc, YamlDocument
 from .._keys._identity import PublicIdentity
 from .._patterns import SCHEME_NAMES, pattern_of
-from ._model import ORIGIN_GROUP_SCHEMES
+from ._model import origin_schemes
 
 __all__ = [
     "cross_check",
@@ -265,9 +265,10 @@ def _check_channel(
             f"use scheme: auto ({pattern.default_scheme}) unless you need another",
         )
     origin = spec.get("origin")
-    if "group" in pattern.origins and origin == "group" and scheme not in ORIGIN_GROUP_SCHEMES:
+    if origin in pattern.origins[1:] and scheme not in origin_schemes(pattern):
         yield doc.problem(
             (*loc, "origin"),
-            f"origin: group applies to scheme secretbox only, got scheme {short(scheme)}",
+            f"origin: {origin} applies to scheme {pattern.default_scheme} only, "
+            f"got scheme {short(scheme)}",
             "remove origin:",
         )

@@ -41,6 +41,7 @@ from .._formats._units import (
 )
 from .._keys._identity import PUBLIC_PREFIX, PublicIdentity
 from .._patterns import (
+    ORIGIN_MEANINGS,
     PATTERNS,
     SCHEME_NAMES,
     Origin,
@@ -53,11 +54,11 @@ from .._patterns import (
 
 __all__ = [
     "CHANNEL_MODELS",
-    "ORIGIN_GROUP_SCHEMES",
     "Channel",
     "ChannelBase",
     "IdentityEntry",
     "PolicyModel",
+    "origin_schemes",
 ]
 
 
@@ -362,19 +363,30 @@ class ChannelBase(StrictModel):
         return self.__dict__[role_field]  # type: ignore[no-any-return]
 
 
-ORIGIN_GROUP_SCHEMES = ("auto", "secretbox")
-"""The schemes ``origin: group`` applies to (the others sign every frame, or nothing)."""
+def origin_schemes(spec: PatternSpec) -> tuple[str, ...]:
+    """The ``scheme:`` values a non-default ``origin:`` applies to: the pattern's default
+    scheme (bus: secretbox; pubsub, pipeline, survey: sealed), named or as ``auto``."""
+    return ("auto", spec.default_scheme)
 
 
-class _GroupOriginChannel(ChannelBase):
-    """A channel whose pattern offers ``origin: group``: the schema says which schemes
-    take it (the cross-checks refuse the others with a hint)."""
+def _origin_schema(spec: PatternSpec) -> dict[str, Any]:
+    """The JSON-schema rule that a non-default origin takes the default scheme only (the
+    cross-checks refuse the others with a hint)."""
+    return {
+        "if": {
+            "properties": {"origin": {"enum": list(spec.origins[1:])}},
+            "required": ["origin"],
+        },
+        "then": {"properties": {"scheme": {"enum": list(origin_schemes(spec))}}},
+    }
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "if": {"properties": {"origin": {"const": "group"}}, "required": ["origin"]},
-            "then": {"properties": {"scheme": {"enum": list(ORIGIN_GROUP_SCHEMES)}}},
-        }
+
+def _origin_base(spec: PatternSpec) -> type[ChannelBase]:
+    """The base of a channel model whose pattern offers a non-default ``origin:``."""
+    return type(
+        f"_{spec.name.title()}OriginChannel",
+        (ChannelBase,),
+        {"model_config": ConfigDict(json_schema_extra=_origin_schema(spec))},
     )
 
 
@@ -423,13 +435,12 @@ def _channel_model(spec: PatternSpec) -> type[ChannelBase]:
             Literal[spec.origins],
             Field(
                 default=spec.origins[0],
-                description="signed: each frame carries its sender's signature; group: any "
-                "member can pose as any other (reported by the checker)",
+                description="; ".join(f"{o}: {ORIGIN_MEANINGS[o]}" for o in spec.origins),
             ),
         )
     model: type[ChannelBase] = create_model(
         f"{spec.name.title()}Channel",
-        __base__=_GroupOriginChannel if "group" in spec.origins else ChannelBase,
+        __base__=_origin_base(spec) if spec.origins[1:] else ChannelBase,
         __module__=__name__,
         __doc__=f"A {spec.name} channel ({spec.socket_names} sockets).",
         **fields,

@@ -206,6 +206,58 @@ class ReplayGuard:
         if now >= self._next_sweep:
             self.evict(now)
 
+    # -- the receive fast path (``Receiver.open``): in-order frames of a known window ------
+    def window(self, key_id: bytes, session: bytes) -> object | None:
+        """The window of a session, as an opaque handle for :meth:`current` and
+        :meth:`advance` (``None`` if the session has none)."""
+        return self._sessions.get((key_id, session))
+
+    def current(self, window: object, key: tuple[bytes, bytes], seq: int, sent_at: float) -> bool:
+        """Whether ``window`` is still the window of its session (``key``: key id and
+        session) and a frame is above everything it accepted, within every floor: then
+        :meth:`check` passes it, and :meth:`advance` records it as :meth:`record` would.
+        ``False`` says nothing: the frame goes through :meth:`check`."""
+        w: _Window = window  # type: ignore[assignment]
+        return (
+            seq > w.highest
+            and sent_at > w.floor_time
+            and sent_at >= self.floor
+            and self._sessions.get(key) is w
+        )
+
+    def advance_current(
+        self, window: object, key: tuple[bytes, bytes], seq: int, sent_at: float, now: float
+    ) -> bool:
+        """:meth:`advance` if :meth:`current`, in one call; whether it was."""
+        w: _Window = window  # type: ignore[assignment]
+        if not (
+            seq > w.highest
+            and sent_at > w.floor_time
+            and sent_at >= self.floor
+            and self._sessions.get(key) is w
+        ):
+            return False
+        shift = seq - w.highest
+        w.bitmap = ((w.bitmap << shift) | 1) & self._mask if shift < self.size else 1
+        w.highest = seq
+        w.newest_time = max(w.newest_time, sent_at)
+        self.changes += 1
+        if now >= self._next_sweep:
+            self.evict(now)
+        return True
+
+    def advance(self, window: object, seq: int, sent_at: float, now: float) -> None:
+        """Record a frame :meth:`current` passed (under the receiver's lock, after every
+        other check): the window slides up to ``seq``, in place."""
+        w: _Window = window  # type: ignore[assignment]
+        shift = seq - w.highest
+        w.bitmap = ((w.bitmap << shift) | 1) & self._mask if shift < self.size else 1
+        w.highest = seq
+        w.newest_time = max(w.newest_time, sent_at)
+        self.changes += 1
+        if now >= self._next_sweep:
+            self.evict(now)
+
     def _retire_oldest(self, key_id: bytes, sessions: dict[bytes, None]) -> None:
         """The sender's window with the oldest newest frame becomes a tombstone."""
         oldest = min(sessions, key=lambda s: self._sessions[(key_id, s)].newest_time)

@@ -34,7 +34,6 @@ completion in the background, and the next ``arecv`` on the context gets what it
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 import time
@@ -61,7 +60,7 @@ from ._codec import (
     Topic,
     topic_bytes,
 )
-from ._reply_cache import ReplyCache
+from ._reply_cache import ReplyCache, RequestEntry, request_key
 from ._wire import FrameRef, parse_frame
 
 __all__ = [
@@ -173,6 +172,12 @@ class _Shared:
         # single-server reqrep, survey responses), which is what makes nonces collide.
         self.sender: Sender | None = slot.sender() if role.sends_any else None
         self.replies = ReplyCache()
+        self.channel_length = len(slot.channel)  # where a request's reference is (ASCII)
+        # What every frame asks of the role, answered once.
+        self.filters = slot.pattern.has_topic and role.receives  # by subscribed topic
+        self.caches = role.answers and slot.pattern.resent  # re-sent requests: reply cache
+        self.answers, self.asks = role.answers, role.asks
+        self.plain_sender = not (role.answers or role.asks)  # no request to remember
 
 
 def _take(socket: pynng.Socket, flags: int) -> bytes:
@@ -187,10 +192,6 @@ def _take(socket: pynng.Socket, flags: int) -> bytes:
         return bytes(ffi.buffer(lib.nng_msg_body(message), lib.nng_msg_len(message)))
     finally:
         lib.nng_msg_free(message)
-
-
-def _digest(frame: bytes) -> bytes:
-    return hashlib.blake2b(frame, digest_size=16).digest()
 
 
 class _ParkedRequest:
@@ -217,7 +218,7 @@ class _Endpoint:
 
     def __init__(self) -> None:
         self._request: Received | None = None  # server/respondent: what send() answers
-        self._request_digest: bytes | None = None
+        self._request_entry: RequestEntry | None = None  # its reply-cache entry
         self._outstanding: FrameRef | None = None  # client/surveyor: what a reply must answer
         self._asked: bytes | None = None  # client: the request frame, to send again
         self._rejected_replies = 0  # client: replies to the outstanding request rejected
@@ -229,6 +230,8 @@ class _Endpoint:
     def _frame(self, payload: bytes, topic: Topic | None) -> bytes:
         shared = self._shared
         sender = shared.sender
+        if sender is not None and shared.plain_sender:
+            return sender.seal(payload, topic)  # nothing to remember of the frame
         if sender is None:
             raise UsageError(
                 Problem(
@@ -248,8 +251,8 @@ class _Endpoint:
                     )
                 )
             frame = sender.reply(self._request, payload)
-            if self._request_digest is not None:
-                shared.replies.answered(self._request_digest, frame)
+            if self._request_entry is not None:
+                shared.replies.answered(self._request_entry, frame)
             self._request = None
             return frame
         frame, ref = sender.seal_ref(payload, topic)
@@ -296,12 +299,10 @@ class _Endpoint:
     def _accept(self, frame: bytes) -> Received | None:
         """The message, or ``None`` when the frame was dropped (counted and logged)."""
         shared = self._shared
-        receiver = self._receiver()
-        if (
-            shared.pattern.has_topic
-            and shared.role.receives
-            and not any(map(frame.startswith, shared.subscriptions))
-        ):
+        receiver = shared.receiver
+        if receiver is None:
+            receiver = self._receiver()  # raises
+        if shared.filters and not any(map(frame.startswith, shared.subscriptions)):
             # A pubsub frame starts with its clear topic (binding), so this is NNG's own
             # prefix rule, applied again here before any cryptography. If the frame is
             # accepted below, these very bytes were authenticated.
@@ -309,17 +310,24 @@ class _Endpoint:
             return None
         # A server may receive the same request again (nng re-sends it); a respondent
         # answers each survey once and is never asked again with the same frame.
-        digest = _digest(frame) if shared.role.answers and shared.pattern.resent else None
-        if digest is not None and self._answer_duplicate(digest):
-            return None
+        entry = None
+        if shared.caches:
+            # Claimed on arrival: a copy another context receives meanwhile is recognised.
+            entry, copy = shared.replies.claim(request_key(frame, shared.channel_length), frame)
+            if entry is not None and copy:
+                self._answer_duplicate(entry)
+                return None
         try:
-            if shared.role.asks and self._outstanding is None:
-                raise Rejected(Rejected.REPLAY, "a reply, but no request is outstanding")
-            message = receiver.open(frame, reply_to=self._outstanding)
-            self._check_context(message)
+            if shared.asks:
+                if self._outstanding is None:
+                    raise Rejected(Rejected.REPLAY, "a reply, but no request is outstanding")
+                message = receiver.open(frame, reply_to=self._outstanding)
+                self._check_context(message)
+            else:
+                message = receiver.open(frame)
         except Rejected as rejected:
-            if digest is not None:
-                shared.replies.release(digest)
+            if entry is not None:
+                shared.replies.release(entry)
             shared.stats.rejected[rejected.reason] += 1
             shared.log.note(rejected.reason, frame)
             if self._asked is not None:
@@ -331,12 +339,16 @@ class _Endpoint:
             # A local failure, not the frame's (the replay journal could not be written):
             # the request was neither recorded nor returned, so its re-sent copy must be
             # taken again rather than dropped as a copy of a request still in progress.
-            if digest is not None:
-                shared.replies.release(digest)
+            if entry is not None:
+                shared.replies.release(entry)
             raise
-        if shared.role.answers:
+        if shared.answers:
             self._request = message
-            self._request_digest = digest
+            if entry is None and shared.caches:
+                # Its key's entry held other bytes (now proven not the request): it takes
+                # that entry's place, so that its copies are answered from the cache.
+                entry = shared.replies.adopt(request_key(frame, shared.channel_length), frame)
+            self._request_entry = entry
         shared.stats.received += 1
         return message
 
@@ -359,21 +371,18 @@ class _Endpoint:
                 f"gave up on the request: {self._rejected_replies} replies to it were rejected",
             ) from rejected
 
-    def _answer_duplicate(self, digest: bytes) -> bool:
+    def _answer_duplicate(self, entry: RequestEntry) -> None:
         """A re-sent request: answer it from the reply cache, or, while the first copy is
         being checked or processed, let it wait for that reply (contexts) or drop it
-        (sockets). A request not seen before is claimed (in progress) and goes on."""
-        known, reply = self._shared.replies.claim(digest)
-        if not known:
-            return False
+        (sockets)."""
+        reply = entry.reply
         if reply is not None:
             self._io.send(reply)
         else:
-            self._park(digest)
+            self._park(entry)
         self._shared.stats.duplicates += 1
-        return True
 
-    def _park(self, digest: bytes) -> None:
+    def _park(self, entry: RequestEntry) -> None:
         """A copy of a request still being processed (a socket has no second one: it
         receives again only after it answered)."""
 
@@ -386,7 +395,8 @@ class _Endpoint:
         when a server or respondent cannot write its replay journal (the request is not
         returned, and its re-sent copy is taken again)."""
         self._receiver()
-        deadline = _Deadline(self._recv_timeout)
+        started = time.monotonic()
+        deadline = None  # made when a frame is dropped: most calls return the first one
         while True:
             try:
                 frame = self._recv_frame()
@@ -396,6 +406,8 @@ class _Endpoint:
             message = self._accept(frame)
             if message is not None:
                 return message
+            if deadline is None:
+                deadline = _Deadline(self._recv_timeout, started)
             deadline.check()
 
     def _recv_frame(self) -> bytes:
@@ -545,11 +557,11 @@ class SecureContext(_Endpoint):
         # NNG gives a context the socket's timeouts when it is created.
         return self._socket.recv_timeout
 
-    def _park(self, digest: bytes) -> None:
+    def _park(self, entry: RequestEntry) -> None:
         # Another context is processing the first copy, and this copy may carry the client's
         # newest request id (a client re-sends after a rejected reply): its NNG context
         # waits for the reply, and this context goes on with a fresh one.
-        if self._shared.replies.park(digest, _ParkedRequest(self._io)):
+        if self._shared.replies.park(entry, _ParkedRequest(self._io)):
             self._io = self._socket._socket.new_context()
 
     def close(self) -> None:
@@ -728,8 +740,8 @@ class _Deadline:
 
     __slots__ = ("_at", "_known", "_start", "_timeout")
 
-    def __init__(self, timeout: Callable[[], int]) -> None:
-        self._start = time.monotonic()
+    def __init__(self, timeout: Callable[[], int], start: float | None = None) -> None:
+        self._start = time.monotonic() if start is None else start
         self._timeout = timeout  # milliseconds; negative: none
         self._known = False
         self._at: float | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .._errors import Rejected
 
@@ -15,12 +16,15 @@ __all__ = [
     "KEY_ID_SIZE",
     "MAX_HEADER",
     "MAX_TOPIC",
+    "REPLY_TO",
+    "SEQ_TIME",
     "SESSION_SIZE",
     "VERSION",
     "FrameKind",
     "FrameRef",
     "Header",
     "encode_header",
+    "header_head",
     "parse_frame",
 ]
 
@@ -36,8 +40,12 @@ REPLY_BIT = 0x80
 _PREFIX = struct.Struct(">BBBB")
 # key_id, epoch, session, seq, time (ms)
 _FIXED = struct.Struct(">8sI16sQQ")
+# The last two of them: what changes from one frame of a sending session to the next (the
+# session id and the sequence number are adjacent: together they are the 24-byte nonce).
+SEQ_TIME = struct.Struct(">QQ")
+_EPOCH = struct.Struct(">I")
 # reply_to: key_id, session, seq of the request
-_REPLY_TO = struct.Struct(">8s16sQ")
+_REPLY_TO = REPLY_TO = struct.Struct(">8s16sQ")
 MAX_HEADER = MAX_TOPIC + 1 + _PREFIX.size + MAX_CHANNEL + _FIXED.size + _REPLY_TO.size
 
 
@@ -54,9 +62,10 @@ class FrameKind:
     KNOWN = frozenset({0x01, 0x02, 0x03, 0x04, 0x05, 0x81, 0x82, 0x85})
 
 
-@dataclass(frozen=True, slots=True)
-class FrameRef:
-    """Names one frame: its sender's key id, session and sequence number."""
+class FrameRef(NamedTuple):
+    """Names one frame: its sender's key id, session and sequence number. (A named tuple,
+    not a dataclass: every received message carries one, and a tuple is made in one
+    step.)"""
 
     key_id: bytes
     session: bytes
@@ -84,23 +93,38 @@ class Header:
         return FrameRef(self.key_id, self.session, self.seq)
 
 
-def encode_header(header: Header) -> bytes:
-    """The bytes of ``header`` (including the pubsub topic prefix when it has a topic)."""
-    channel = header.channel.encode("ascii")
-    if not 1 <= len(channel) <= MAX_CHANNEL:
+def header_head(
+    kind: int, channel: str, key_id: bytes, epoch: int, session: bytes, topic: bytes | None
+) -> bytes:
+    """The bytes of a header up to its sequence number (``[topic || 0x00] || prefix ||
+    channel || key_id || epoch || session``): the same for every frame a sending session
+    seals under one epoch, so a sender computes them once."""
+    raw = channel.encode("ascii")
+    if not 1 <= len(raw) <= MAX_CHANNEL:
         raise ValueError("channel name must be 1..64 ASCII bytes")
-    if len(header.key_id) != KEY_ID_SIZE or len(header.session) != SESSION_SIZE:
+    if len(key_id) != KEY_ID_SIZE or len(session) != SESSION_SIZE:
         raise ValueError("key id must be 8 bytes and session 16")  # struct would pad them
     parts = []
-    if header.topic is not None:
-        if len(header.topic) > MAX_TOPIC or b"\x00" in header.topic:
+    if topic is not None:
+        if len(topic) > MAX_TOPIC or b"\x00" in topic:
             raise ValueError("topic must be at most 255 bytes without NUL")
-        parts += [header.topic, b"\x00"]
+        parts += [topic, b"\x00"]
     parts += [
-        _PREFIX.pack(VERSION, header.kind, 0, len(channel)),
-        channel,
-        _FIXED.pack(header.key_id, header.epoch, header.session, header.seq, header.time_ms),
+        _PREFIX.pack(VERSION, kind, 0, len(raw)),
+        raw,
+        key_id,
+        _EPOCH.pack(epoch),
+        session,
     ]
+    return b"".join(parts)
+
+
+def encode_header(header: Header) -> bytes:
+    """The bytes of ``header`` (including the pubsub topic prefix when it has a topic)."""
+    head = header_head(
+        header.kind, header.channel, header.key_id, header.epoch, header.session, header.topic
+    )
+    parts = [head, SEQ_TIME.pack(header.seq, header.time_ms)]
     if header.kind & REPLY_BIT:
         if header.reply_to is None:
             raise ValueError("a reply header needs reply_to")

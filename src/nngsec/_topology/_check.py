@@ -30,7 +30,7 @@ from .._policy._policy import Policy
 from ._findings import SEVERITIES, Finding, Severity
 from ._links import Graph, build_graph
 from ._load import Topology, topology_from_document
-from ._rules import DEFAULT_WIDE_SECRET, RULES, Context, ordered_rules
+from ._rules import DEFAULT_MAC_AUDIENCE, DEFAULT_WIDE_SECRET, RULES, Context, ordered_rules
 from ._rules._base import DEFAULT_EXPIRY_WARNING
 
 __all__ = ["CheckOptions", "CheckResult", "check", "load_policy_for_check", "run_check"]
@@ -49,6 +49,7 @@ class CheckOptions:
     severities: Mapping[str, Severity] = field(default_factory=dict)
     warn_as_error: bool = False
     wide_secret_threshold: int = DEFAULT_WIDE_SECRET
+    mac_audience_threshold: int = DEFAULT_MAC_AUDIENCE
     expiry_warning: float = DEFAULT_EXPIRY_WARNING
     now: float | None = None  # the time expiry is judged at (default: now)
 
@@ -76,6 +77,8 @@ class CheckOptions:
                 )
         if self.wide_secret_threshold < 1:
             problems.append(Problem("the wide-secret threshold must be at least 1"))
+        if self.mac_audience_threshold < 1:
+            problems.append(Problem("the large-mac-audience threshold must be at least 1"))
         if problems:
             raise NngsecError(problems)
 
@@ -105,6 +108,7 @@ def check(
     ignore: Iterable[str] = (),
     warn_as_error: bool = False,
     wide_secret_threshold: int = DEFAULT_WIDE_SECRET,
+    mac_audience_threshold: int = DEFAULT_MAC_AUDIENCE,
 ) -> list[Finding]:
     """Validate a deployment offline: ``nngsec check`` as a function.
 
@@ -118,6 +122,7 @@ def check(
         ignore=frozenset(ignore),
         warn_as_error=warn_as_error,
         wide_secret_threshold=wide_secret_threshold,
+        mac_audience_threshold=mac_audience_threshold,
     )
     return list(run_check([Path(policy), *(Path(t) for t in topologies)], options).findings)
 
@@ -165,6 +170,7 @@ def _run(paths: Sequence[Path], options: CheckOptions) -> CheckResult:
         keystore=keystore,
         trusted=trusted,
         wide_secret_threshold=options.wide_secret_threshold,
+        mac_audience_threshold=options.mac_audience_threshold,
         now=time.time() if options.now is None else options.now,
         expiry_warning=options.expiry_warning,
     )

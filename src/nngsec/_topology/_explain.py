@@ -7,7 +7,10 @@ design brief (section 3):
 
 - ``sealed`` (pubsub, pipeline, surveys): receivers hold the epoch's audience key and read
   everything; senders sign with their own key, so they cannot pose as each other, and
-  cannot read what other senders send.
+  cannot read what other senders send. With ``origin: mac`` senders MAC each frame to
+  each receiver instead: still no one can pose as a sender towards another receiver, but
+  a receiver can make frames "from" any sender that it alone accepts, so its word about
+  who sent what convinces no one else (no non-repudiation, no third-party check).
 - ``secretbox`` bus: every member holds the group key and reads everything; with
   ``origin: group`` frames are not signed, so any member can pose as any other.
 - ``secretbox`` pair: the key is derived from the two identity keys.
@@ -96,10 +99,20 @@ def _channel(policy: Policy, identity: str, channel: str) -> ChannelExposure:
     elif scheme == "sealed" and not pattern.has_replies:  # publications, jobs
         if is_receiver:
             reads, read_detail = "all", "every message on the channel (it holds the audience key)"
+            if spec.origin_mode == "mac":
+                read_detail += (
+                    "; with origin: mac it can also make frames from any sender that only it "
+                    "accepts, so what it reports about who sent what proves nothing"
+                )
         else:
             read_detail = "nothing: messages are sealed to the receivers, not to senders"
         if is_sender:
-            sends_detail = f"messages signed as {identity} only; it cannot pose as another sender"
+            sends_detail = (
+                f"messages MAC'd as {identity} to each receiver only; it cannot pose as "
+                "another sender"
+                if spec.origin_mode == "mac"
+                else f"messages signed as {identity} only; it cannot pose as another sender"
+            )
     elif scheme == "secretbox" and key_kind == "group":  # a bus
         reads, read_detail = "all", "every message on the bus (it holds the group key)"
         if spec.origin_mode == "group":
@@ -131,7 +144,8 @@ def _channel(policy: Policy, identity: str, channel: str) -> ChannelExposure:
             sends_detail = f"responses as {identity} only"
         if is_sender:
             reads, read_detail = "own", "responses to its own surveys only"
-            sends_detail = f"surveys signed as {identity} only"
+            how = "MAC'd to each respondent" if spec.origin_mode == "mac" else "signed"
+            sends_detail = f"surveys {how} as {identity} only"
             if is_receiver:
                 reads, read_detail = "all", "every survey, and the responses to its own"
 

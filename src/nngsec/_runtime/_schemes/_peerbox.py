@@ -13,6 +13,7 @@ as a request nor passed off as the reply to another request.
 
 from __future__ import annotations
 
+import math
 import struct
 import threading
 from typing import Any, TypeVar
@@ -20,8 +21,20 @@ from typing import Any, TypeVar
 from ..._errors import PolicyError, Problem, Rejected
 from ..._formats._labels import PEER_KEY, PEERBOX_FRAME
 from .._wire import Header
-from ._base import ChannelContext, SchemeCodec, SendState, forged, no_key, nonce_of
-from ._crypto import AEAD_TAG, aead_open, aead_seal, kdf, x25519
+from . import _crypto
+from ._base import (
+    ChannelContext,
+    FastOpen,
+    SchemeCodec,
+    Sealer,
+    SendState,
+    forged,
+    no_key,
+    nonce_of,
+)
+from ._crypto import AEAD_TAG, kdf
+
+_AD = PEERBOX_FRAME + b"\x00"  # the associated data: this, then the header bytes
 
 T = TypeVar("T")
 
@@ -47,7 +60,7 @@ class _PeerBox(SchemeCodec):
         self._lock = threading.Lock()
 
     def _derive(self, secret: bytes, other: bytes, x_pk: bytes, y_pk: bytes, epoch: int) -> bytes:
-        shared = x25519(secret, other)
+        shared = _crypto.x25519(secret, other)
         if shared is None:
             raise forged("peer key agreement failed")
         return kdf(shared, PEER_KEY, x_pk, y_pk, self.ctx.binding, struct.pack(">I", epoch))
@@ -73,14 +86,35 @@ class _PeerBox(SchemeCodec):
                     hint="check the channel keys (nngsec rotate) and the peer's public key",
                 )
             ) from None
-        return aead_seal(key, nonce_of(header), payload, PEERBOX_FRAME + b"\x00" + hdr)
+        return _crypto.aead_seal(key, nonce_of(header), payload, _AD + hdr)
 
     def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
-        ad = PEERBOX_FRAME + b"\x00" + bytes(frame[:start])
-        payload = aead_open(key, nonce_of(header), bytes(frame[start:]), ad)
+        view = memoryview(frame)
+        payload = _crypto.aead_open(key, nonce_of(header), view[start:], _AD + view[:start])
         if payload is None:
             raise forged("AEAD does not open")
         return payload
+
+    def sealer(self, state: SendState, epoch: int, peer: str | None) -> Sealer | None:
+        try:
+            key = self.send_key(peer, epoch)
+        except Rejected:
+            return None  # seal() says why
+
+        def seal(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
+            return _crypto.aead_seal_framed(key, nonce, payload, _AD, hdr)
+
+        return seal
+
+    def fast_open(
+        self, key: Any, header: Header, frame: bytes, start: int, sender: str
+    ) -> FastOpen | None:
+        def open_(frame: bytes, start: int, nonce_at: int) -> bytes | None:
+            return _crypto.aead_open_at(key, frame, nonce_at, _AD, start, len(frame))
+
+        # With several servers a key belongs to an epoch of the service key, which retires.
+        until = self.ctx.usable_until(header.epoch) if len(self.ctx.servers) > 1 else math.inf
+        return FastOpen(open_, b"", AEAD_TAG, until)
 
     def send_key(self, peer: str | None, epoch: int) -> bytes:
         raise NotImplementedError

@@ -11,13 +11,27 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..._errors import PolicyError, Problem
 from ..._formats._labels import BUS_FRAME, PAIR_KEY, SECRETBOX_FRAME
 from .._wire import FrameKind, Header
-from ._base import ChannelContext, SchemeCodec, SendState, forged, no_key, nonce_of
-from ._crypto import AEAD_TAG, SIGNATURE, aead_open, aead_seal, kdf, verify, x25519
+from . import _crypto
+from ._base import (
+    ChannelContext,
+    FastOpen,
+    SchemeCodec,
+    Sealer,
+    SendState,
+    forged,
+    no_key,
+    nonce_of,
+)
+from ._crypto import AEAD_TAG, SIGNATURE, kdf
+
+_PAIR_AD = SECRETBOX_FRAME + b"\x00"  # the associated data: this, then the header bytes
+_BUS_AD = BUS_FRAME + b"\x00"
 
 
 class PairBox(SchemeCodec):
@@ -29,7 +43,7 @@ class PairBox(SchemeCodec):
             raise RuntimeError("nngsec: a pair codec needs the other member")
         own = ctx.key.public.box_key
         other = ctx.identities[ctx.peer].box_key
-        shared = x25519(ctx.key.box_secret, other)
+        shared = _crypto.x25519(ctx.key.box_secret, other)
         if shared is None:
             raise PolicyError(
                 Problem(
@@ -44,7 +58,23 @@ class PairBox(SchemeCodec):
     def seal(
         self, state: SendState, header: Header, hdr: bytes, payload: bytes, peer: str | None
     ) -> bytes:
-        return aead_seal(self._key, nonce_of(header), payload, SECRETBOX_FRAME + b"\x00" + hdr)
+        return _crypto.aead_seal(self._key, nonce_of(header), payload, _PAIR_AD + hdr)
+
+    def sealer(self, state: SendState, epoch: int, peer: str | None) -> Sealer | None:
+        key = self._key
+
+        def seal(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
+            return _crypto.aead_seal_framed(key, nonce, payload, _PAIR_AD, hdr)
+
+        return seal
+
+    def fast_open(
+        self, key: Any, header: Header, frame: bytes, start: int, sender: str
+    ) -> FastOpen | None:
+        def open_(frame: bytes, start: int, nonce_at: int) -> bytes | None:
+            return _crypto.aead_open_at(key, frame, nonce_at, _PAIR_AD, start, len(frame))
+
+        return FastOpen(open_, b"", AEAD_TAG, math.inf)
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
         if header.epoch != 0:
@@ -52,8 +82,8 @@ class PairBox(SchemeCodec):
         return self._key
 
     def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
-        ad = SECRETBOX_FRAME + b"\x00" + bytes(frame[:start])
-        payload = aead_open(key, nonce_of(header), bytes(frame[start:]), ad)
+        view = memoryview(frame)
+        payload = _crypto.aead_open(key, nonce_of(header), view[start:], _PAIR_AD + view[:start])
         if payload is None:
             raise forged("AEAD does not open")
         return payload
@@ -80,29 +110,60 @@ class BusBox(SchemeCodec):
                     hint="rotate the channel's keys so that every member gets an entry",
                 )
             )
-        ad = BUS_FRAME + b"\x00" + hdr
-        ciphertext = aead_seal(keys.secret, nonce_of(header), payload, ad)
+        ciphertext = _crypto.aead_seal(keys.secret, nonce_of(header), payload, _BUS_AD + hdr)
         if not self.signed:
             return ciphertext
-        return ciphertext + self.ctx.key.sign(self.signed_message(BUS_FRAME, hdr, ciphertext))
+        signature = _crypto.sign(
+            self.ctx.key.signing_secret, self.signature_prefix(BUS_FRAME), hdr, ciphertext
+        )
+        return ciphertext + signature
+
+    def sealer(self, state: SendState, epoch: int, peer: str | None) -> Sealer | None:
+        secret = self.ctx.epoch_stamped(epoch).secret
+        if secret is None:
+            return None  # seal() says why
+        signed, signing = self.signed, self.ctx.key.signing_secret
+        label = self.signature_prefix(BUS_FRAME)
+
+        def seal(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
+            framed = _crypto.aead_seal_framed(secret, nonce, payload, _BUS_AD, hdr)
+            return framed + _crypto.sign(signing, label, framed) if signed else framed
+
+        return seal
+
+    def fast_open(
+        self, key: Any, header: Header, frame: bytes, start: int, sender: str
+    ) -> FastOpen | None:
+        signed, sign_key = self.signed, self.ctx.identities[sender].sign_key
+        label, tail = self.signature_prefix(BUS_FRAME), SIGNATURE if self.signed else 0
+
+        def open_(frame: bytes, start: int, nonce_at: int) -> bytes | None:
+            end = len(frame) - tail
+            payload = _crypto.aead_open_at(key, frame, nonce_at, _BUS_AD, start, end)
+            if payload is None or not signed:
+                return payload
+            view = memoryview(frame)
+            return payload if _crypto.verify(sign_key, view[end:], label, view[:end]) else None
+
+        return FastOpen(open_, b"", self.overhead, self.ctx.usable_until(header.epoch))
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
         return self.ctx.epoch_for_receiving(header.epoch, now).secret
 
     def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
-        hdr = bytes(frame[:start])
+        view = memoryview(frame)
         end = len(frame) - (SIGNATURE if self.signed else 0)
-        ciphertext = bytes(frame[start:end])
         # The AEAD tag first: it costs microseconds and rejects everyone without the
         # group key. It cannot tell members apart, so with origin: signed the signature
         # must then name the sender; until both pass, the plaintext is not released.
-        payload = aead_open(key, nonce_of(header), ciphertext, BUS_FRAME + b"\x00" + hdr)
+        payload = _crypto.aead_open(key, nonce_of(header), view[start:end], _BUS_AD + view[:start])
         if payload is None:
             raise forged("AEAD does not open")
-        if self.signed and not verify(
+        if self.signed and not _crypto.verify(
             self.ctx.identities[sender].sign_key,
-            self.signed_message(BUS_FRAME, hdr, ciphertext),
-            bytes(frame[end:]),
+            view[end:],
+            self.signature_prefix(BUS_FRAME),
+            view[:end],
         ):
             raise forged("bad signature")
         return payload

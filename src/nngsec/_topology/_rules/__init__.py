@@ -9,9 +9,18 @@ from . import (  # noqa: F401 - they register
     _policy_rules,
     _wiring_rules,
 )
-from ._base import DEFAULT_WIDE_SECRET, RULES, Context, Rule, Scope, rule
+from ._base import DEFAULT_MAC_AUDIENCE, DEFAULT_WIDE_SECRET, RULES, Context, Rule, Scope, rule
 
-__all__ = ["DEFAULT_WIDE_SECRET", "RULES", "Context", "Rule", "Scope", "ordered_rules", "rule"]
+__all__ = [
+    "DEFAULT_MAC_AUDIENCE",
+    "DEFAULT_WIDE_SECRET",
+    "RULES",
+    "Context",
+    "Rule",
+    "Scope",
+    "ordered_rules",
+    "rule",
+]
 
 _SCOPE_ORDER = {"policy": 0, "topology": 1, "keystore": 2}
 

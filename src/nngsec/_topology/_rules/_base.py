@@ -23,12 +23,22 @@ from .._findings import Issue, Place, Severity, place
 from .._links import Graph
 from .._load import Topology
 
-__all__ = ["DEFAULT_EXPIRY_WARNING", "RULES", "Context", "Rule", "Scope", "rule"]
+__all__ = [
+    "DEFAULT_EXPIRY_WARNING",
+    "DEFAULT_MAC_AUDIENCE",
+    "DEFAULT_WIDE_SECRET",
+    "RULES",
+    "Context",
+    "Rule",
+    "Scope",
+    "rule",
+]
 
 Scope = Literal["policy", "topology", "keystore"]
 """When a rule runs: always, when a topology is given, when ``--keystore`` is given."""
 
 DEFAULT_WIDE_SECRET = 16
+DEFAULT_MAC_AUDIENCE = 16
 DEFAULT_EXPIRY_WARNING = 14 * 86400.0  # expiring-soon: two weeks ahead
 
 
@@ -43,6 +53,7 @@ class Context:
     keystore: Keystore | None = None
     trusted: Mapping[str, PublicIdentity] = field(default_factory=dict)
     wide_secret_threshold: int = DEFAULT_WIDE_SECRET
+    mac_audience_threshold: int = DEFAULT_MAC_AUDIENCE
     now: float = field(default_factory=time.time)
     expiry_warning: float = DEFAULT_EXPIRY_WARNING  # seconds ahead expiring-soon looks
 

@@ -331,6 +331,40 @@ def wide_secret(ctx: Context) -> Iterator[Issue]:
             )
 
 
+@rule("large-mac-audience", "warning", scope="policy")
+def large_mac_audience(ctx: Context) -> Iterator[Issue]:
+    """An `origin: mac` channel with more receivers than a threshold (16 by default,
+    `--mac-audience-threshold N`).
+
+    **Why it matters.** With `origin: mac` every frame carries one 16-byte MAC per
+    receiving identity, and the sender computes each of them: frames grow and sending
+    slows with the audience, while signing (`origin: signed`, the default) costs the same
+    for any number of receivers. MACs suit small, fixed audiences; they also give up what
+    a signature proves to a third party.
+
+    **Example.** A telemetry channel with `origin: mac` whose `subscribers: [all-stations]`
+    expands to 40 identities: 640 bytes of MACs on every message.
+
+    **Fix.** Remove `origin:` (signed), split the channel by audience, or raise the
+    threshold when the width is intended.
+    """
+    policy = ctx.policy
+    limit = ctx.mac_audience_threshold
+    for channel, spec in policy.channels.items():
+        if spec.origin_mode != "mac" or spec.resolved_scheme != spec.pattern_spec.default_scheme:
+            continue
+        receivers = policy.active(policy.receivers(channel))
+        if len(receivers) > limit:
+            yield Issue(
+                ctx.at_policy(("channels", channel, "origin")),
+                f"channel {channel!r} has origin: mac with {len(receivers)} receivers, more "
+                f"than {limit}: every frame carries {16 * len(receivers)} bytes of MACs and "
+                "costs its sender one MAC per receiver",
+                "remove origin: (signed costs the same for any audience) or split the "
+                "channel; raise --mac-audience-threshold if this is intended",
+            )
+
+
 @rule("no-receivers", "warning", scope="policy")
 def no_receivers(ctx: Context) -> Iterator[Issue]:
     """A channel with senders but nobody to receive: none left in the policy (every
