@@ -103,6 +103,12 @@ _ROLES = {
 }
 
 
+def _signed_in(case: Case) -> bool:
+    """Whether a case's receiver verifies a signature per frame and only takes frames in
+    (the rows ``--verify-threads`` applies to)."""
+    return case[0] in ("pubsub", "pipeline", "bus") and case[1] == "signed"
+
+
 def channel_of(case: Case) -> str:
     pattern, origin = case
     return f"bench-{pattern}" + ("-mac" if origin == "mac" else "")
@@ -225,6 +231,7 @@ class Task:
     plan: tuple[int, int]  # (streamed, latency) messages
     world: tuple[str, str]  # policy file, keystore directory
     seed: bytes  # keys of the floor codec, the same at both ends
+    verify_threads: int = 0  # the secured receiver's, on rows whose frames are signed
 
 
 @dataclass
@@ -300,7 +307,10 @@ class Endpoint:
             with _logs.quieted():  # the bench's policy is unsigned on purpose: no warning
                 node = Node(policy, identity="sender" if sending else "receiver", keystore=keys)
             sockets.add_node(node)
-            self.io = node.attach(sock, channel_of(task.case), buffers=BUFFERS)
+            threads = task.verify_threads if not sending and _signed_in(task.case) else 0
+            self.io = node.attach(
+                sock, channel_of(task.case), buffers=BUFFERS, verify_threads=threads
+            )
             if pattern == "pubsub" and not sending:
                 self.io.subscribe("bench.")
         elif pattern == "pubsub" and not sending:
@@ -559,6 +569,7 @@ class BenchResult:
     plain: dict[str, float] = field(default_factory=dict)
     secured: dict[str, float] = field(default_factory=dict)
     floor: dict[str, float] = field(default_factory=dict)
+    verify_threads: int = 0  # the secured receiver verified on this many threads
 
     @property
     def ratio(self) -> float:
@@ -645,6 +656,7 @@ def run_bench(
     repeats: int = 3,
     transport: str = "ipc",
     quick: bool = False,
+    verify_threads: int = 0,
     on_row: Callable[[BenchResult], None] | None = None,
     progress_stream: Any = None,
 ) -> list[BenchResult]:
@@ -663,6 +675,8 @@ def run_bench(
                 for case in cases:
                     for size in sizes:
                         result = BenchResult(case[0], case[1], size, mode, transport, repeats)
+                        threads = verify_threads if _signed_in(case) else 0
+                        result.verify_threads = threads
                         measures: dict[str, list[Measure]] = {v: [] for v in VARIANTS}
                         for repeat in range(repeats):  # alternate, so drift affects all alike
                             for variant in VARIANTS:
@@ -676,6 +690,7 @@ def run_bench(
                                     plan_for(size, quick),
                                     world,
                                     hashlib.blake2b(b"%d" % repeat, digest_size=32).digest(),
+                                    threads,
                                 )
                                 run = workers.run if workers is not None else run_in_threads
                                 measures[variant].append(run(task))
@@ -735,8 +750,11 @@ def _rate(summary: dict[str, float]) -> str:
 def format_row(result: BenchResult) -> str:
     plain, secured = result.plain, result.secured
     latency = f"{plain['p50_us']:.0f}/{secured['p50_us']:.0f}"
+    origin = result.origin or "-"
+    if result.verify_threads:
+        origin = f"sig/{result.verify_threads}"  # signed, verified on that many threads
     return (
-        f"{result.pattern:9} {result.origin or '-':6} {result.size:>6} {result.mode:9} "
+        f"{result.pattern:9} {origin:6} {result.size:>6} {result.mode:9} "
         f"{_rate(plain):>21} {_rate(secured):>21} {_rate(result.floor):>21} "
         f"{result.ratio:>6.2f} {result.floor_ratio:>6.2f} {result.of_floor:>6.2f} {latency:>18}"
     )

@@ -116,6 +116,14 @@ def register(commands: Any) -> None:
         help="a smoke run in under 30 s: 1024-byte messages, one repeat, fewer messages",
     )
     bench.add_argument(
+        "--verify-threads",
+        metavar="N",
+        type=int,
+        default=0,
+        help="the secured receiver of the signed pubsub, pipeline and bus rows verifies on N "
+        "threads (Node.attach(verify_threads=N); default: 0, in the socket's thread)",
+    )
+    bench.add_argument(
         "--format", choices=("text", "json"), default="text", help="text or json (default: text)"
     )
     bench.set_defaults(run=_run_bench)
@@ -132,6 +140,9 @@ def _run_bench(args: argparse.Namespace) -> int:
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     if repeats < 1:
         print("nngsec: error: --repeats must be at least 1", file=sys.stderr)
+        return 2
+    if not 0 <= args.verify_threads <= 16:
+        print("nngsec: error: --verify-threads is from 0 to 16", file=sys.stderr)
         return 2
     if any(size < 0 for size in sizes):
         print("nngsec: error: --sizes are byte counts (hint: 64,1024)", file=sys.stderr)
@@ -152,6 +163,7 @@ def _run_bench(args: argparse.Namespace) -> int:
             repeats=repeats,
             transport=args.transport,
             quick=args.quick,
+            verify_threads=args.verify_threads,
             on_row=(lambda row: print(_bench.format_row(row), flush=True)) if text else None,
         )
     except KeyboardInterrupt:

@@ -350,6 +350,7 @@ class Node:
         *,
         on_reject: OnReject = "drop",
         buffers: int | None = DEFAULT_BUFFER,
+        verify_threads: int = 0,
     ) -> SecureSocket:
         """Secure ``socket`` on ``channel``: every frame sent is sealed, every frame received
         is checked and opened. Refuses a socket whose protocol does not fit the channel's
@@ -357,11 +358,21 @@ class Node:
 
         ``on_reject="raise"`` makes ``recv`` raise :class:`nngsec.Rejected` instead of
         dropping and counting; ``buffers`` raises nng's send/receive buffers to at least
-        that many messages (``None`` leaves them).
+        that many messages (``None`` leaves them). ``verify_threads=N`` (a socket that
+        only takes messages in) opens the frames NNG holds on N threads, delivered in
+        the order they came: Ed25519 verification (``origin: signed``) then runs on N
+        cores, since libsodium releases the GIL.
         """
         role = socket_role(self.policy, self.channel(channel), self.identity, socket)
         slot = self._slot(channel)
-        return SecureSocket(socket, slot, role, on_reject=on_reject, buffers=buffers)
+        return SecureSocket(
+            socket,
+            slot,
+            role,
+            on_reject=on_reject,
+            buffers=buffers,
+            verify_threads=verify_threads,
+        )
 
     # -- the socket-free codec ------------------------------------------------------------
     def seal(self, channel: str, payload: bytes, *, topic: Topic | None = None) -> bytes:

@@ -61,6 +61,7 @@ from ._codec import (
     topic_bytes,
 )
 from ._reply_cache import ReplyCache, RequestEntry, request_key
+from ._verify_pool import MAX_VERIFY_THREADS, VerifyPool
 from ._wire import FrameRef, parse_frame
 
 __all__ = [
@@ -328,12 +329,7 @@ class _Endpoint:
         except Rejected as rejected:
             if entry is not None:
                 shared.replies.release(entry)
-            shared.stats.rejected[rejected.reason] += 1
-            shared.log.note(rejected.reason, frame)
-            if self._asked is not None:
-                self._rejected_reply(rejected)
-            if shared.on_reject == "raise":
-                raise
+            self._dropped(rejected, frame)
             return None
         except BaseException:
             # A local failure, not the frame's (the replay journal could not be written):
@@ -351,6 +347,16 @@ class _Endpoint:
             self._request_entry = entry
         shared.stats.received += 1
         return message
+
+    def _dropped(self, rejected: Rejected, frame: bytes) -> None:
+        """A frame that failed a check: counted and logged (or raised)."""
+        shared = self._shared
+        shared.stats.rejected[rejected.reason] += 1
+        shared.log.note(rejected.reason, frame)
+        if self._asked is not None:
+            self._rejected_reply(rejected)
+        if shared.on_reject == "raise":
+            raise rejected
 
     def _check_context(self, message: Received) -> None:
         """One reply per request. (That a reply answers the outstanding request was checked
@@ -585,6 +591,7 @@ class SecureSocket(_Endpoint):
         *,
         on_reject: OnReject = "drop",
         buffers: int | None = DEFAULT_BUFFER,
+        verify_threads: int = 0,
     ) -> None:
         super().__init__()
         slot = codec if isinstance(codec, ChannelSlot) else ChannelSlot(codec)
@@ -604,6 +611,81 @@ class SecureSocket(_Endpoint):
         # A surveyor socket: when its survey ends (time.monotonic()), for arecv's wait.
         self._survey_ends: float | None = None
         _tune(socket, role, codec.max_frame_size, buffers)
+        self._verifying = self._verify_pool(verify_threads)
+
+    def _verify_pool(self, threads: int) -> VerifyPool | None:
+        if type(threads) is not int or not 0 <= threads <= MAX_VERIFY_THREADS:
+            raise UsageError(
+                Problem(
+                    f"verify_threads is from 0 to {MAX_VERIFY_THREADS}, got {threads!r}",
+                    field="verify_threads",
+                )
+            )
+        shared = self._shared
+        if threads == 0:
+            return None
+        if shared.receiver is None or shared.answers or shared.asks:
+            raise UsageError(
+                Problem(
+                    f"verify_threads is for sockets that only take messages in (subscribers, "
+                    f"pullers, pair and bus members), not a {shared.role.name} socket",
+                    field="verify_threads",
+                    hint="leave verify_threads out",
+                )
+            )
+        return VerifyPool(shared.receiver, threads)
+
+    # -- receiving on the verify pool -----------------------------------------------------
+    def recv(self) -> Received:
+        """The next accepted message (see :meth:`_Endpoint.recv`). With ``verify_threads``
+        the frames NNG holds are opened side by side, and delivered in their order."""
+        pool = self._verifying
+        if pool is None:
+            return super().recv()
+        shared = self._shared
+        started = time.monotonic()
+        deadline = None
+        while True:
+            frames = [] if len(pool) else self._wanted([self._recv_frame()])  # waits
+            # and whatever else NNG holds now, once the pool is half empty: the workers
+            # get runs of frames, and are woken (which is costly) once per run
+            while pool.hungry and len(frames) < pool.room:
+                try:
+                    frames.append(_take(self._socket, lib.NNG_FLAG_NONBLOCK))
+                except pynng.TryAgain:
+                    break
+                frames = self._wanted(frames)
+            if frames:
+                pool.submit(frames)
+            if len(pool):
+                frame, outcome = pool.next()
+                if isinstance(outcome, Rejected):
+                    self._dropped(outcome, frame)
+                else:
+                    shared.stats.received += 1
+                    return outcome
+            if deadline is None:
+                deadline = _Deadline(self._recv_timeout, started)
+            deadline.check()
+
+    def _wanted(self, frames: list[bytes]) -> list[bytes]:
+        """``frames`` without the last one if the socket did not subscribe to its topic."""
+        shared = self._shared
+        if shared.filters and not any(map(frames[-1].startswith, shared.subscriptions)):
+            shared.stats.filtered += 1
+            frames.pop()
+        return frames
+
+    async def arecv(self) -> Received:
+        # The verify pool serves recv() and iteration; what it took ahead comes first.
+        pool = self._verifying
+        while pool is not None and len(pool):
+            frame, outcome = pool.next()
+            if not isinstance(outcome, Rejected):
+                self._shared.stats.received += 1
+                return outcome
+            self._dropped(outcome, frame)
+        return await super().arecv()
 
     # -- pubsub -------------------------------------------------------------------------
     def subscribe(self, topic: Topic) -> None:
@@ -723,6 +805,8 @@ class SecureSocket(_Endpoint):
         self._readiness.close()  # before NNG closes the descriptors they wait on
         self._shared.replies.close_parked()
         self._socket.close()
+        if self._verifying is not None:
+            self._verifying.close()  # before the receiver's final state
         if self._shared.receiver is not None:
             self._shared.receiver.close()  # the final replay state; the slot is given back
 
