@@ -98,7 +98,11 @@ def node_main(
         now = (node.policy.version, node.channel_keys[channel].current.epoch)
         if now != state:
             state = now
-            switches.append((time.time(), *now, sent[0]))
+            # The sending thread may be sealing frame sent[0] under the previous set right
+            # now (it counts a frame once sent): the first frame surely sealed after the
+            # switch is the next one. Counting from sent[0] made the bench report, now and
+            # then, one frame "read after the switch" that was sealed before it.
+            switches.append((time.time(), *now, sent[0] + 1))
             reports.put(("applied", identity, time.time(), *now))
     worker.join(2)
     reports.put(("done", identity, role, received, dict(sock.stats.rejected), switches, sent[0]))
