@@ -33,6 +33,11 @@ def test_readme_example_runs_as_pasted(tmp_path):
 
     shell = run_in_tmp("bash", "-e", "-c", block("shell"))
     assert shell.returncode == 0, shell.stderr
+    # The block's comment says how many warnings to expect: it must be what check says.
+    said = re.search(r"exit 0: (\w+) warnings to read", block("shell"))
+    words = {"two": 2, "three": 3, "four": 4, "five": 5}
+    assert said, "the README's check line says how many warnings to expect"
+    assert f"0 errors, {words[said.group(1)]} warnings" in shell.stdout + shell.stderr
     written = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     again = subprocess.run(
         ["bash", "-e", "-c", block("shell")],
