@@ -491,19 +491,22 @@ def run_in_threads(task: Task) -> Measure:
 def _worker(connection: Any) -> None:
     """A worker process: runs one side of each task it is sent, until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it
+    previous = Sockets()
     while True:
         order = connection.recv()
+        # The previous task's sockets (and nodes) close only now that both ends reported:
+        # closed at once, a socket would drop the last message NNG has not written yet
+        # (the sender's "done"), and the other end would wait for it until its deadline.
+        previous.close_all()
         if order is None:
             return
         side, task = order
-        sockets = Sockets()
+        previous = sockets = Sockets()
         try:
             result = (receiver_side if side == "receiver" else sender_side)(task, sockets)
             connection.send(("ok", asdict(result) if isinstance(result, Measure) else None))
         except Exception as error:
             connection.send(("error", f"{type(error).__name__}: {error}"))
-        finally:
-            sockets.close_all()
 
 
 class Workers:
