@@ -57,15 +57,7 @@ def export_node(
     """
     policy_path = Path(policy_path)
     policy = load_policy(policy_path)
-    if identity not in policy.identities:
-        raise PolicyError(
-            policy.document.problem(
-                ("identities",),
-                f"no identity {identity!r} in the policy",
-                f"identities are: {', '.join(policy.identities) or 'none'}",
-                key=True,
-            )
-        )
+    policy.require_identity(identity)
     if policy.is_revoked(identity):
         raise PolicyError(
             Problem(

@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 
+from .._errors import PolicyError
 from .._formats._deployment import decode_deployment_id
 from .._formats._units import format_utc, parse_utc
 from .._formats._yaml import YamlDocument
@@ -194,6 +195,18 @@ class Policy:
     def readable_by(self, identity: str) -> tuple[str, ...]:
         """Channels whose payloads ``identity`` can read (as a receiver of any kind)."""
         return self._readable.get(identity, ())
+
+    def require_identity(self, identity: str) -> None:
+        """Raise :class:`PolicyError`, placed at ``identities:``, unless ``identity`` is one."""
+        if identity not in self.identities:
+            raise PolicyError(
+                self.document.problem(
+                    ("identities",),
+                    f"no identity {identity!r} in the policy",
+                    f"identities are: {', '.join(self.identities) or 'none'}",
+                    key=True,
+                )
+            )
 
     def is_revoked(self, identity: str) -> bool:
         return identity in self.revoked
