@@ -83,6 +83,56 @@ def test_aead_is_the_same_on_both_routes(key, nonce, message, ad, flip):
         assert route.aead_open(key, nonce, sealed[: flip % len(sealed)], ad) is None
 
 
+@settings(max_examples=examples(100))
+@given(
+    key=keys,
+    nonce=nonces,
+    message=st.binary(max_size=6000),  # either side of SLICE_BELOW
+    label=ads,
+    lead=st.binary(max_size=40),
+    skipped=st.binary(max_size=100),
+    trailer=st.binary(max_size=80),
+    flip=st.integers(min_value=0),
+)
+def test_frame_sealers_and_openers_are_the_same_on_both_routes(
+    key, nonce, message, label, lead, skipped, trailer, flip
+):
+    """A frame as the schemes build one: a head carrying the nonce, bytes after ``start``
+    that are associated data too (``skip``), the AEAD, and bytes after it (``tail``)."""
+    head = lead + nonce + skipped
+    start, nonce_at = len(head) - len(skipped), len(lead)
+    frames = {name: r.frame_sealer(key, label)(head, nonce, message) for name, r in ROUTES.items()}
+    assert (
+        frames["direct"]
+        == frames["pynacl"]
+        == head + PUBLIC.aead_seal(key, nonce, message, label + head)
+    )
+    frame = frames["direct"] + trailer
+    tampered = bytearray(frame)
+    tampered[flip % (len(frame) - len(trailer))] ^= 1 << (flip % 8)  # anything but the tail
+    for route in ROUTES.values():
+        opener = route.frame_opener(key, label, skip=len(skipped), tail=len(trailer))
+        assert opener(frame, start, nonce_at) == message
+        assert opener(bytes(tampered), start, nonce_at) is None
+        assert opener(frame[: start + len(skipped) + 15 + len(trailer)], start, nonce_at) is None
+
+
+def test_a_frame_opener_refuses_a_nonce_outside_the_head():
+    """C reads 24 bytes at the nonce's offset: one that reaches into the ciphertext (or
+    before the frame) is a programming error, refused before the call."""
+    opener = DIRECT.frame_opener(bytes(32), b"label")
+    frame = bytes(100)
+    for nonce_at in (-1, 40 - 23):
+        with pytest.raises(ValueError, match="nonce outside"):
+            opener(frame, 40, nonce_at)
+    with pytest.raises(ValueError, match="key size"):
+        DIRECT.frame_opener(bytes(31), b"label")
+    with pytest.raises(ValueError, match="key size"):
+        DIRECT.frame_sealer(bytes(31), b"label")
+    with pytest.raises(ValueError, match="nonce size"):
+        DIRECT.frame_sealer(bytes(32), b"label")(b"head", bytes(23), b"x")
+
+
 @settings(max_examples=examples(40))
 @given(
     seed=keys,

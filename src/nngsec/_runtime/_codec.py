@@ -714,32 +714,36 @@ class Receiver:
     ) -> Received | None:
         """A usual frame of a known session: the message (or ``Rejected('forged')``);
         ``None`` for anything unusual, which then takes the general way."""
-        start = at + known.header_rest
-        payload_size = len(frame) - start - known.overhead
-        if payload_size < 0 or payload_size > known.max_payload:
+        # One step for every field (the hot path reads most of them once).
+        (_, sender, channel, key, key_id, session, own_key_id, window, epoch, topic, open_,
+         body_prefix, overhead, until, reply, plain, header_rest, max_payload, max_age, skew,
+         authenticated) = known  # fmt: skip
+        start = at + header_rest
+        payload_size = len(frame) - start - overhead
+        if payload_size < 0 or payload_size > max_payload:
             return None
         seq, time_ms = _SEQ_TIME_FROM(frame, at)
-        if known.reply and (
+        if reply and (
             reply_to is None
-            or reply_to.key_id != known.own_key_id
+            or reply_to.key_id != own_key_id
             or frame[at + SEQ_TIME.size : start] != REPLY_TO.pack(*reply_to)
         ):
             return None
         now = codec.clock()
         sent_at = time_ms / 1000
-        if now > known.until or now - sent_at > known.max_age or sent_at - now > known.skew:
+        if now > until or now - sent_at > max_age or sent_at - now > skew:
             return None
-        guard, window = self.guard, known.window
-        if not guard.current(window, known.key, seq, sent_at):
+        guard = self.guard
+        if not guard.current(window, key, seq, sent_at):
             return None
-        if known.body_prefix and not frame.startswith(known.body_prefix, start):
+        if body_prefix and not frame.startswith(body_prefix, start):
             return None
-        payload = known.open(frame, start, at - SESSION_SIZE)  # the nonce: session || seq
+        payload = open_(frame, start, at - SESSION_SIZE)  # the nonce: session || seq
         if payload is None:
-            raise Rejected(Rejected.FORGED, f"{known.sender} seq {seq} does not authenticate")
+            raise Rejected(Rejected.FORGED, f"{sender} seq {seq} does not authenticate")
         with self._lock:  # as the general way: another thread may have accepted it since
-            if known.plain:  # no answer to admit, no journal to write first
-                if not guard.advance_current(window, known.key, seq, sent_at, now):
+            if plain:  # no answer to admit, no journal to write first
+                if not guard.advance_current(window, key, seq, sent_at, now):
                     self._record_late(known, seq, sent_at, now)
             else:
                 self._record_answer(known, seq, sent_at, now, reply_to)
@@ -747,14 +751,14 @@ class Receiver:
             Received,
             (
                 payload,
-                known.sender,
-                known.channel,
-                known.topic,
+                sender,
+                channel,
+                topic,
                 sent_at,
-                _tuple_new(FrameRef, (known.key_id, known.session, seq)),
-                known.epoch,
+                _tuple_new(FrameRef, (key_id, session, seq)),
+                epoch,
                 reply_to,
-                known.authenticated,
+                authenticated,
             ),
         )
 

@@ -32,7 +32,12 @@ tests check both routes against each other and against the same known answers.
 
 Buffers: arguments may be ``bytes``, ``bytearray`` or ``memoryview`` (slices of a frame,
 without copies). Every output is a fresh ``bytes``; the scratch buffers behind it are
-per thread, reused, and never handed out, so a 64 KiB frame costs no fresh pages.
+reused and never handed out, so a 64 KiB frame costs no fresh pages.
+
+The per-frame paths of the schemes take the AEAD as a *frame sealer* or *frame opener*
+(:func:`frame_sealer`, :func:`frame_opener`): a function made once per session and key,
+with the key checked, the label bound and every C function looked up, so that sealing or
+opening one frame is one Python call around the C call.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import threading
+from collections.abc import Callable
 from typing import Any
 
 from nacl import bindings as _public
@@ -52,11 +57,13 @@ __all__ = [
     "SIGNATURE",
     "ZERO_NONCE",
     "Buffer",
+    "FrameOpener",
+    "FrameSealer",
     "aead_open",
-    "aead_open_at",
     "aead_seal",
-    "aead_seal_framed",
     "digest",
+    "frame_opener",
+    "frame_sealer",
     "kdf",
     "mac",
     "mac_matches",
@@ -71,6 +78,13 @@ __all__ = [
 logger = logging.getLogger(__name__)  # under "nngsec", like every logger of nngsec
 
 Buffer = bytes | bytearray | memoryview
+FrameSealer = Callable[[bytes, bytes, Buffer], bytes]
+"""``seal(head, nonce, message)``: ``head`` followed by the AEAD of ``message`` with
+``label || head`` as the associated data: a whole frame, assembled once."""
+FrameOpener = Callable[[bytes, int, int], "bytes | None"]
+"""``open(frame, start, nonce_at)``: the AEAD opening of ``frame[start + skip : len(frame)
+- tail]`` (read in place) with the 24-byte nonce at ``nonce_at`` and ``label ||
+frame[:start + skip]`` as the associated data; ``None`` if the tag does not verify."""
 
 AEAD_TAG = 16
 SIGNATURE = 64
@@ -79,7 +93,9 @@ ZERO_NONCE = bytes(24)
 KEY_SIZE = 32
 NONCE_SIZE = 24
 SIGN_SECRET = 64  # libsodium's Ed25519 secret key: seed || public key
-SCRATCH_KEEP = 2 << 20  # larger scratch buffers are used once, not kept per thread
+SCRATCH_KEEP = 2 << 20  # larger scratch buffers are used once, not kept
+SCRATCH_POOL = 4  # scratch buffers kept for reuse (one per thread in use, and a spare)
+SLICE_BELOW = 4096  # a shorter ciphertext is copied out of its frame: cheaper than a pointer
 
 
 def _check(condition: bool, what: str) -> None:
@@ -101,20 +117,29 @@ class _Route:
     def aead_open(self, key: bytes, nonce: bytes, ciphertext: Buffer, ad: Buffer) -> bytes | None:
         raise NotImplementedError
 
-    def aead_seal_framed(
-        self, key: bytes, nonce: bytes, message: Buffer, label: bytes, head: bytes
-    ) -> bytes:
-        return head + self.aead_seal(key, nonce, message, label + head)
+    def frame_sealer(self, key: bytes, label: bytes) -> FrameSealer:
+        """See :data:`FrameSealer`."""
+        seal = self.aead_seal
 
-    def aead_open_at(
-        self, key: bytes, frame: bytes, nonce_at: int, label: bytes, start: int, end: int
-    ) -> bytes | None:
-        return self.aead_open(
-            key,
-            frame[nonce_at : nonce_at + NONCE_SIZE],
-            memoryview(frame)[start:end],
-            label + frame[:start],
-        )
+        def seal_frame(head: bytes, nonce: bytes, message: Buffer) -> bytes:
+            return head + seal(key, nonce, message, label + head)
+
+        return seal_frame
+
+    def frame_opener(self, key: bytes, label: bytes, skip: int = 0, tail: int = 0) -> FrameOpener:
+        """See :data:`FrameOpener`."""
+        open_ = self.aead_open
+
+        def open_frame(frame: bytes, start: int, nonce_at: int) -> bytes | None:
+            begin = start + skip
+            return open_(
+                key,
+                frame[nonce_at : nonce_at + NONCE_SIZE],
+                memoryview(frame)[begin : len(frame) - tail],
+                label + frame[:begin],
+            )
+
+        return open_frame
 
     def sign(self, secret: bytes, parts: tuple[Buffer, ...]) -> bytes:
         raise NotImplementedError
@@ -178,9 +203,10 @@ class _PublicRoute(_Route):
 class _DirectRoute(_Route):
     """PyNaCl's cffi module, called with buffers prepared here.
 
-    Scratch buffers are per thread and taken off a per-thread list while in use, so a
-    call that interrupts another on the same thread (a signal handler sealing a frame)
-    gets buffers of its own instead of overwriting a message being verified.
+    Scratch buffers come from a pool shared by the threads (``list.pop`` and ``append``
+    are single steps under the GIL) and are off it while in use, so a call that
+    interrupts another (a signal handler sealing a frame) or runs beside it in another
+    thread gets a buffer of its own instead of overwriting a message being verified.
     """
 
     name = "direct"
@@ -200,25 +226,23 @@ class _DirectRoute(_Route):
         self._sign_open = lib.crypto_sign_open
         self._scalarmult = lib.crypto_scalarmult
         self._scalarmult_base = lib.crypto_scalarmult_base
-        self._local = threading.local()
+        self._pool: list[Any] = []
 
     # -- buffers ----------------------------------------------------------------------
+    def _fresh(self, size: int) -> Any:
+        return self._new("char[]", max(4096, 1 << (size - 1).bit_length()))
+
     def _take(self, size: int) -> Any:
-        """A scratch buffer of at least ``size`` bytes, this thread's own while in use."""
-        free: list[Any] | None = getattr(self._local, "free", None)
-        if free is None:
-            free = self._local.free = []
-        while free:
-            buffer = free.pop()
-            if len(buffer) >= size:
-                return buffer
-        return self._new("unsigned char[]", max(4096, 1 << (size - 1).bit_length()))
+        """A scratch buffer of at least ``size`` bytes, the caller's own until given back."""
+        try:
+            buffer = self._pool.pop()
+        except IndexError:
+            return self._fresh(size)
+        return buffer if len(buffer) >= size else self._fresh(size)
 
     def _give_back(self, buffer: Any) -> None:
-        if len(buffer) <= SCRATCH_KEEP:
-            free: list[Any] = self._local.free
-            if len(free) < 2:
-                free.append(buffer)
+        if len(buffer) <= SCRATCH_KEEP and len(self._pool) < SCRATCH_POOL:
+            self._pool.append(buffer)
 
     def _pointer(self, data: Buffer) -> Any:
         """``bytes`` go to C as they are; other buffers through ``ffi.from_buffer``."""
@@ -250,9 +274,9 @@ class _DirectRoute(_Route):
             nonce,
             key,
         )
-        sealed = self._buffer(out, size)[:]
+        sealed: bytes = self._unpack(out, size)
         self._give_back(out)
-        return sealed  # type: ignore[no-any-return]
+        return sealed
 
     def aead_open(self, key: bytes, nonce: bytes, ciphertext: Buffer, ad: Buffer) -> bytes | None:
         _check(len(key) == KEY_SIZE and len(nonce) == NONCE_SIZE, "AEAD key or nonce size")
@@ -273,74 +297,85 @@ class _DirectRoute(_Route):
         )
         # On failure libsodium writes nothing into ``out`` (it checks the tag before it
         # decrypts), and nothing of it is returned.
-        opened = None if failed else self._buffer(out, size)[:]
+        opened: bytes | None = None if failed else self._unpack(out, size)
         self._give_back(out)
         return opened
 
-    # -- the frame paths: one reused buffer per thread, bytes out with one copy -----------
-    def _frame_buffer(self, size: int) -> Any:
-        """This thread's frame buffer (taken: a nested call, such as a signal handler's,
-        finds none and makes its own), of at least ``size`` bytes."""
-        local = self._local
-        out = getattr(local, "frame", None)
-        if out is None or len(out) < size:
-            return self._new("char[]", max(4096, 1 << (size - 1).bit_length()))
-        local.frame = None
-        return out
+    # -- the frame paths: one Python call around the C call ------------------------------
+    # Everything that is the same for each frame of a session (the key and its check,
+    # the label, the C functions, the pool) is bound once, in the closure; per frame there
+    # remain the bounds the C call relies on, a pooled buffer, and one copy out.
+    def frame_sealer(self, key: bytes, label: bytes) -> FrameSealer:
+        _check(len(key) == KEY_SIZE, "AEAD key size")
+        encrypt, null, memmove, unpack = self._encrypt, self._null, self._memmove, self._unpack
+        pointer, fresh, pool = self._pointer, self._fresh, self._pool
 
-    def _keep_frame_buffer(self, out: Any) -> None:
-        if len(out) <= SCRATCH_KEEP:
-            self._local.frame = out
+        def seal_frame(head: bytes, nonce: bytes, message: Buffer) -> bytes:
+            # head || ciphertext || tag in one buffer, copied out once; label || head is
+            # the associated data. (_take and _give_back, inline.)
+            if len(nonce) != NONCE_SIZE:
+                raise ValueError("nngsec: AEAD nonce size")
+            at, size = len(head), len(message)
+            total = at + size + AEAD_TAG
+            try:
+                out = pool.pop()
+            except IndexError:
+                out = fresh(total)
+            if len(out) < total:
+                out = fresh(total)
+            memmove(out, head, at)
+            ad = label + head
+            encrypt(out + at, null, pointer(message), size, ad, len(ad), null, nonce, key)
+            framed: bytes = unpack(out, total)
+            if len(pool) < SCRATCH_POOL and len(out) <= SCRATCH_KEEP:
+                pool.append(out)
+            return framed
 
-    def aead_seal_framed(
-        self, key: bytes, nonce: bytes, message: Buffer, label: bytes, head: bytes
-    ) -> bytes:
-        # head || ciphertext || tag in one buffer, copied out once; label || head is the
-        # associated data.
-        _check(len(key) == KEY_SIZE and len(nonce) == NONCE_SIZE, "AEAD key or nonce size")
-        at, size = len(head), len(message)
-        ad = label + head
-        out = self._frame_buffer(at + size + AEAD_TAG)
-        self._memmove(out, head, at)
-        self._encrypt(
-            out + at, self._null, self._pointer(message), size, ad, len(ad), self._null, nonce, key
-        )
-        framed: bytes = self._unpack(out, at + size + AEAD_TAG)
-        self._keep_frame_buffer(out)
-        return framed
+        return seal_frame
 
-    def aead_open_at(
-        self, key: bytes, frame: bytes, nonce_at: int, label: bytes, start: int, end: int
-    ) -> bytes | None:
-        # The ciphertext is read in place, through a pointer into the frame; the nonce and
-        # the associated data are small copies.
-        size = end - start - AEAD_TAG
-        _check(
-            len(key) == KEY_SIZE
-            and 0 <= start <= end <= len(frame)
-            and 0 <= nonce_at <= len(frame) - NONCE_SIZE,
-            "AEAD key or frame bounds",
-        )
-        if size < 0:
-            return None
-        ad = label + frame[:start]
-        out = self._frame_buffer(size or 1)
-        failed = self._decrypt(
-            out,
-            self._null,
-            self._null,
-            self._from_buffer(frame) + start,
-            end - start,
-            ad,
-            len(ad),
-            frame[nonce_at : nonce_at + NONCE_SIZE],
-            key,
-        )
-        # On failure libsodium writes nothing into ``out`` (it checks the tag before it
-        # decrypts), and nothing of it is returned.
-        opened: bytes | None = None if failed else self._unpack(out, size)
-        self._keep_frame_buffer(out)
-        return opened
+    def frame_opener(self, key: bytes, label: bytes, skip: int = 0, tail: int = 0) -> FrameOpener:
+        _check(len(key) == KEY_SIZE and skip >= 0 and tail >= 0, "AEAD key size or frame layout")
+        decrypt, null, unpack = self._decrypt, self._null, self._unpack
+        from_buffer, fresh, pool = self._from_buffer, self._fresh, self._pool
+
+        def open_frame(frame: bytes, start: int, nonce_at: int) -> bytes | None:
+            begin, end = start + skip, len(frame) - tail
+            size = end - begin - AEAD_TAG
+            # The nonce lies in the header, before the ciphertext: C reads 24 bytes there.
+            if nonce_at < 0 or nonce_at > begin - NONCE_SIZE:
+                raise ValueError("nngsec: AEAD nonce outside the frame's head")
+            if size < 0:
+                return None
+            # A short ciphertext is sliced out (a small copy); a long one is read in place.
+            ciphertext = frame[begin:end] if size < SLICE_BELOW else from_buffer(frame) + begin
+            ad = label + frame[:begin]
+            # A buffer off the shared pool (pop is one step under the GIL: no other call
+            # can hold it meanwhile), or a fresh one. (_take and _give_back, inline.)
+            try:
+                out = pool.pop()
+            except IndexError:
+                out = fresh(size or 1)
+            if len(out) < size:
+                out = fresh(size)
+            failed = decrypt(
+                out,
+                null,
+                null,
+                ciphertext,
+                end - begin,
+                ad,
+                len(ad),
+                frame[nonce_at : nonce_at + NONCE_SIZE],
+                key,
+            )
+            # On failure libsodium writes nothing into ``out`` (it checks the tag before it
+            # decrypts), and nothing of it is returned.
+            opened: bytes | None = None if failed else unpack(out, size)
+            if len(pool) < SCRATCH_POOL and len(out) <= SCRATCH_KEEP:
+                pool.append(out)
+            return opened
+
+        return open_frame
 
     def sign(self, secret: bytes, parts: tuple[Buffer, ...]) -> bytes:
         _check(len(secret) == SIGN_SECRET, "Ed25519 secret key size")
@@ -428,23 +463,27 @@ def known_answers(candidate: _Route) -> list[str]:
     tampered[-1] ^= 1
     if candidate.aead_open(_AEAD_KEY, _AEAD_NONCE, tampered, _AEAD_AD) is not None:
         wrong.append("XChaCha20-Poly1305 accepts a bad tag")
-    # The framed forms: the same answer with the associated data split in label and head.
+    # The frame paths: the same answer with the associated data split in label and head.
     label, head = _AEAD_AD[:4], _AEAD_AD[4:]
-    framed = candidate.aead_seal_framed(_AEAD_KEY, _AEAD_NONCE, _AEAD_MESSAGE, label, head)
+    framed = candidate.frame_sealer(_AEAD_KEY, label)(head, _AEAD_NONCE, _AEAD_MESSAGE)
     if framed != head + _AEAD_SEALED:
         wrong.append("XChaCha20-Poly1305 framed encryption")
-    # A frame that carries its nonce in its head, as nngsec's frames do.
-    head = b"hdr" + _AEAD_NONCE
-    frame = candidate.aead_seal_framed(_AEAD_KEY, _AEAD_NONCE, _AEAD_MESSAGE, label, head)
-    start = len(head)
-    if frame[start:] != candidate.aead_seal(_AEAD_KEY, _AEAD_NONCE, _AEAD_MESSAGE, label + head):
+    # A frame that carries its nonce in its head, as nngsec's frames do, opened with the
+    # opener's skip (bytes of the head after ``start``) and tail (bytes after the tag).
+    head = b"hdr" + _AEAD_NONCE + b"sk"
+    frame = candidate.frame_sealer(_AEAD_KEY, label)(head, _AEAD_NONCE, _AEAD_MESSAGE) + b"tl"
+    start = len(head) - 2
+    if frame[len(head) : -2] != candidate.aead_seal(
+        _AEAD_KEY, _AEAD_NONCE, _AEAD_MESSAGE, label + head
+    ):
         wrong.append("XChaCha20-Poly1305 framed encryption of a frame")
-    if candidate.aead_open_at(_AEAD_KEY, frame, 3, label, start, len(frame)) != _AEAD_MESSAGE:
+    opener = candidate.frame_opener(_AEAD_KEY, label, skip=2, tail=2)
+    if opener(frame, start, 3) != _AEAD_MESSAGE:
         wrong.append("XChaCha20-Poly1305 decryption in place")
-    for flipped in (0, start, len(frame) - 1):  # the head (associated data), body, tag
+    for flipped in (0, start, len(head), len(frame) - 3):  # head, skipped, body, tag
         bad = bytearray(frame)
         bad[flipped] ^= 1
-        if candidate.aead_open_at(_AEAD_KEY, bytes(bad), 3, label, start, len(bad)) is not None:
+        if opener(bytes(bad), start, 3) is not None:
             wrong.append("XChaCha20-Poly1305 in place accepts a changed frame")
     secret = _SIGN_SEED + _SIGN_PUBLIC
     if candidate.sign(secret, (_SIGN_MESSAGE,)) != _SIGNATURE:
@@ -512,18 +551,16 @@ def aead_open(key: bytes, nonce: bytes, ciphertext: Buffer, ad: Buffer) -> bytes
     return _active.aead_open(key, nonce, ciphertext, ad)
 
 
-def aead_seal_framed(key: bytes, nonce: bytes, message: Buffer, label: bytes, head: bytes) -> bytes:
-    """``head`` followed by :func:`aead_seal` of ``message`` with ``label || head`` as the
-    associated data: a whole frame, assembled once."""
-    return _active.aead_seal_framed(key, nonce, message, label, head)
+def frame_sealer(key: bytes, label: bytes) -> FrameSealer:
+    """The sealer of the frames of one session under ``key`` (see :data:`FrameSealer`)."""
+    return _active.frame_sealer(key, label)
 
 
-def aead_open_at(
-    key: bytes, frame: bytes, nonce_at: int, label: bytes, start: int, end: int
-) -> bytes | None:
-    """:func:`aead_open` of ``frame[start:end]`` (read in place) with the 24-byte nonce at
-    ``nonce_at`` and ``label || frame[:start]`` as the associated data."""
-    return _active.aead_open_at(key, frame, nonce_at, label, start, end)
+def frame_opener(key: bytes, label: bytes, skip: int = 0, tail: int = 0) -> FrameOpener:
+    """The opener of the frames of one session under ``key`` (see :data:`FrameOpener`):
+    ``skip`` bytes after ``start`` are associated data too (a sealed frame's wrapped key),
+    ``tail`` bytes at the end are not the AEAD's (a signature, MACs)."""
+    return _active.frame_opener(key, label, skip, tail)
 
 
 def sign(secret: bytes, *parts: Buffer) -> bytes:

@@ -100,21 +100,14 @@ class _PeerBox(SchemeCodec):
             key = self.send_key(peer, epoch)
         except Rejected:
             return None  # seal() says why
-
-        def seal(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
-            return _crypto.aead_seal_framed(key, nonce, payload, _AD, hdr)
-
-        return seal
+        return _crypto.frame_sealer(key, _AD)
 
     def fast_open(
         self, key: Any, header: Header, frame: bytes, start: int, sender: str
     ) -> FastOpen | None:
-        def open_(frame: bytes, start: int, nonce_at: int) -> bytes | None:
-            return _crypto.aead_open_at(key, frame, nonce_at, _AD, start, len(frame))
-
         # With several servers a key belongs to an epoch of the service key, which retires.
         until = self.ctx.usable_until(header.epoch) if len(self.ctx.servers) > 1 else math.inf
-        return FastOpen(open_, b"", AEAD_TAG, until)
+        return FastOpen(_crypto.frame_opener(key, _AD), b"", AEAD_TAG, until)
 
     def send_key(self, peer: str | None, epoch: int) -> bytes:
         raise NotImplementedError

@@ -180,11 +180,12 @@ class Sealed(SchemeCodec):
         prefix, content_key = self._session_material(
             state, self.ctx.key.key_id, state.session, epoch
         )
+        seal_frame = _crypto.frame_sealer(content_key, _AD)
         if self.mac:
             keys = self._keys_to(epoch)
 
             def seal_mac(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
-                framed = _crypto.aead_seal_framed(content_key, nonce, payload, _AD, hdr + prefix)
+                framed = seal_frame(hdr + prefix, nonce, payload)
                 digest = _crypto.digest(SEALED_MAC, framed)
                 macs = [_NO_MAC if k is None else _crypto.mac(k, digest) for k in keys]
                 return b"".join((framed, *macs))
@@ -193,7 +194,7 @@ class Sealed(SchemeCodec):
         secret, label = self.ctx.key.signing_secret, self.signature_prefix(SEALED_FRAME)
 
         def seal_signed(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
-            framed = _crypto.aead_seal_framed(content_key, nonce, payload, _AD, hdr + prefix)
+            framed = seal_frame(hdr + prefix, nonce, payload)
             return framed + _crypto.sign(secret, label, framed)
 
         return seal_signed
@@ -212,6 +213,7 @@ class Sealed(SchemeCodec):
             mac_key = self._mac_keys_from[sender]
             proof = MAC_SIZE * len(key.holders)
             mine = MAC_SIZE * self._positions[key.holders]
+            open_macced = _crypto.frame_opener(content_key, _AD, skip=skip, tail=proof)
 
             def open_mac(frame: bytes, start: int, nonce_at: int) -> bytes | None:
                 end = len(frame) - proof
@@ -221,17 +223,17 @@ class Sealed(SchemeCodec):
                     mac_key, digest, view[end + mine : end + mine + MAC_SIZE]
                 ):
                     return None
-                return _crypto.aead_open_at(content_key, frame, nonce_at, _AD, start + skip, end)
+                return open_macced(frame, start, nonce_at)
 
             return FastOpen(open_mac, prefix, FIXED + proof, until)
         sign_key, label = self.ctx.identities[sender].sign_key, self.signature_prefix(SEALED_FRAME)
+        open_frame = _crypto.frame_opener(content_key, _AD, skip=skip, tail=SIGNATURE)
 
         def open_signed(frame: bytes, start: int, nonce_at: int) -> bytes | None:
-            end = len(frame) - SIGNATURE
-            payload = _crypto.aead_open_at(content_key, frame, nonce_at, _AD, start + skip, end)
+            payload = open_frame(frame, start, nonce_at)
             if payload is None:
                 return None
-            view = memoryview(frame)
+            view, end = memoryview(frame), len(frame) - SIGNATURE
             return payload if _crypto.verify(sign_key, view[end:], label, view[:end]) else None
 
         return FastOpen(open_signed, prefix, self.overhead, until)

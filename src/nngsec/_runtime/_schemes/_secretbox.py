@@ -61,20 +61,12 @@ class PairBox(SchemeCodec):
         return _crypto.aead_seal(self._key, nonce_of(header), payload, _PAIR_AD + hdr)
 
     def sealer(self, state: SendState, epoch: int, peer: str | None) -> Sealer | None:
-        key = self._key
-
-        def seal(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
-            return _crypto.aead_seal_framed(key, nonce, payload, _PAIR_AD, hdr)
-
-        return seal
+        return _crypto.frame_sealer(self._key, _PAIR_AD)
 
     def fast_open(
         self, key: Any, header: Header, frame: bytes, start: int, sender: str
     ) -> FastOpen | None:
-        def open_(frame: bytes, start: int, nonce_at: int) -> bytes | None:
-            return _crypto.aead_open_at(key, frame, nonce_at, _PAIR_AD, start, len(frame))
-
-        return FastOpen(open_, b"", AEAD_TAG, math.inf)
+        return FastOpen(_crypto.frame_opener(key, _PAIR_AD), b"", AEAD_TAG, math.inf)
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
         if header.epoch != 0:
@@ -122,30 +114,36 @@ class BusBox(SchemeCodec):
         secret = self.ctx.epoch_stamped(epoch).secret
         if secret is None:
             return None  # seal() says why
-        signed, signing = self.signed, self.ctx.key.signing_secret
-        label = self.signature_prefix(BUS_FRAME)
+        seal_frame = _crypto.frame_sealer(secret, _BUS_AD)
+        if not self.signed:
+            return seal_frame
+        signing, label = self.ctx.key.signing_secret, self.signature_prefix(BUS_FRAME)
 
         def seal(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
-            framed = _crypto.aead_seal_framed(secret, nonce, payload, _BUS_AD, hdr)
-            return framed + _crypto.sign(signing, label, framed) if signed else framed
+            framed = seal_frame(hdr, nonce, payload)
+            return framed + _crypto.sign(signing, label, framed)
 
         return seal
 
     def fast_open(
         self, key: Any, header: Header, frame: bytes, start: int, sender: str
     ) -> FastOpen | None:
-        signed, sign_key = self.signed, self.ctx.identities[sender].sign_key
-        label, tail = self.signature_prefix(BUS_FRAME), SIGNATURE if self.signed else 0
+        until = self.ctx.usable_until(header.epoch)
+        if not self.signed:
+            return FastOpen(_crypto.frame_opener(key, _BUS_AD), b"", self.overhead, until)
+        open_frame = _crypto.frame_opener(key, _BUS_AD, tail=SIGNATURE)
+        sign_key, label = self.ctx.identities[sender].sign_key, self.signature_prefix(BUS_FRAME)
 
         def open_(frame: bytes, start: int, nonce_at: int) -> bytes | None:
-            end = len(frame) - tail
-            payload = _crypto.aead_open_at(key, frame, nonce_at, _BUS_AD, start, end)
-            if payload is None or not signed:
-                return payload
-            view = memoryview(frame)
+            # The AEAD first, as open() does; the plaintext is not released until the
+            # signature names the sender.
+            payload = open_frame(frame, start, nonce_at)
+            if payload is None:
+                return None
+            view, end = memoryview(frame), len(frame) - SIGNATURE
             return payload if _crypto.verify(sign_key, view[end:], label, view[:end]) else None
 
-        return FastOpen(open_, b"", self.overhead, self.ctx.usable_until(header.epoch))
+        return FastOpen(open_, b"", self.overhead, until)
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
         return self.ctx.epoch_for_receiving(header.epoch, now).secret
