@@ -129,6 +129,48 @@ def test_the_side_channel_has_the_buffers_of_the_sockets_under_test():
         sockets.close_all()
 
 
+class _Orders:
+    """The pipe from the bench's parent to a worker: two tasks, then the end. It notes,
+    when the worker reports and when it asks for the next order, whether the sockets of
+    the task it ran are still open."""
+
+    def __init__(self, seen: list[_bench.Sockets]) -> None:
+        self.orders: list[object] = [("sender", "task 1"), ("receiver", "task 2"), None]
+        self.seen = seen
+        self.open_when_reported: list[bool] = []
+        self.open_when_asked: list[bool] = []
+
+    def recv(self) -> object:
+        if self.seen:
+            self.open_when_asked.append(not self.seen[-1].closed)
+        return self.orders.pop(0)
+
+    def send(self, report: object) -> None:
+        assert report == ("ok", None)
+        self.open_when_reported.append(not self.seen[-1].closed)
+
+
+def test_a_worker_closes_a_tasks_sockets_when_the_next_order_comes(monkeypatch):
+    """Closed right after its task, a sender's socket could drop the last message NNG had
+    not written yet, and the other end waited for it until the run's deadline (a reqrep
+    64 KiB run hung): a worker keeps them open until both ends reported, i.e. until its
+    next order (or the end) arrives, then closes them."""
+    seen: list[_bench.Sockets] = []
+
+    def side(task: object, sockets: _bench.Sockets) -> None:
+        seen.append(sockets)
+
+    monkeypatch.setattr(_bench, "sender_side", side)
+    monkeypatch.setattr(_bench, "receiver_side", side)
+    monkeypatch.setattr(_bench.signal, "signal", lambda *_: None)  # not this process's SIGINT
+    orders = _Orders(seen)
+    _bench._worker(orders)
+    assert len(seen) == 2
+    assert orders.open_when_reported == [True, True]
+    assert orders.open_when_asked == [True, True]  # the next order, then the end
+    assert all(sockets.closed for sockets in seen)
+
+
 def test_bad_bench_options_are_one_line_errors(cli):
     for args, text in (
         (("--repeats", "0"), "--repeats must be at least 1"),
