@@ -162,7 +162,7 @@ def test_a_worker_closes_a_tasks_sockets_when_the_next_order_comes(monkeypatch):
 
     monkeypatch.setattr(_bench, "sender_side", side)
     monkeypatch.setattr(_bench, "receiver_side", side)
-    monkeypatch.setattr(_bench.signal, "signal", lambda *_: None)  # not this process's SIGINT
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # not this process's SIGINT
     orders = _Orders(seen)
     _bench._worker(orders)
     assert len(seen) == 2
