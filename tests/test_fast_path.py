@@ -465,3 +465,15 @@ def test_a_copy_accepted_while_a_frame_was_opened_is_refused_under_the_lock(node
     receiver._known = {head: k._replace(open=open_and_race) for head, k in receiver._known.items()}
     assert outcome(receiver, frame) == ("rejected", "replay")
     assert inner[0].payload == PAYLOAD
+
+
+def test_the_receive_fast_path_unpacks_the_session_record_in_its_field_order():
+    """``Receiver._open_known`` reads a ``_Known`` in one unpacking, by position: a field
+    added or moved must be added or moved there too (this pins the order it reads)."""
+    from nngsec._runtime._codec import _Known
+
+    assert _Known._fields == (
+        "codec", "sender", "channel", "key", "key_id", "session", "own_key_id", "window",
+        "epoch", "topic", "open", "body_prefix", "overhead", "until", "reply", "plain",
+        "header_rest", "max_payload", "max_age", "skew", "authenticated",
+    )  # fmt: skip

@@ -584,7 +584,8 @@ _KNOWN = 1024  # sessions a receiver remembers for its fast path (then it starts
 class _Known(NamedTuple):
     """A session a receiver accepted a frame of, and what its later frames need: the
     policy (codec) and key material it was accepted under, its replay window, and the
-    parts of the message that are the same for each frame of it."""
+    parts of the message that are the same for each frame of it. (``_open_known`` reads
+    the fields by position, in one unpacking: keep its order in step with this one.)"""
 
     codec: ChannelCodec
     sender: str
