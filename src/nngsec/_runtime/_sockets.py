@@ -183,16 +183,24 @@ class _Shared:
 
 def _take(socket: pynng.Socket, flags: int) -> bytes:
     """The next message of ``socket``, whatever its length. Not ``Socket.recv``: pynng
-    0.9's fails on a 0-byte message (``RuntimeError``, and the message is lost).
-    ``recv_msg`` would hold it, at the price of a ``Message`` object, three locks and a
-    pipe lookup per message, which the fast path cannot spare (benchmarks/async_recv.py)."""
-    holder = ffi.new("nng_msg **")
-    pynng.check_err(lib.nng_recvmsg(socket.socket, holder, flags))
-    message = holder[0]
+    0.9's fails on a 0-byte message (``RuntimeError``, and the message is lost), because
+    NNG hands a 0-byte message over as a NULL pointer, which ``ffi.unpack`` refuses; here
+    it is ``b""``. Two C calls, as ``Socket.recv`` makes (``nng_recv`` allocating, and
+    ``nng_free``): each call into pynng's library releases and takes back the GIL, and in
+    a process whose other threads want it each is a chance to lose it for a while. (Not
+    ``recv_msg``: a ``Message`` object, three locks and a pipe lookup per message; nor
+    ``nng_recvmsg`` with ``nng_msg_body``, ``nng_msg_len`` and ``nng_msg_free``: four
+    calls.)"""
+    data = ffi.new("char **")
+    size = ffi.new("size_t *")
+    pynng.check_err(lib.nng_recv(socket.socket, data, size, flags | lib.NNG_FLAG_ALLOC))
+    length = size[0]
+    if not length:
+        return b""  # NNG allocated nothing (data is NULL)
     try:
-        return bytes(ffi.buffer(lib.nng_msg_body(message), lib.nng_msg_len(message)))
+        return ffi.unpack(data[0], length)  # type: ignore[no-any-return]
     finally:
-        lib.nng_msg_free(message)
+        lib.nng_free(data[0], length)
 
 
 class _ParkedRequest:
