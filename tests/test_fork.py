@@ -10,7 +10,7 @@ The forks are made in a fresh interpreter with a single thread (``tests/fork_wor
 one process for every case of the module), never in the test process: a child forked
 without ``PyOS_AfterFork_Child()`` inherits the GIL's state as the parent's other threads
 left it (pytest-xdist's I/O thread, a node's checkpoint thread waiting for the GIL), and
-can hang for ever the first time it releases the GIL. The forked frames come back to this
+can hang forever the first time it releases the GIL. The forked frames come back to this
 process, whose receivers and clients (on the worker's fixed clock) check and open them.
 """
 
