@@ -166,26 +166,30 @@ def main() -> None:
     def clock() -> float:  # the test process's receivers run on the same fixed clock
         return now
 
+    # One node per identity and kind of fork (each case seals on a channel of its own, so
+    # under a session of its own); memory-only replay state and no watcher: no thread.
+    nodes: dict[tuple[str, str], Node] = {}
     for case in job["cases"]:
-        # Memory-only replay state and no watcher: a node that starts no thread.
-        node = Node(
-            policy,
-            identity=case["identity"],
-            keystore=keystore,
-            clock=clock,
-            state_dir=False,
-            watch=False,
-        )
         try:
+            node = nodes.get((case["fork"], case["identity"]))
+            if node is None:
+                node = nodes[case["fork"], case["identity"]] = Node(
+                    policy,
+                    identity=case["identity"],
+                    keystore=keystore,
+                    clock=clock,
+                    state_dir=False,
+                    watch=False,
+                )
             frames = run_case(case, node, float(job["child_deadline"]))
             result: dict[str, Any] = {"id": case["id"], "frames": [f.hex() for f in frames]}
         except CaseFailed as failure:
             result = {"id": case["id"], "error": str(failure)}
         except Exception:
             result = {"id": case["id"], "error": traceback.format_exc()}
-        finally:
-            node.close()
         print(json.dumps(result), flush=True)
+    for node in nodes.values():
+        node.close()
 
 
 if __name__ == "__main__":

@@ -110,19 +110,26 @@ def forked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forked]:
     """Every case of the module in one fork worker (a fresh interpreter costs ~0.5 s)."""
     world = build_world(tmp_path_factory.mktemp("fork"), ALL_CHANNELS, NAMES)
     clock = FakeClock()
+    nodes: dict[tuple[str, str], Node] = {}  # as in the worker: per kind of fork, identity
+
+    def node(fork: str, identity: str) -> Node:
+        if (fork, identity) not in nodes:
+            nodes[fork, identity] = world.node(identity, clock=clock, state_dir=False)
+        return nodes[fork, identity]
+
     readers: dict[str, Node] = {}
     cases: list[dict[str, Any]] = []
     for fork in FORKS:
         for channel, (sender, receiver) in sorted(FORWARD.items()):
             case = _case_id(SEALS, fork, channel)
-            readers[case] = world.node(receiver, clock=clock, state_dir=False)
+            readers[case] = node(fork, receiver)
             topic = _topic(readers[case], channel)
             cases.append(
                 {"id": case, "fork": fork, "channel": channel, "identity": sender, "topic": topic}
             )
         for channel, (asker, answerer) in sorted(REPLIES.items()):
             case = _case_id(ANSWERS, fork, channel)
-            client = readers[case] = world.node(asker, clock=clock, state_dir=False)
+            client = readers[case] = node(fork, asker)
             requests = [client.seal(channel, b"q%d" % i).hex() for i in range(3)]
             cases.append(
                 {
@@ -154,8 +161,8 @@ def forked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forked]:
         running = "was running" if position == 0 else "never ran"
         errors[case_id] = f"{failure or 'no result from the fork worker'}; this case {running}"
     yield Forked(frames, errors, readers)
-    for node in readers.values():
-        node.close()
+    for made in nodes.values():
+        made.close()
 
 
 @pytest.fixture(params=FORKS)
