@@ -44,6 +44,7 @@ from nacl.signing import VerifyKey
 from .._errors import PolicyError, Problem
 from .._formats._atomic import write_atomic
 from .._formats._labels import POLICY_SIGNATURE
+from .._formats._limits import SIGNATURE_LIMIT
 from .._formats._text import TextKeyError, decode_text, encode_text
 from .._formats._yaml import read_text, text_from_bytes
 from .._keys._identity import KEY_ID_SIZE, IdentityKey, PublicIdentity
@@ -143,15 +144,24 @@ def read_signature(path: Path) -> Signature:
         raise PolicyError(
             Problem("the policy is not signed (no signature file)", where, hint=RESIGN)
         )
-    text = read_text(path, what="signature", utf8_hint="re-create it with nngsec sign")
+    text = read_text(
+        path, what="signature", utf8_hint="re-create it with nngsec sign", limit=SIGNATURE_LIMIT
+    )
     return _parse_text(text, where)
 
 
 def parse_signature(data: bytes, where: str) -> Signature:
     """The signature whose file content is ``data`` (from a file or from a store; ``where``
     names it): its form only, nothing verified. Raises a placed :class:`PolicyError` when it
-    is not UTF-8, holds private-key text, is malformed or of format 1."""
-    text = text_from_bytes(data, where, what="signature", utf8_hint="re-create it with nngsec sign")
+    is larger than a signature file can be, not UTF-8, holds private-key text, is malformed
+    or of format 1."""
+    text = text_from_bytes(
+        data,
+        where,
+        what="signature",
+        utf8_hint="re-create it with nngsec sign",
+        limit=SIGNATURE_LIMIT,
+    )
     return _parse_text(text, where)
 
 

@@ -31,6 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import PolicyError, Problem
+from .._formats._limits import (
+    CHANNEL_KEYS_LIMIT,
+    POLICY_LIMIT,
+    SIGNATURE_LIMIT,
+    SizeLimit,
+    read_bounded,
+)
 from .._formats._units import format_utc
 from .._formats._yaml import text_from_bytes
 from .._keys._channel_keys import ChannelKeyFile
@@ -81,25 +88,40 @@ class AcceptedSet:
     signer: str | None
 
 
-def _read_optional(path: Path) -> bytes | None:
+def _read_optional(path: Path, limit: SizeLimit) -> bytes | None:
     try:
-        return path.read_bytes()
+        return read_bounded(path, limit)
     except FileNotFoundError:
         return None
 
 
 def candidate_from_files(policy_path: Path, policy: Policy | None = None) -> CandidateSet:
     """The set beside ``policy_path``: the policy (or the bytes ``policy`` was parsed from),
-    ``POLICY.sig`` and ``POLICY.keys.json``, each read once."""
-    policy_bytes = policy.source if policy is not None else policy_path.read_bytes()
+    ``POLICY.sig`` and ``POLICY.keys.json``, each read once, and no further than its size
+    limit (a larger file is refused: ``PolicyError``)."""
     return CandidateSet(
-        policy_bytes=policy_bytes,
-        signature=_read_optional(signature_path(policy_path)),
-        channel_keys=_read_optional(channel_keys_path(policy_path)),
+        policy_bytes=read_bounded(policy_path, POLICY_LIMIT) if policy is None else policy.source,
+        signature=_read_optional(signature_path(policy_path), SIGNATURE_LIMIT),
+        channel_keys=_read_optional(channel_keys_path(policy_path), CHANNEL_KEYS_LIMIT),
         where=str(policy_path),
         path=policy_path,
         policy=policy,
     )
+
+
+def _refuse_oversized(candidate: CandidateSet) -> None:
+    """Each part within its limit (a set from a store, or made by a caller; one from files
+    was read no further than the limits)."""
+    POLICY_LIMIT.check(len(candidate.policy_bytes), candidate.where)
+    if candidate.signature is not None:
+        SIGNATURE_LIMIT.check(len(candidate.signature), candidate.signature_where)
+    if candidate.channel_keys is not None:
+        CHANNEL_KEYS_LIMIT.check(len(candidate.channel_keys), _keys_shown(candidate))
+
+
+def _keys_shown(candidate: CandidateSet) -> str:
+    keys_path = candidate.keys_where
+    return str(keys_path) if keys_path else f"{candidate.where} (channel keys)"
 
 
 def _parse(candidate: CandidateSet) -> tuple[Policy, ChannelKeyFile | None]:
@@ -109,14 +131,13 @@ def _parse(candidate: CandidateSet) -> tuple[Policy, ChannelKeyFile | None]:
         policy = parse_policy(text, candidate.where, file=candidate.path)
     keys = None
     if candidate.channel_keys is not None:
-        keys_path = candidate.keys_where
         keys_text = text_from_bytes(
             candidate.channel_keys,
-            str(keys_path) if keys_path else f"{candidate.where} (channel keys)",
+            _keys_shown(candidate),
             what="channel-key",
             utf8_hint="restore it from its signed source",
         )
-        keys = ChannelKeyFile.parse(keys_text, keys_path)
+        keys = ChannelKeyFile.parse(keys_text, candidate.keys_where)
         keys.check_policy(
             policy.name,
             policy.model.deployment,
@@ -141,6 +162,7 @@ def accept_policy(
     what ``nngsec check --keystore`` asks. ``expiry=False`` leaves expiry to the caller
     (the checker's own rules about time).
     """
+    _refuse_oversized(candidate)  # before anything is parsed (_formats/_limits.py)
     policy, keys = _parse(candidate)
     signer = _verify(candidate, policy, keystore, require_signed=require_signed, warn=record)
     verified = signer is not None
