@@ -1,23 +1,25 @@
 """The largest policy, channel-key and signature file nngsec reads, checked before anything
-of it is parsed (or, for a file, read past the limit).
+of it is parsed (and, for a file, before it is read past the limit).
 
-Parsing is what costs: YAML with places (``_yaml.py``) and pydantic spend about 300 times
-a file's size in memory on input made of many small values (a 2 MB policy of one long
-list took 10 s and 490 MB to refuse, a 1 MiB channel-key file of one long list 5.5 s and
-330 MB). A signed set is verified over its raw bytes before it is parsed
-(``_policy/_verify.py``), so these limits are what bounds a node that parses a set
-without a signature, and ``nngsec check`` and the admin commands, which parse first.
+Parsing is what costs: YAML with places (``_yaml.py``) and pydantic spend 250 times a
+file's size in memory on input made of many small values (a 2 MB policy of one long list
+took 10 to 20 s and 490 MB to refuse, a 1 MiB channel-key file of one long list 5.5 s
+and 330 MB). A node whose keystore pins a signer verifies a set over its raw bytes before
+it parses it (``_policy/_verify.py``), so these limits are what bounds a node that parses
+a set without a signature, and ``nngsec check`` and the admin commands, which parse
+first.
 
-Each limit is set well above the largest deployment measured (``benchmarks/policy_limits.py``
-reproduces the figures; 2 cores, libyaml):
+Each limit is well above the largest deployment measured (``benchmarks/policy_limits.py``
+prints the figures; 2 cores, libyaml):
 
 - a policy: the generated deployment of 10,000 identities and 200 channels that
-  ``benchmarks/bench_check.py`` times is 1.2 MB and parses in 0.5 s; 2,000 identities and
-  500 channels naming 60 members each is 0.6 MB. 4 MiB holds over three times the first.
-- a channel-key file grows with holders x epochs (about 215 bytes a sealed entry, at most
-  two epochs a channel): those two deployments, with a previous epoch kept, are 2.8 MB
-  (13,400 entries) and 8 MB (36,400 entries, 2.4 s to parse). 16 MiB holds twice the
-  second.
+  ``benchmarks/bench_check.py`` times is 1.2 MB and parses in about 1 s (28 MB); one of
+  2,000 identities in 500 channels that name 60 members each is 0.6 MB. 4 MiB holds over
+  three times the first.
+- a channel-key file grows with holders x epochs (about 230 bytes a sealed entry, at most
+  two epochs a channel): those two deployments, with a previous epoch kept, are 2.9 MB
+  (13,400 entries) and 8.3 MB (36,400 entries; 2.5 to 4 s and 88 MB to parse). 16 MiB
+  holds twice the second.
 - a signature file is one line of 200 characters and a few comment lines: 4 KiB.
 """
 

@@ -7,12 +7,22 @@ would refuse, without recording anything. A candidate set is bytes (policy, sign
 channel keys), verified from memory exactly as they will be used, never re-read from disk
 in between.
 
-Order matters: the signature is verified before the version and the key epochs are
-recorded, so an attacker cannot poison the anti-rollback record with an unsigned policy
-carrying a huge version. And what was verified against a pinned signer is recorded apart
-from what was used without one (``verified-policies.json`` and
-``unverified-policies.json`` in the keystore): an unsigned policy accepted before any
-signer was pinned cannot make the admin's signed versions look old. Records are kept per
+Order matters, cheapest and most trusted first:
+
+1. sizes: a part larger than its limit (``_formats/_limits.py``) is refused unparsed;
+2. the signature, when the keystore pins a signer: over the raw bytes, before the policy
+   or its channel-key file is parsed (the signature file names the version it signed), so
+   whoever can write a store or a node's files cannot make it parse megabytes it will
+   refuse; and when it must be signed and cannot be verified (below), refused unparsed;
+3. parsing, and then the policy's ``version:`` against the version signed;
+4. expiry, and the anti-rollback records: what was verified is recorded, and only after
+   verification, so an attacker cannot poison the records with an unsigned policy carrying
+   a huge version.
+
+What was verified against a pinned signer is recorded apart from what was used without
+one (``verified-policies.json`` and ``unverified-policies.json`` in the keystore): an
+unsigned policy accepted before any signer was pinned cannot make the admin's signed
+versions look old. Records are kept per
 policy name and deployment id, so two deployments sharing a name never mix them; a
 policy without an id is refused where its name was recorded with one (a copy from before
 the id was added would otherwise slip past the records).
@@ -44,7 +54,7 @@ from .._keys._channel_keys import ChannelKeyFile
 from .._keys._keystore import Keystore
 from ._load import parse_policy
 from ._policy import Policy, channel_keys_path, signature_path
-from ._signing import digest_of, verify_signature_bytes
+from ._signing import SignedVersion, check_signed_version, digest_of, verify_signed_bytes
 
 __all__ = ["AcceptedSet", "CandidateSet", "accept_policy", "candidate_from_files"]
 
@@ -110,8 +120,8 @@ def candidate_from_files(policy_path: Path, policy: Policy | None = None) -> Can
 
 
 def _refuse_oversized(candidate: CandidateSet) -> None:
-    """Each part within its limit (a set from a store, or made by a caller; one from files
-    was read no further than the limits)."""
+    """Step 1: each part within its limit (a set from a store, or made by a caller; one
+    from files was read no further than the limits)."""
     POLICY_LIMIT.check(len(candidate.policy_bytes), candidate.where)
     if candidate.signature is not None:
         SIGNATURE_LIMIT.check(len(candidate.signature), candidate.signature_where)
@@ -125,6 +135,7 @@ def _keys_shown(candidate: CandidateSet) -> str:
 
 
 def _parse(candidate: CandidateSet) -> tuple[Policy, ChannelKeyFile | None]:
+    """Step 3: the policy and its channel-key file, parsed from the bytes (checked)."""
     policy = candidate.policy
     if policy is None or policy.source != candidate.policy_bytes:
         text = text_from_bytes(candidate.policy_bytes, candidate.where, what="policy")
@@ -162,9 +173,15 @@ def accept_policy(
     what ``nngsec check --keystore`` asks. ``expiry=False`` leaves expiry to the caller
     (the checker's own rules about time).
     """
-    _refuse_oversized(candidate)  # before anything is parsed (_formats/_limits.py)
+    _refuse_oversized(candidate)
+    signed = _verify_bytes(candidate, keystore, require_signed=require_signed)
     policy, keys = _parse(candidate)
-    signer = _verify(candidate, policy, keystore, require_signed=require_signed, warn=record)
+    if signed is not None:
+        signer: str | None = check_signed_version(signed, policy.version)
+    else:
+        signer = None
+        if record:
+            _warn_unsigned(candidate.where, policy, keystore)
     verified = signer is not None
     where = candidate.where
     moment = time.time() if now is None else now
@@ -233,16 +250,12 @@ def _refuse_without_deployment(
         )
 
 
-def _verify(
-    candidate: CandidateSet,
-    policy: Policy,
-    keystore: Keystore,
-    *,
-    require_signed: bool,
-    warn: bool = True,
-) -> str | None:
-    """The pinned signer that verified the set, or ``None`` when it is used unverified;
-    raises when it must be verified and cannot be."""
+def _verify_bytes(
+    candidate: CandidateSet, keystore: Keystore, *, require_signed: bool
+) -> SignedVersion | None:
+    """Step 2, before anything is parsed: the signature verified over the raw bytes (its
+    version still to be compared with the policy's), or ``None`` when the set is used
+    unverified; raises when it must be verified and cannot be."""
     signers = keystore.trusted_signers()
     where = candidate.where
     pin = f"pin the admin's key: nngsec trust ADMIN.pub --keystore {keystore.directory}"
@@ -257,10 +270,9 @@ def _verify(
                     hint="load the policy from its file with nngsec.load_policy",
                 )
             )
-        return verify_signature_bytes(
+        return verify_signed_bytes(
             candidate.signature,
             candidate.signature_where,
-            version=policy.version,
             policy_bytes=candidate.policy_bytes,
             keys_bytes=candidate.channel_keys,
             trusted=signers,
@@ -284,7 +296,12 @@ def _verify(
                 hint=pin,
             )
         )
-    if warn and where not in _warned_unsigned:
+    return None
+
+
+def _warn_unsigned(where: str, policy: Policy, keystore: Keystore) -> None:
+    """Say once per place that its policy is used unverified."""
+    if where not in _warned_unsigned:
         _warned_unsigned.add(where)
         logger.warning(
             "policy %s is used without signature verification: keystore %s pins no signer "
@@ -293,7 +310,6 @@ def _verify(
             keystore.directory,
             extra={"policy": policy.name},
         )
-    return None
 
 
 def _accept_epochs(
