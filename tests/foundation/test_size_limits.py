@@ -29,7 +29,7 @@ from tests.support import TELEMETRY, World
 
 
 @pytest.fixture
-def world(world_factory) -> World:
+def world(world_factory: Callable[..., World]) -> World:
     return world_factory(TELEMETRY, ["sensor", "dashboard"])
 
 
