@@ -34,9 +34,11 @@ def etcd_binary() -> str:
 class Etcd:
     """One etcd member on 127.0.0.1; ``stop()`` and ``start()`` again keep its data."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *flags: str) -> None:
+        """``flags`` are added to etcd's command line (``--max-request-bytes=...``)."""
         self.binary = etcd_binary()
         self.data_dir = data_dir
+        self.flags = flags
         self.port = free_port()
         self.peer_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -60,6 +62,7 @@ class Etcd:
                 f"--initial-cluster=test={peer}",
                 "--log-level=error",
                 "--logger=zap",
+                *self.flags,
             ],
             stdout=log,
             stderr=log,

@@ -234,3 +234,10 @@ def test_rep_server_benchmark_runs(run_module):
 
 def test_async_receive_benchmark_runs(run_module):
     assert "SecureSocket.arecv" in run_module("benchmarks.async_recv")
+
+
+@pytest.mark.slow
+def test_policy_limits_benchmark_runs(run_module):
+    out = run_module("benchmarks.policy_limits")
+    assert "| pins the admin |" in out and "(modified after sig" in out
+    assert "| keys, 2 epochs |" in out

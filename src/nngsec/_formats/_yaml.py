@@ -26,6 +26,7 @@ import yaml
 
 from .._errors import NngsecError, PolicyError, Problem
 from ._echo import echo, echo_key
+from ._limits import SizeLimit, read_bounded
 from ._secrets import find_secret_text
 
 __all__ = [
@@ -405,12 +406,14 @@ def read_text(
     error: type[NngsecError] = PolicyError,
     utf8_hint: str = "save the file as UTF-8",
     secret: bool = False,
+    limit: SizeLimit | None = None,
 ) -> str:
     """The text of the ``what`` file at ``path`` (``policy``, ``private key``), or an
     ``error`` placed at the problem: missing, a directory, unreadable, not UTF-8, or holding
-    a private key (unless it is the one file meant to hold one: ``secret=True``)."""
+    a private key (unless it is the one file meant to hold one: ``secret=True``); with
+    ``limit``, also larger than that (found without reading further: ``_limits.py``)."""
     try:
-        raw = path.read_bytes()
+        raw = path.read_bytes() if limit is None else read_bounded(path, limit, error=error)
     except FileNotFoundError:
         raise error(Problem(f"{what} file not found", str(path), hint="check the path")) from None
     except IsADirectoryError:
@@ -442,10 +445,14 @@ def text_from_bytes(
     error: type[NngsecError] = PolicyError,
     utf8_hint: str = "save the file as UTF-8",
     secret: bool = False,
+    limit: SizeLimit | None = None,
 ) -> str:
     """The text of the ``what`` file whose bytes are ``raw`` (read from a file or from a
     store; ``where`` names it), or an ``error`` placed at the problem: not UTF-8, or holding
-    a private key (unless it is the one file meant to hold one: ``secret=True``)."""
+    a private key (unless it is the one file meant to hold one: ``secret=True``); with
+    ``limit``, also larger than that."""
+    if limit is not None:
+        limit.check(len(raw), where, error=error)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as failure:

@@ -77,6 +77,7 @@ from .._formats._atomic import write_atomic
 from .._formats._deployment import decode_deployment_id
 from .._formats._diagnostics import FieldValueError, pydantic_problems, short
 from .._formats._labels import CHANNEL_KEY_ENTRY, EPOCH_FINGERPRINT
+from .._formats._limits import CHANNEL_KEYS_LIMIT
 from .._formats._model import StrictModel, check_format_version
 from .._formats._text import b64url_decode, b64url_encode
 from .._formats._yaml import YamlDocument, parse_yaml, read_text
@@ -290,12 +291,14 @@ class ChannelKeyFile:
         """The file at ``path``, or ``None`` when there is none yet."""
         if not path.exists():
             return None
-        text = read_text(path, what="channel-key")
+        text = read_text(path, what="channel-key", limit=CHANNEL_KEYS_LIMIT)
         return cls.parse(text, path)
 
     @classmethod
     def parse(cls, text: str, path: Path | None) -> ChannelKeyFile:
         shown = str(path) if path else "<channel keys>"
+        raw = text.encode()
+        CHANNEL_KEYS_LIMIT.check(len(raw), shown)  # before parsing: see _formats/_limits.py
         try:
             doc = parse_yaml(text, shown, what="channel-key")
         except PolicyError as error:
@@ -316,7 +319,7 @@ class ChannelKeyFile:
                     for problem, _ in pydantic_problems(doc, error.errors(), ChannelKeyFileModel)
                 ]
             ) from None
-        return cls(model, text.encode(), path)
+        return cls(model, raw, path)
 
     @staticmethod
     def legacy_epochs(path: Path, policy_name: str | None = None) -> dict[str, int] | None:
@@ -325,7 +328,8 @@ class ChannelKeyFile:
         With ``policy_name``, a format-1 file of another policy is refused."""
         if not path.exists():
             return None
-        doc = parse_yaml(read_text(path, what="channel-key"), str(path), what="channel-key")
+        text = read_text(path, what="channel-key", limit=CHANNEL_KEYS_LIMIT)
+        doc = parse_yaml(text, str(path), what="channel-key")
         if not _is_legacy(doc.data):
             return None
         if policy_name is not None and doc.data.get("policy") != policy_name:

@@ -15,6 +15,7 @@ from pydantic_core import ErrorDetails
 
 from .._errors import PolicyError, Problem
 from .._formats._diagnostics import pydantic_problems
+from .._formats._limits import POLICY_LIMIT
 from .._formats._model import check_format_version
 from .._formats._names import NAME_MAX
 from .._formats._yaml import Loc, YamlDocument, parse_yaml, read_text
@@ -29,16 +30,19 @@ __all__ = ["load_policy", "parse_policy"]
 def load_policy(path: str | Path) -> Policy:
     """Load and validate a policy file.
 
-    Raises :class:`nngsec.PolicyError` listing every problem with its place.
+    Raises :class:`nngsec.PolicyError` listing every problem with its place (a file over
+    the size limit of a policy, 4 MiB, is refused before it is read further).
     """
     path = Path(path)
-    text = read_text(path, what="policy")
+    text = read_text(path, what="policy", limit=POLICY_LIMIT)
     return parse_policy(text, str(path), file=path)
 
 
 def parse_policy(text: str, display_path: str = "<policy>", *, file: Path | None = None) -> Policy:
     """Validate policy ``text``; ``display_path`` is used in messages, ``file`` is where it
     lives (for its channel-key and signature files)."""
+    source = text.encode("utf-8")
+    POLICY_LIMIT.check(len(source), display_path)  # before parsing: see _formats/_limits.py
     doc = parse_yaml(text, display_path, what="policy")
     check_format_version(doc, what="policy")
     problems: list[Problem] = []
@@ -53,7 +57,7 @@ def parse_policy(text: str, display_path: str = "<policy>", *, file: Path | None
         problems.extend(duplicate_key_problems(doc, keys))
     if problems or model is None:
         raise PolicyError(_sorted_unique(problems))
-    return Policy(model, path=file, source=text.encode("utf-8"), document=doc)
+    return Policy(model, path=file, source=source, document=doc)
 
 
 def _sorted_unique(problems: Iterable[Problem]) -> list[Problem]:

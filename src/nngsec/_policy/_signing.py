@@ -14,7 +14,10 @@ invalidates the signature until the admin signs again. The channel-key file must
 covered: whoever can replace it could make senders encrypt to a key of their choosing.
 The version and both digests are also written in the signature file itself, so that
 ``nngsec sign`` knows what it signed last (and refuses a changed policy at an unchanged
-version), and a node can say which file changed after signing.
+version), a node can say which file changed after signing, and a node verifies a set
+before it parses any of it: the signature over the version the file names and the
+digests of the raw bytes (:func:`verify_signed_bytes`), then, once the policy is
+parsed, that its ``version:`` is the one signed (:func:`check_signed_version`).
 
 ``factory.yaml.sig``::
 
@@ -44,6 +47,7 @@ from nacl.signing import VerifyKey
 from .._errors import PolicyError, Problem
 from .._formats._atomic import write_atomic
 from .._formats._labels import POLICY_SIGNATURE
+from .._formats._limits import SIGNATURE_LIMIT
 from .._formats._text import TextKeyError, decode_text, encode_text
 from .._formats._yaml import read_text, text_from_bytes
 from .._keys._identity import KEY_ID_SIZE, IdentityKey, PublicIdentity
@@ -51,6 +55,8 @@ from .._keys._identity import KEY_ID_SIZE, IdentityKey, PublicIdentity
 __all__ = [
     "SIGNATURE_PREFIX",
     "Signature",
+    "SignedVersion",
+    "check_signed_version",
     "digest_of",
     "parse_signature",
     "read_signature",
@@ -58,6 +64,7 @@ __all__ = [
     "signed_message",
     "verify_signature",
     "verify_signature_bytes",
+    "verify_signed_bytes",
 ]
 
 SIGNATURE_PREFIX = "nngsec-sig-v2:"
@@ -143,15 +150,24 @@ def read_signature(path: Path) -> Signature:
         raise PolicyError(
             Problem("the policy is not signed (no signature file)", where, hint=RESIGN)
         )
-    text = read_text(path, what="signature", utf8_hint="re-create it with nngsec sign")
+    text = read_text(
+        path, what="signature", utf8_hint="re-create it with nngsec sign", limit=SIGNATURE_LIMIT
+    )
     return _parse_text(text, where)
 
 
 def parse_signature(data: bytes, where: str) -> Signature:
     """The signature whose file content is ``data`` (from a file or from a store; ``where``
     names it): its form only, nothing verified. Raises a placed :class:`PolicyError` when it
-    is not UTF-8, holds private-key text, is malformed or of format 1."""
-    text = text_from_bytes(data, where, what="signature", utf8_hint="re-create it with nngsec sign")
+    is larger than a signature file can be, not UTF-8, holds private-key text, is malformed
+    or of format 1."""
+    text = text_from_bytes(
+        data,
+        where,
+        what="signature",
+        utf8_hint="re-create it with nngsec sign",
+        limit=SIGNATURE_LIMIT,
+    )
     return _parse_text(text, where)
 
 
@@ -214,14 +230,14 @@ def verify_signature(
     """The name of the trusted signer whose valid signature in ``signature_path`` covers
     this policy version and these bytes (see :func:`verify_signature_bytes`)."""
     found = read_signature(signature_path) if signature_path.exists() else None
-    return _verify(
+    signed = _verify(
         found,
         str(signature_path),
-        version=version,
         policy_bytes=policy_bytes,
         keys_bytes=keys_bytes,
         trusted=trusted,
     )
+    return check_signed_version(signed, version)
 
 
 def verify_signature_bytes(
@@ -241,27 +257,65 @@ def verify_signature_bytes(
     the signature is missing, malformed or of format 1, by an untrusted key, not valid, for
     another version, or does not match the files (modified after signing).
     """
-    found = parse_signature(signature, where) if signature is not None else None
-    return _verify(
-        found,
-        where,
-        version=version,
-        policy_bytes=policy_bytes,
-        keys_bytes=keys_bytes,
-        trusted=trusted,
+    signed = verify_signed_bytes(
+        signature, where, policy_bytes=policy_bytes, keys_bytes=keys_bytes, trusted=trusted
     )
+    return check_signed_version(signed, version)
+
+
+@dataclass(frozen=True)
+class SignedVersion:
+    """A signature that verified over the raw bytes: who signed, and the version it signed
+    (read from the signature file; the policy's own ``version:`` is not known yet)."""
+
+    signer: str
+    version: int
+    where: str
+    line: int
+
+
+def verify_signed_bytes(
+    signature: bytes | None,
+    where: str,
+    *,
+    policy_bytes: bytes,
+    keys_bytes: bytes | None,
+    trusted: Mapping[str, PublicIdentity],
+) -> SignedVersion:
+    """Steps 1 to 4 of verifying (``docs/spec/key-files.md``), over the raw bytes, before
+    either file is parsed: the signature is by a trusted signer, valid over the version it
+    says it signed, and both digests are those of these bytes. A node then parses the
+    policy and compares its ``version:`` (:func:`check_signed_version`). Raises what
+    :func:`verify_signature_bytes` raises, but for another version."""
+    found = parse_signature(signature, where) if signature is not None else None
+    return _verify(found, where, policy_bytes=policy_bytes, keys_bytes=keys_bytes, trusted=trusted)
+
+
+def check_signed_version(signed: SignedVersion, version: int) -> str:
+    """Step 5: the signer, when the parsed policy's ``version`` is the version signed."""
+    if signed.version != version:
+        raise PolicyError(
+            Problem(
+                f"the signature by {signed.signer!r} is for version {signed.version}, but the "
+                f"policy says version {version}",
+                signed.where,
+                signed.line,
+                1,
+                hint="have the admin sign the policy again",
+            )
+        )
+    return signed.signer
 
 
 def _verify(
     found: Signature | None,
     where: str,
     *,
-    version: int,
     policy_bytes: bytes,
     keys_bytes: bytes | None,
     trusted: Mapping[str, PublicIdentity],
-) -> str:
-    """The signer of ``found`` (parsed from ``where``) if it verifies; raises otherwise."""
+) -> SignedVersion:
+    """``found`` (parsed from ``where``) if it verifies over these bytes; raises otherwise."""
     if found is None:
         raise PolicyError(
             Problem(
@@ -282,6 +336,8 @@ def _verify(
             "pin the admin's key with nngsec trust ADMIN.pub --keystore DIR",
         )
     try:
+        # The message holds the version the signature file says it signed: verified here,
+        # compared with the policy's version: once the policy is parsed.
         VerifyKey(trusted[signer].sign_key).verify(found.message, found.signature)
     except BadSignatureError:
         raise refuse(
@@ -305,10 +361,4 @@ def _verify(
             "(modified after signing)",
             "restore the signed files, or have the admin review and sign again",
         )
-    if found.version != version:
-        raise refuse(
-            f"the signature by {signer!r} is for version {found.version}, but the policy says "
-            f"version {version}",
-            "have the admin sign the policy again",
-        )
-    return signer
+    return SignedVersion(signer, found.version, where, line)

@@ -7,12 +7,22 @@ would refuse, without recording anything. A candidate set is bytes (policy, sign
 channel keys), verified from memory exactly as they will be used, never re-read from disk
 in between.
 
-Order matters: the signature is verified before the version and the key epochs are
-recorded, so an attacker cannot poison the anti-rollback record with an unsigned policy
-carrying a huge version. And what was verified against a pinned signer is recorded apart
-from what was used without one (``verified-policies.json`` and
-``unverified-policies.json`` in the keystore): an unsigned policy accepted before any
-signer was pinned cannot make the admin's signed versions look old. Records are kept per
+Order matters, cheapest and most trusted first:
+
+1. sizes: a part larger than its limit (``_formats/_limits.py``) is refused unparsed;
+2. the signature, when the keystore pins a signer: over the raw bytes, before the policy
+   or its channel-key file is parsed (the signature file names the version it signed), so
+   whoever can write a store or a node's files cannot make it parse megabytes it will
+   refuse; and when it must be signed and cannot be verified (below), refused unparsed;
+3. parsing, and then the policy's ``version:`` against the version signed;
+4. expiry, and the anti-rollback records: what was verified is recorded, and only after
+   verification, so an attacker cannot poison the records with an unsigned policy carrying
+   a huge version.
+
+What was verified against a pinned signer is recorded apart from what was used without
+one (``verified-policies.json`` and ``unverified-policies.json`` in the keystore): an
+unsigned policy accepted before any signer was pinned cannot make the admin's signed
+versions look old. Records are kept per
 policy name and deployment id, so two deployments sharing a name never mix them; a
 policy without an id is refused where its name was recorded with one (a copy from before
 the id was added would otherwise slip past the records).
@@ -31,13 +41,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import PolicyError, Problem
+from .._formats._limits import (
+    CHANNEL_KEYS_LIMIT,
+    POLICY_LIMIT,
+    SIGNATURE_LIMIT,
+    SizeLimit,
+    read_bounded,
+)
 from .._formats._units import format_utc
 from .._formats._yaml import text_from_bytes
 from .._keys._channel_keys import ChannelKeyFile
 from .._keys._keystore import Keystore
 from ._load import parse_policy
 from ._policy import Policy, channel_keys_path, signature_path
-from ._signing import digest_of, verify_signature_bytes
+from ._signing import SignedVersion, check_signed_version, digest_of, verify_signed_bytes
 
 __all__ = ["AcceptedSet", "CandidateSet", "accept_policy", "candidate_from_files"]
 
@@ -81,42 +98,57 @@ class AcceptedSet:
     signer: str | None
 
 
-def _read_optional(path: Path) -> bytes | None:
+def _read_optional(path: Path, limit: SizeLimit) -> bytes | None:
     try:
-        return path.read_bytes()
+        return read_bounded(path, limit)
     except FileNotFoundError:
         return None
 
 
 def candidate_from_files(policy_path: Path, policy: Policy | None = None) -> CandidateSet:
     """The set beside ``policy_path``: the policy (or the bytes ``policy`` was parsed from),
-    ``POLICY.sig`` and ``POLICY.keys.json``, each read once."""
-    policy_bytes = policy.source if policy is not None else policy_path.read_bytes()
+    ``POLICY.sig`` and ``POLICY.keys.json``, each read once, and no further than its size
+    limit (a larger file is refused: ``PolicyError``)."""
     return CandidateSet(
-        policy_bytes=policy_bytes,
-        signature=_read_optional(signature_path(policy_path)),
-        channel_keys=_read_optional(channel_keys_path(policy_path)),
+        policy_bytes=read_bounded(policy_path, POLICY_LIMIT) if policy is None else policy.source,
+        signature=_read_optional(signature_path(policy_path), SIGNATURE_LIMIT),
+        channel_keys=_read_optional(channel_keys_path(policy_path), CHANNEL_KEYS_LIMIT),
         where=str(policy_path),
         path=policy_path,
         policy=policy,
     )
 
 
+def _refuse_oversized(candidate: CandidateSet) -> None:
+    """Step 1: each part within its limit (a set from a store, or made by a caller; one
+    from files was read no further than the limits)."""
+    POLICY_LIMIT.check(len(candidate.policy_bytes), candidate.where)
+    if candidate.signature is not None:
+        SIGNATURE_LIMIT.check(len(candidate.signature), candidate.signature_where)
+    if candidate.channel_keys is not None:
+        CHANNEL_KEYS_LIMIT.check(len(candidate.channel_keys), _keys_shown(candidate))
+
+
+def _keys_shown(candidate: CandidateSet) -> str:
+    keys_path = candidate.keys_where
+    return str(keys_path) if keys_path else f"{candidate.where} (channel keys)"
+
+
 def _parse(candidate: CandidateSet) -> tuple[Policy, ChannelKeyFile | None]:
+    """Step 3: the policy and its channel-key file, parsed from the bytes (checked)."""
     policy = candidate.policy
     if policy is None or policy.source != candidate.policy_bytes:
         text = text_from_bytes(candidate.policy_bytes, candidate.where, what="policy")
         policy = parse_policy(text, candidate.where, file=candidate.path)
     keys = None
     if candidate.channel_keys is not None:
-        keys_path = candidate.keys_where
         keys_text = text_from_bytes(
             candidate.channel_keys,
-            str(keys_path) if keys_path else f"{candidate.where} (channel keys)",
+            _keys_shown(candidate),
             what="channel-key",
             utf8_hint="restore it from its signed source",
         )
-        keys = ChannelKeyFile.parse(keys_text, keys_path)
+        keys = ChannelKeyFile.parse(keys_text, candidate.keys_where)
         keys.check_policy(
             policy.name,
             policy.model.deployment,
@@ -141,8 +173,15 @@ def accept_policy(
     what ``nngsec check --keystore`` asks. ``expiry=False`` leaves expiry to the caller
     (the checker's own rules about time).
     """
+    _refuse_oversized(candidate)
+    signed = _verify_bytes(candidate, keystore, require_signed=require_signed)
     policy, keys = _parse(candidate)
-    signer = _verify(candidate, policy, keystore, require_signed=require_signed, warn=record)
+    if signed is not None:
+        signer: str | None = check_signed_version(signed, policy.version)
+    else:
+        signer = None
+        if record:
+            _warn_unsigned(candidate.where, policy, keystore)
     verified = signer is not None
     where = candidate.where
     moment = time.time() if now is None else now
@@ -211,16 +250,12 @@ def _refuse_without_deployment(
         )
 
 
-def _verify(
-    candidate: CandidateSet,
-    policy: Policy,
-    keystore: Keystore,
-    *,
-    require_signed: bool,
-    warn: bool = True,
-) -> str | None:
-    """The pinned signer that verified the set, or ``None`` when it is used unverified;
-    raises when it must be verified and cannot be."""
+def _verify_bytes(
+    candidate: CandidateSet, keystore: Keystore, *, require_signed: bool
+) -> SignedVersion | None:
+    """Step 2, before anything is parsed: the signature verified over the raw bytes (its
+    version still to be compared with the policy's), or ``None`` when the set is used
+    unverified; raises when it must be verified and cannot be."""
     signers = keystore.trusted_signers()
     where = candidate.where
     pin = f"pin the admin's key: nngsec trust ADMIN.pub --keystore {keystore.directory}"
@@ -235,10 +270,9 @@ def _verify(
                     hint="load the policy from its file with nngsec.load_policy",
                 )
             )
-        return verify_signature_bytes(
+        return verify_signed_bytes(
             candidate.signature,
             candidate.signature_where,
-            version=policy.version,
             policy_bytes=candidate.policy_bytes,
             keys_bytes=candidate.channel_keys,
             trusted=signers,
@@ -262,7 +296,12 @@ def _verify(
                 hint=pin,
             )
         )
-    if warn and where not in _warned_unsigned:
+    return None
+
+
+def _warn_unsigned(where: str, policy: Policy, keystore: Keystore) -> None:
+    """Say once per place that its policy is used unverified."""
+    if where not in _warned_unsigned:
         _warned_unsigned.add(where)
         logger.warning(
             "policy %s is used without signature verification: keystore %s pins no signer "
@@ -271,7 +310,6 @@ def _verify(
             keystore.directory,
             extra={"policy": policy.name},
         )
-    return None
 
 
 def _accept_epochs(

@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .._errors import NngsecError, PolicyError, Problem
+from .._formats._limits import POLICY_LIMIT
 from .._formats._yaml import format_loc, parse_yaml, read_text
 from .._keys._channel_keys import ChannelKeyFile
 from .._keys._files import read_public_file
@@ -206,7 +207,7 @@ def load_policy_for_check(path: Path) -> Policy:
     """Load a policy like :func:`nngsec.load_policy`, except that names no identity or group
     defines are left for the ``unknown-identity`` rule to report (with every other rule)
     instead of refusing the whole policy."""
-    text = read_text(path, what="policy")
+    text = read_text(path, what="policy", limit=POLICY_LIMIT)
     try:
         return parse_policy(text, str(path), file=path)
     except PolicyError as error:
