@@ -361,7 +361,9 @@ class Node:
         that many messages (``None`` leaves them). ``verify_threads=N`` (a socket that
         only takes messages in) opens the frames NNG holds on N threads, delivered in
         the order they came: Ed25519 verification (``origin: signed``) then runs on N
-        cores, since libsodium releases the GIL.
+        cores, since libsodium releases the GIL. It pays only with cores to spare: each
+        batch is a hand-off between threads, and on a 2-core host that also runs the sender
+        it made a signed subscriber slower (``nngsec bench --verify-threads``).
         """
         role = socket_role(self.policy, self.channel(channel), self.identity, socket)
         slot = self._slot(channel)
