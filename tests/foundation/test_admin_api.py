@@ -538,3 +538,22 @@ def test_keygen_trust_sign_rotate_revoke_round_trip_through_the_api(tmp_path):
         node("archiver")
     assert node_keys.accepted_versions(verified=True) == {recorded_as(policy_path): 2}
     assert node_keys.accepted_versions() == {}  # nothing was used unverified
+
+
+def test_rotate_refuses_to_write_a_channel_key_file_nodes_would_refuse(factory, monkeypatch):
+    """Every node refuses a channel-key file over the limit unread: rotate says so and
+    writes neither file (not even the deployment id it would have added to the policy)."""
+    from nngsec._formats import _limits
+    from nngsec._keys import _channel_keys
+
+    policy_before = factory.policy_path.read_bytes()
+    small = _limits.SizeLimit("channel-key", 2048, "(the test's limit)")
+    monkeypatch.setattr(_channel_keys, "CHANNEL_KEYS_LIMIT", small)
+    with pytest.raises(PolicyError) as caught:
+        rotate(factory.policy_path, now=NOW)
+    [problem] = caught.value.problems
+    assert "over the 2KiB every node refuses unread: not written" in problem.message
+    assert problem.path == str(factory.policy_path.with_name("policy.keys.json"))
+    assert "split the largest channels" in problem.hint
+    assert not factory.policy_path.with_name("policy.keys.json").exists()
+    assert factory.policy_path.read_bytes() == policy_before

@@ -80,6 +80,7 @@ from .._formats._labels import CHANNEL_KEY_ENTRY, EPOCH_FINGERPRINT
 from .._formats._limits import CHANNEL_KEYS_LIMIT
 from .._formats._model import StrictModel, check_format_version
 from .._formats._text import b64url_decode, b64url_encode
+from .._formats._units import format_size
 from .._formats._yaml import YamlDocument, parse_yaml, read_text
 from .._patterns import ChannelKeyKind
 from ._identity import IdentityKey
@@ -360,9 +361,29 @@ class ChannelKeyFile:
         return (json.dumps(data, indent=2) + "\n").encode()
 
     def save(self) -> None:
+        """Write the file, unless it is larger than nodes accept (:meth:`check_size`)."""
         if self.path is None:
             raise ValueError("a channel-key file read from text has no path to save to")
-        write_atomic(self.path, self.dumps(), mode=0o644)
+        data = self.dumps()
+        self.check_size(data)
+        write_atomic(self.path, data, mode=0o644)
+
+    def check_size(self, data: bytes) -> None:
+        """Refuse to write ``data`` (this file's bytes) when every node would refuse it
+        unread, as larger than ``CHANNEL_KEYS_LIMIT``."""
+        if len(data) <= CHANNEL_KEYS_LIMIT.limit:
+            return
+        raise PolicyError(
+            Problem(
+                f"the channel-key file would be {len(data):,} bytes, over the "
+                f"{format_size(CHANNEL_KEYS_LIMIT.limit)} every node refuses unread: not "
+                "written (the files are unchanged)",
+                str(self.path) if self.path is not None else None,
+                hint="split the largest channels (a channel keeps a key per holder for "
+                "each of at most two epochs), or rotate once the previous epoch's grace "
+                "period has ended, which keeps one",
+            )
+        )
 
     def check_policy(self, policy_name: str, deployment: str | None, hint: str) -> None:
         """Refuse this file unless it was written for the policy named ``policy_name`` in

@@ -211,6 +211,7 @@ def rotate(
         after_epochs=legacy,
     )
     changed = existing is None or new.raw != existing.raw
+    new.check_size(new.raw)  # before either file is written: nodes would refuse it
     if added is not None:  # the policy first: the keys bind its deployment id
         write_atomic(policy_path, policy.source, mode=_mode_of(policy_path))
     if changed and (targets or existing is not None):
