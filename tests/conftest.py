@@ -21,6 +21,7 @@ from hypothesis import settings
 from nngsec import Node
 from tests.aio import LIBRARIES, AsyncLibrary
 from tests.etcd_support import Etcd
+from tests.live_support import close_opened, no_watchers_left
 from tests.support import ALL_CHANNELS, NAMES, FakeClock, InProcessCli, World, build_world
 
 settings.register_profile("ci", max_examples=100, deadline=None, print_blob=True)
@@ -114,3 +115,13 @@ def aio(request: pytest.FixtureRequest) -> AsyncLibrary:
     """asyncio, then trio: ``aio.run(main)`` with a time limit (see ``tests/aio.py``)."""
     library: AsyncLibrary = request.param
     return library
+
+
+@pytest.fixture
+def no_thread_left_behind() -> Iterator[None]:
+    """After the test: close every node it opened, a failed test's too, and check that no
+    watcher thread is left (a leftover one would fail the next test). For modules whose
+    nodes watch files or a store: ``pytestmark = pytest.mark.usefixtures(...)``."""
+    yield
+    close_opened()
+    no_watchers_left()

@@ -8,7 +8,6 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Iterator
 
 import pynng
 import pytest
@@ -18,7 +17,7 @@ from nngsec._policy._admin import revoke, rotate
 from nngsec._runtime._etcd import EtcdClient
 from nngsec._runtime._store import StoreAddress, publish
 from tests.etcd_support import Etcd
-from tests.live_support import applied, close_opened, no_watchers_left, signed_world, watching
+from tests.live_support import applied, signed_world, watching
 from tests.net import address, connected, wait_for
 
 BODY = """
@@ -32,11 +31,7 @@ NAMES = ("sensor", "dashboard", "archiver")
 _prefixes = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def _no_thread_left_behind() -> Iterator[None]:
-    yield
-    close_opened()
-    no_watchers_left()
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")  # see tests/conftest.py
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 
 import pynng
 import pytest
@@ -18,7 +17,6 @@ from tests.live_support import (
     WATCH,
     Flow,
     applied,
-    close_opened,
     epoch_of,
     no_watchers_left,
     signed_world,
@@ -36,11 +34,7 @@ channels:
 NAMES = ("sensor", "dashboard", "archiver")
 
 
-@pytest.fixture(autouse=True)
-def _no_thread_left_behind() -> Iterator[None]:
-    yield
-    close_opened()  # a failed test's nodes too (their threads would fail the next test)
-    no_watchers_left()
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")  # see tests/conftest.py
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ different moments, in both orders, with traffic flowing; no honest frame is reje
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pynng
 import pytest
@@ -14,9 +13,7 @@ from nngsec._policy._admin import rotate
 from tests.live_support import (
     Flow,
     applied,
-    close_opened,
     epoch_of,
-    no_watchers_left,
     signed_world,
     watching,
 )
@@ -33,11 +30,7 @@ NAMES = ("sensor", "dashboard", "archiver")
 LEAD = 2.0  # seconds: longer than both groups take to apply their copies
 
 
-@pytest.fixture(autouse=True)
-def _no_thread_left_behind() -> Iterator[None]:
-    yield
-    close_opened()
-    no_watchers_left()
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")  # see tests/conftest.py
 
 
 def _run(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import pytest
 
@@ -16,7 +16,7 @@ from nngsec._policy._admin import revoke
 from nngsec._policy._policy import channel_keys_path, signature_path
 from nngsec._runtime._etcd import EtcdClient
 from nngsec._runtime._store import StoreAddress, publish
-from tests.live_support import close_opened, no_watchers_left, signed_world, watching
+from tests.live_support import signed_world, watching
 from tests.net import wait_for
 
 BODY = """
@@ -30,11 +30,7 @@ NAMES = ("sensor", "dashboard", "archiver")
 _prefixes = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def _no_thread_left_behind() -> Iterator[None]:
-    yield
-    close_opened()
-    no_watchers_left()
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")  # see tests/conftest.py
 
 
 def _set_bytes(policy_path) -> dict[str, bytes]:

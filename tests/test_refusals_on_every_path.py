@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,18 +29,14 @@ from nngsec._policy._signing import sign_files
 from nngsec._runtime._store import StoreAddress, publish
 from nngsec._topology._check import CheckOptions, run_check
 from tests.etcd_support import Etcd
-from tests.live_support import close_opened, no_watchers_left, watching
+from tests.live_support import watching
 from tests.net import wait_for
 from tests.support import TELEMETRY, World, recorded_as
 
 _prefixes = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def _no_thread_left_behind() -> Iterator[None]:
-    yield
-    close_opened()
-    no_watchers_left()
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")  # see tests/conftest.py
 
 
 @dataclass

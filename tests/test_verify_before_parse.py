@@ -29,7 +29,7 @@ from nngsec._policy._signing import SIGNATURE_PREFIX, parse_signature, sign_file
 from nngsec._runtime._etcd import EtcdClient
 from nngsec._runtime._store import StoreAddress, publish
 from tests.etcd_support import Etcd
-from tests.live_support import Signed, close_opened, no_watchers_left, signed_world, watching
+from tests.live_support import Signed, signed_world, watching
 from tests.net import wait_for
 from tests.support import TELEMETRY
 
@@ -38,11 +38,7 @@ QUICK = 1.0  # seconds: a loose bound on refusing it (parsing it took 11 s)
 _prefixes = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def _no_thread_left_behind() -> Iterator[None]:
-    yield
-    close_opened()
-    no_watchers_left()
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")
