@@ -744,7 +744,9 @@ class Receiver:
             raise Rejected(Rejected.FORGED, f"{sender} seq {seq} does not authenticate")
         with self._lock:  # as the general way: another thread may have accepted it since
             if plain:  # no answer to admit, no journal to write first
-                if not guard.advance_current(window, key, seq, sent_at, now):
+                if guard.current(window, key, seq, sent_at):
+                    guard.advance(window, seq, sent_at, now)
+                else:
                     self._record_late(known, seq, sent_at, now)
             else:
                 self._record_answer(known, seq, sent_at, now, reply_to)

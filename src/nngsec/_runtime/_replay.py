@@ -225,27 +225,6 @@ class ReplayGuard:
             and self._sessions.get(key) is w
         )
 
-    def advance_current(
-        self, window: object, key: tuple[bytes, bytes], seq: int, sent_at: float, now: float
-    ) -> bool:
-        """:meth:`advance` if :meth:`current`, in one call; whether it was."""
-        w: _Window = window  # type: ignore[assignment]
-        if not (
-            seq > w.highest
-            and sent_at > w.floor_time
-            and sent_at >= self.floor
-            and self._sessions.get(key) is w
-        ):
-            return False
-        shift = seq - w.highest
-        w.bitmap = ((w.bitmap << shift) | 1) & self._mask if shift < self.size else 1
-        w.highest = seq
-        w.newest_time = max(w.newest_time, sent_at)
-        self.changes += 1
-        if now >= self._next_sweep:
-            self.evict(now)
-        return True
-
     def advance(self, window: object, seq: int, sent_at: float, now: float) -> None:
         """Record a frame :meth:`current` passed (under the receiver's lock, after every
         other check): the window slides up to ``seq``, in place."""
