@@ -477,3 +477,45 @@ def test_the_receive_fast_path_unpacks_the_session_record_in_its_field_order():
         "epoch", "topic", "open", "body_prefix", "overhead", "until", "reply", "plain",
         "header_rest", "max_payload", "max_age", "skew", "authenticated",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("channel", "sender", "receiver", "topic"),
+    [case for case in FORWARD if case[0] in {"pair-secretbox", "pubsub-mac", "reqrep-peerbox"}],
+)
+def test_two_threads_racing_one_frame_through_the_fast_path_accept_it_once(
+    nodes, channel, sender, receiver, topic
+):
+    """Both threads pass the fast path's replay check before either decrypts (a barrier
+    in the session's opener holds them there); under the lock the window is checked
+    again, so the frame is accepted once and the other copy is a replay. (Without the
+    second check both would slide the window and return the message.) Covers the plain
+    window slide and the journaled one of a request."""
+    import threading
+
+    seal = nodes[sender].sender(channel).seal
+    opener = nodes[receiver].receiver(channel)
+    assert opener.open(seal(PAYLOAD, topic)).payload == PAYLOAD  # the session is known
+    [(head, known)] = opener._known.items()
+    both_checked = threading.Barrier(2)
+
+    def open_after_both_checked(frame: bytes, start: int, nonce_at: int) -> bytes | None:
+        both_checked.wait(timeout=5)
+        return known.open(frame, start, nonce_at)
+
+    opener._known[head] = known._replace(open=open_after_both_checked)
+    frame = seal(PAYLOAD, topic)
+    results: list[object] = []
+
+    def worker() -> None:
+        try:
+            results.append(opener.open(frame).payload)
+        except Rejected as rejected:
+            results.append(rejected.reason)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(map(str, results)) == sorted([str(PAYLOAD), "replay"])
