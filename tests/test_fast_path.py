@@ -501,7 +501,8 @@ def test_two_threads_racing_one_frame_through_the_fast_path_accept_it_once(
 
     def open_after_both_checked(frame: bytes, start: int, nonce_at: int) -> bytes | None:
         both_checked.wait(timeout=5)
-        return known.open(frame, start, nonce_at)
+        opened: bytes | None = known.open(frame, start, nonce_at)
+        return opened
 
     opener._known[head] = known._replace(open=open_after_both_checked)
     frame = seal(PAYLOAD, topic)
