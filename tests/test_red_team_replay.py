@@ -27,7 +27,7 @@ from nngsec._runtime._replay import (
     ReplayGuard,
 )
 from nngsec._runtime._wire import FrameRef
-from tests.support import FakeClock, build_world
+from tests.support import TELEMETRY, FakeClock, build_world
 
 SURVEY = """
 channels:
@@ -115,13 +115,6 @@ def test_eight_insiders_together_reopen_no_replay_of_an_honest_sender_nor_after_
 
 
 # -- restarts with damaged state ------------------------------------------------------------
-TELEMETRY = """
-channels:
-  telemetry:
-    pattern: pubsub
-    publishers: [sensor]
-    subscribers: [dashboard]
-"""
 
 
 def _truncate(path: Path, tmp: Path) -> None:
