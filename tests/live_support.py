@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pynng
+import pytest
 
 from nngsec import Keystore, Node
 from nngsec._policy._admin import sign
@@ -165,3 +166,17 @@ def no_watchers_left() -> None:
         lambda: not [t for t in threading.enumerate() if t.name.startswith("nngsec-watch")],
         "watcher threads to end",
     )
+
+
+def refused_update(node: Node, caplog: pytest.LogCaptureFixture, reason: str) -> None:
+    """A watching node logs that it refused an update for ``reason`` (``caplog`` captures
+    ``nngsec`` at INFO), as for every refused update, and keeps its set."""
+    version = node.policy.version
+    wait_for(
+        lambda: any(
+            "refused an update" in r.getMessage() and reason in r.getMessage()
+            for r in caplog.records
+        ),
+        f"a refused update ({reason})",
+    )
+    assert node.policy.version == version

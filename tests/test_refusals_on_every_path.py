@@ -29,8 +29,7 @@ from nngsec._policy._signing import sign_files
 from nngsec._runtime._store import StoreAddress, publish
 from nngsec._topology._check import CheckOptions, run_check
 from tests.etcd_support import Etcd
-from tests.live_support import watching
-from tests.net import wait_for
+from tests.live_support import refused_update, watching
 from tests.support import TELEMETRY, World, recorded_as
 
 _prefixes = itertools.count()
@@ -155,19 +154,6 @@ def _refusal(make: Callable[[], object]) -> str:
     return problem.message
 
 
-def _refused_update(node: Node, caplog: pytest.LogCaptureFixture, reason: str) -> None:
-    """The watching node logs one refusal with ``reason`` and keeps its set."""
-    version = node.policy.version
-    wait_for(
-        lambda: any(
-            "refused an update" in r.getMessage() and reason in r.getMessage()
-            for r in caplog.records
-        ),
-        f"a refused update ({reason})",
-    )
-    assert node.policy.version == version
-
-
 def _new_node(setting: Setting, source: Path | str, case: Case) -> Node:
     return Node(
         source, identity="dashboard", keystore=setting.world.keystore, watch=False, **_options(case)
@@ -194,7 +180,7 @@ def test_refused_as_a_watched_file_update(case, caplog):
     node = watching(setting.path, "dashboard", setting.world.keystore, **_options(chosen))
     with caplog.at_level(logging.INFO, logger="nngsec"):
         chosen.spoil(setting)
-        _refused_update(node, caplog, chosen.reason)
+        refused_update(node, caplog, chosen.reason)
 
 
 @pytest.fixture
@@ -218,7 +204,7 @@ def test_refused_as_a_watched_etcd_update(case, store, caplog):
     with caplog.at_level(logging.INFO, logger="nngsec"):
         chosen.spoil(setting)
         publish(setting.path, store)
-        _refused_update(node, caplog, chosen.reason)
+        refused_update(node, caplog, chosen.reason)
 
 
 def test_reported_by_the_checker_with_the_keystore_which_records_nothing(case):

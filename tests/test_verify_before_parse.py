@@ -29,7 +29,7 @@ from nngsec._policy._signing import SIGNATURE_PREFIX, parse_signature, sign_file
 from nngsec._runtime._etcd import EtcdClient
 from nngsec._runtime._store import StoreAddress, publish
 from tests.etcd_support import Etcd
-from tests.live_support import Signed, signed_world, watching
+from tests.live_support import Signed, refused_update, signed_world, watching
 from tests.net import wait_for
 from tests.support import TELEMETRY
 
@@ -163,26 +163,13 @@ def test_reload_keys_refuses_a_tampered_policy_before_it_is_parsed(signed, parse
         node.close()
 
 
-def _refused_update(node: Node, caplog: pytest.LogCaptureFixture, reason: str) -> None:
-    """The watching node logs the refusal, as for every refused update, and keeps its set."""
-    version = node.policy.version
-    wait_for(
-        lambda: any(
-            "refused an update" in r.getMessage() and reason in r.getMessage()
-            for r in caplog.records
-        ),
-        f"a refused update ({reason})",
-    )
-    assert node.policy.version == version
-
-
 def test_a_watching_node_refuses_a_tampered_file_before_it_is_parsed(signed, parsed, caplog):
     node = watching(signed.policy_path, "dashboard", signed.world.keystore)
     tampered = one_long_list(signed.policy_path.read_bytes())
     with caplog.at_level(logging.INFO, logger="nngsec"):
         offered = parsed()
         signed.policy_path.write_bytes(tampered)
-        _refused_update(node, caplog, "does not match the policy (modified after signing)")
+        refused_update(node, caplog, "does not match the policy (modified after signing)")
     assert offered == []
     assert not [r for r in caplog.records if "internal error" in r.getMessage()]
 
@@ -223,7 +210,7 @@ def test_a_node_following_the_store_refuses_a_tampered_policy_before_it_is_parse
     with caplog.at_level(logging.INFO, logger="nngsec"):
         offered = parsed()
         _overwrite(store, {"policy": one_long_list(signed.policy_path.read_bytes())})
-        _refused_update(node, caplog, "does not match the policy (modified after signing)")
+        refused_update(node, caplog, "does not match the policy (modified after signing)")
     assert offered == []
 
 
@@ -262,7 +249,7 @@ def test_a_store_answer_over_the_limit_is_refused_unparsed(world_factory, store,
     with caplog.at_level(logging.INFO, logger="nngsec"):
         offered = parsed()
         _overwrite(store, {"policy": oversized})
-        _refused_update(node, caplog, reason)
+        refused_update(node, caplog, reason)
         with pytest.raises(PolicyError) as caught:
             Node(store, identity="dashboard", keystore=world.keystore, state_dir=False)
     [problem] = caught.value.problems
