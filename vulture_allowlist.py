@@ -16,7 +16,7 @@ pytestmark  # pytest reads a module-level pytestmark
 restore_route  # pytest: a fixture of tests/test_crypto_routes.py, named in usefixtures marks
 _.send_timeout  # pynng socket option: set for nng, which reads it
 _.survey_time  # pynng socket option: set for nng, which reads it
-_no_thread_left_behind  # pytest runs autouse fixtures
+no_thread_left_behind  # pytest: a fixture of tests/conftest.py, named in usefixtures marks
 __getattr__, __dir__  # PEP 562: Python calls them on a module (nngsec/__init__.py)
 _.field_title_should_be_set  # pydantic's GenerateJsonSchema calls it (_formats/_json_schema.py)
 no_checkpoint_thread_outlives_the_tests  # pytest runs the autouse fixture
