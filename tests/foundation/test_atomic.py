@@ -133,18 +133,35 @@ def test_a_failed_write_before_the_rename_keeps_the_old_file(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
-def test_the_new_file_is_complete_and_private_before_it_takes_the_name(tmp_path, monkeypatch):
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "replacing"])
+def test_the_new_file_is_complete_and_private_before_it_takes_the_name(
+    tmp_path, monkeypatch, existing
+):
     path = tmp_path / "secret"
-    seen: list[tuple[bytes, int]] = []
-    real = os.replace
+    if existing:
+        path.write_bytes(b"old")
+    seen: list[tuple[str, bytes, int]] = []
+    real_replace, real_link = os.replace, os.link
 
-    def spy(source, destination):
-        seen.append((Path(source).read_bytes(), os.stat(source).st_mode & 0o777))
-        real(source, destination)
+    def replace(source, destination):
+        if Path(destination) == path:
+            seen.append(("rename", Path(source).read_bytes(), os.stat(source).st_mode & 0o777))
+        real_replace(source, destination)
 
-    monkeypatch.setattr("nngsec._formats._atomic.os.replace", spy)
+    def link(source, destination, *args, **kwargs):
+        if Path(destination) == path:  # an unnamed file (its /proc/self/fd entry) or a named one
+            opened = f"/proc/self/fd/{source}" if kwargs.get("src_dir_fd") else source
+            seen.append(("link", Path(opened).read_bytes(), os.stat(opened).st_mode & 0o777))
+        real_link(source, destination, *args, **kwargs)
+
+    monkeypatch.setattr("nngsec._formats._atomic.os.replace", replace)
+    monkeypatch.setattr("nngsec._formats._atomic.os.link", link)
     write_atomic(path, b"x" * 100_000, mode=0o600)
-    assert seen == [(b"x" * 100_000, 0o600)]
+    # The step that gives the name: a link (an unnamed file, new name), or a rename.
+    assert [(data, mode) for _, data, mode in seen][-1:] == [(b"x" * 100_000, 0o600)]
+    if _atomic.UNNAMED_FILES and not existing:
+        assert [step for step, _, _ in seen] == ["link"]
+    assert path.read_bytes() == b"x" * 100_000
     assert path.stat().st_mode & 0o777 == 0o600
 
 
@@ -228,9 +245,11 @@ def test_keygen_crash_leaves_no_key_and_no_temporary(tmp_path, monkeypatch):
 
 
 def test_keygen_crash_writing_the_public_file_keeps_a_complete_private_key(tmp_path, monkeypatch):
+    # A new public file is linked to its name (an unnamed file) or renamed into it.
     fail_when(monkeypatch, "replace", lambda p: p.suffix == ".pub")
+    fail_when(monkeypatch, "link", lambda p: p.suffix == ".pub")
     keystore = Keystore(tmp_path / "keys")
-    with pytest.raises(Crash):
+    with pytest.raises(OSError, match="simulated crash"):
         keystore.generate("sensor")
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["sensor.key"]
     assert Keystore(tmp_path / "keys").identity("sensor") is not None
@@ -243,7 +262,8 @@ def test_trust_crash_pins_nothing(tmp_path, monkeypatch):
     node.trust(Keystore(tmp_path / "other").generate("other")[2])
     before = snapshot(tmp_path / "node")
     fail_when(monkeypatch, "replace")
-    with pytest.raises(Crash):
+    fail_when(monkeypatch, "link")  # the pinned file is new: linked to its name
+    with pytest.raises(OSError, match="simulated crash"):
         node.trust(public_path)
     assert snapshot(tmp_path / "node") == before
     assert no_temp_files(tmp_path / "node")

@@ -126,11 +126,36 @@ def test_a_private_key_never_has_a_temporary_name(tmp_path, monkeypatch):
 
     monkeypatch.setattr("nngsec._formats._atomic.os.link", spy)
     Keystore(tmp_path).generate("sensor")
-    # The key is linked straight to its name; the public file (which may replace an old
-    # one) gets a temporary name for the moment before its rename.
-    assert len(names) == 2
-    assert names[0] == "sensor.key"
-    assert names[1].startswith(".sensor.pub.nngsec-")
+    # Both files are new, so both are linked straight to their names: a kill -9 between
+    # any two steps leaves no temporary behind (the crash test below relies on it).
+    assert names == ["sensor.key", "sensor.pub"]
+    assert temporaries(tmp_path) == []
+
+
+@pytest.mark.skipif(not _atomic.UNNAMED_FILES, reason="this system has no unnamed files")
+def test_only_a_replaced_file_has_a_temporary_name_and_only_until_its_rename(tmp_path, monkeypatch):
+    names: list[str] = []
+    renamed: list[tuple[str, str]] = []
+    real_link, real_replace = os.link, os.replace
+
+    def link(source, destination, *args, **kwargs):
+        names.append(Path(destination).name)
+        return real_link(source, destination, *args, **kwargs)
+
+    def replace(source, destination):
+        renamed.append((Path(source).name, Path(destination).name))
+        return real_replace(source, destination)
+
+    monkeypatch.setattr("nngsec._formats._atomic.os.link", link)
+    monkeypatch.setattr("nngsec._formats._atomic.os.replace", replace)
+    target = tmp_path / "state.json"
+    write_atomic(target, b"first")
+    assert (names, renamed) == (["state.json"], [])  # new: linked to its name, no rename
+    write_atomic(target, b"second")
+    [(temporary, destination)] = renamed  # existing: the link fails, a temporary replaces it
+    assert names == ["state.json", "state.json", temporary]
+    assert temporary.startswith(".state.json.nngsec-") and destination == "state.json"
+    assert target.read_bytes() == b"second"
     assert temporaries(tmp_path) == []
 
 

@@ -8,8 +8,9 @@ Where the OS allows it (Linux: ``O_TMPFILE``, on local file systems), the data g
   atomically when the name exists). It never has another name, so a crash at any moment
   leaves either nothing (the kernel frees an unnamed file with its last descriptor) or the
   complete file. This is how private keys are written.
-- ``overwrite=True``: it is linked to a temporary name and renamed over the target; the
-  temporary name exists only between those two calls.
+- ``overwrite=True``: it is linked straight to the final name too when that name is free
+  (a new file never has another name either); only when it exists is the file linked to a
+  temporary name and renamed over it, and that name exists only between those two calls.
 
 Elsewhere a named temporary file is written, flushed and renamed (or linked) instead.
 
@@ -58,11 +59,11 @@ def write_atomic(
     if fd is not None:
         try:
             _fill(fd, data, mode)
-            if overwrite:
+            if not overwrite:
+                _link_fd(fd, path)
+            elif not _linked_if_free(fd, path):
                 temp = _link_temporary(fd, path)
                 _replace(temp, path)
-            else:
-                _link_fd(fd, path)
         finally:
             os.close(fd)
     else:
@@ -131,6 +132,20 @@ def _link_fd(fd: int, path: Path) -> None:
         os.link(str(fd), path, src_dir_fd=fds, follow_symlinks=True)
     finally:
         os.close(fds)
+
+
+def _linked_if_free(fd: int, path: Path) -> bool:
+    """Link the unnamed file ``fd`` to ``path`` if no file has that name; ``False`` if one
+    has. A new file (a public key beside a new private key, most of all) then never has a
+    temporary name, so a crash at any moment leaves it complete or absent and nothing
+    beside it; a file being replaced has one only between its link and its rename."""
+    try:
+        _link_fd(fd, path)
+    except FileExistsError:
+        return False
+    except OSError as error:  # name the file being written, not the /proc entry
+        raise OSError(error.errno, error.strerror, str(path)) from None
+    return True
 
 
 def _unnamed(directory: Path) -> int | None:
