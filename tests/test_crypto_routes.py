@@ -157,6 +157,49 @@ def test_signatures_are_the_same_on_both_routes(seed, message, cuts, flip):
         assert not route.verify(sign_public, signature[:63], (message,))
 
 
+@settings(max_examples=examples(40))
+@given(
+    seed=keys,
+    prefix=st.binary(min_size=1, max_size=80),
+    message=st.binary(max_size=4096),
+    cuts=st.lists(st.integers(min_value=0, max_value=4096), max_size=4),
+    flip=st.integers(min_value=0),
+)
+def test_a_frame_signature_is_ed25519_of_the_prefix_and_the_frames_blake2b_512(
+    seed, prefix, message, cuts, flip
+):
+    """The spec's SIGMSG: pure Ed25519 over ``prefix || BLAKE2b-512(frame)``, however the
+    frame is split into parts, on both routes; pure Ed25519 over the frame itself (the
+    construction of wire format 1) is not a frame signature."""
+    import hashlib
+
+    sign_public, secret = public.crypto_sign_seed_keypair(seed)
+    parts = _split(message, cuts)
+    expected = public.crypto_sign(prefix + hashlib.blake2b(message).digest(), secret)[:64]
+    for name in ROUTES:
+        assert _crypto.use_route(name) == name
+        try:
+            _check_frame_signature(sign_public, secret, prefix, message, parts, expected, flip)
+        finally:
+            assert _crypto.use_route() == "direct"
+
+
+def _check_frame_signature(sign_public, secret, prefix, message, parts, expected, flip):
+    assert _crypto.sign_frame(secret, prefix, *parts) == expected
+    assert _crypto.verify_frame(sign_public, expected, prefix, *parts)
+    assert _crypto.verify_frame(sign_public, memoryview(expected), prefix, memoryview(message))
+    unhashed = public.crypto_sign(prefix + message, secret)[:64]
+    assert not _crypto.verify_frame(sign_public, unhashed, prefix, message)
+    bad = bytearray(expected + prefix + message)
+    bad[flip % len(bad)] ^= 1 << (flip % 8)
+    signature, rest = bytes(bad[:64]), bytes(bad[64:])
+    assert not _crypto.verify_frame(
+        sign_public, signature, rest[: len(prefix)], rest[len(prefix) :]
+    )
+    # Moving bytes between the prefix and the frame changes what is signed.
+    assert not _crypto.verify_frame(sign_public, expected, prefix[:-1], prefix[-1:], message)
+
+
 LOW_ORDER = [  # points whose X25519 with any scalar is all zero
     bytes(32),
     (1).to_bytes(32, "little"),

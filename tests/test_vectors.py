@@ -20,6 +20,7 @@ from tests.vectors.independent import (
     kdf,
     open_channel_key_entry,
     parse,
+    sigmsg,
     unb64url,
     verify_signature,
     x25519,
@@ -126,7 +127,7 @@ def independently_open(vector, delivery) -> tuple[bytes, str]:
         ciphertext = f.body[:-64] if channel == "bus" else f.body
         if channel == "bus":
             verify_signature(
-                sender.sign_pk, b"nngsec/v2/bus\x00" + bind + f.header + ciphertext, f.body[-64:]
+                sender.sign_pk, sigmsg(b"nngsec/v2/bus", bind, f.header + ciphertext), f.body[-64:]
             )
         return xchacha_decrypt(
             secret, f.nonce, ciphertext, b"nngsec/v2/bus\x00" + f.header
@@ -154,7 +155,7 @@ def independently_open(vector, delivery) -> tuple[bytes, str]:
         else:
             verify_signature(
                 sender.sign_pk,
-                b"nngsec/v2/sealed\x00" + bind + f.header + f.body[:-64],
+                sigmsg(b"nngsec/v2/sealed", bind, f.header + f.body[:-64]),
                 f.body[-64:],
             )
             body = f.body[:-64]
@@ -188,7 +189,9 @@ def independently_open(vector, delivery) -> tuple[bytes, str]:
             key, f.nonce, f.body, b"nngsec/v2/peerbox\x00" + f.header
         ), sender_name
     if f.kind == 0x02:
-        verify_signature(sender.sign_pk, b"nngsec/v2/signed\x00" + bind + frame[:-64], frame[-64:])
+        verify_signature(
+            sender.sign_pk, sigmsg(b"nngsec/v2/signed", bind, frame[:-64]), frame[-64:]
+        )
         return f.body[:-64], sender_name
     assert f.kind == 0x01
     return f.body, sender_name

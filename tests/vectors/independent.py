@@ -249,6 +249,11 @@ def verify_signature(public: bytes, message: bytes, signature: bytes) -> None:
     Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
 
 
+def sigmsg(label: bytes, bind: bytes, signed: bytes) -> bytes:
+    """What a frame signature signs: ``label || 0x00 || BIND || BLAKE2b-512(signed)``."""
+    return label + b"\x00" + bind + hashlib.blake2b(signed).digest()
+
+
 def x25519(secret: X25519PrivateKey | bytes, public: bytes) -> bytes:
     if isinstance(secret, bytes):
         secret = X25519PrivateKey.from_private_bytes(secret)

@@ -191,7 +191,7 @@ class FloorCodec:
         ciphertext: bytes = crypto.aead_seal(key, nonce, payload, b"floor\x00" + header)
         proof = b""
         if not reply and self.proof == "signed":
-            proof = crypto.sign(self.secret, b"floor\x00", header, ciphertext)
+            proof = crypto.sign_frame(self.secret, b"floor\x00", header, ciphertext)
         elif not reply and self.proof == "mac":
             proof = crypto.mac(self.mac_key, crypto.digest(b"floor", header, ciphertext))
         return header + ciphertext + proof
@@ -203,7 +203,7 @@ class FloorCodec:
         end = len(frame) - (0 if reply else self.proof_size)
         nonce = view[len(self.head) - 16 : len(self.head) + 8].tobytes()
         if not reply and self.proof == "signed":
-            if not crypto.verify(self.public, view[end:], b"floor\x00", view[:end]):
+            if not crypto.verify_frame(self.public, view[end:], b"floor\x00", view[:end]):
                 raise RuntimeError("floor: bad signature")
         elif not reply and self.proof == "mac":
             digest = crypto.digest(b"floor", view[:end])

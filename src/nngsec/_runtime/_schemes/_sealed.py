@@ -159,7 +159,7 @@ class Sealed(SchemeCodec):
             # The signed message (label, binding, header, prefix, ciphertext) is assembled
             # once, in _crypto's reused buffer, not as a fresh concatenation.
             secret, label = self.ctx.key.signing_secret, self.signature_prefix(SEALED_FRAME)
-            proof = _crypto.sign(secret, label, hdr, prefix, ciphertext)
+            proof = _crypto.sign_frame(secret, label, hdr, prefix, ciphertext)
         return b"".join((prefix, ciphertext, proof))
 
     def _macs(self, header: Header, hdr: bytes, prefix: bytes, ciphertext: bytes) -> bytes:
@@ -195,7 +195,7 @@ class Sealed(SchemeCodec):
 
         def seal_signed(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
             framed = seal_frame(hdr + prefix, nonce, payload)
-            return framed + _crypto.sign(secret, label, framed)
+            return framed + _crypto.sign_frame(secret, label, framed)
 
         return seal_signed
 
@@ -234,7 +234,9 @@ class Sealed(SchemeCodec):
             if payload is None:
                 return None
             view, end = memoryview(frame), len(frame) - SIGNATURE
-            return payload if _crypto.verify(sign_key, view[end:], label, view[:end]) else None
+            return (
+                payload if _crypto.verify_frame(sign_key, view[end:], label, view[:end]) else None
+            )
 
         return FastOpen(open_signed, prefix, self.overhead, until)
 
@@ -301,7 +303,7 @@ class Sealed(SchemeCodec):
         return payload
 
     def _verify(self, view: memoryview, end: int, sender: str) -> None:
-        if not _crypto.verify(
+        if not _crypto.verify_frame(
             self.ctx.identities[sender].sign_key,
             view[end:],
             self.signature_prefix(SEALED_FRAME),

@@ -105,7 +105,7 @@ class BusBox(SchemeCodec):
         ciphertext = _crypto.aead_seal(keys.secret, nonce_of(header), payload, _BUS_AD + hdr)
         if not self.signed:
             return ciphertext
-        signature = _crypto.sign(
+        signature = _crypto.sign_frame(
             self.ctx.key.signing_secret, self.signature_prefix(BUS_FRAME), hdr, ciphertext
         )
         return ciphertext + signature
@@ -121,7 +121,7 @@ class BusBox(SchemeCodec):
 
         def seal(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
             framed = seal_frame(hdr, nonce, payload)
-            return framed + _crypto.sign(signing, label, framed)
+            return framed + _crypto.sign_frame(signing, label, framed)
 
         return seal
 
@@ -141,7 +141,9 @@ class BusBox(SchemeCodec):
             if payload is None:
                 return None
             view, end = memoryview(frame), len(frame) - SIGNATURE
-            return payload if _crypto.verify(sign_key, view[end:], label, view[:end]) else None
+            return (
+                payload if _crypto.verify_frame(sign_key, view[end:], label, view[:end]) else None
+            )
 
         return FastOpen(open_, b"", self.overhead, until)
 
@@ -157,7 +159,7 @@ class BusBox(SchemeCodec):
         payload = _crypto.aead_open(key, nonce_of(header), view[start:end], _BUS_AD + view[:start])
         if payload is None:
             raise forged("AEAD does not open")
-        if self.signed and not _crypto.verify(
+        if self.signed and not _crypto.verify_frame(
             self.ctx.identities[sender].sign_key,
             view[end:],
             self.signature_prefix(BUS_FRAME),

@@ -22,7 +22,7 @@ class Signed(SchemeCodec):
     def seal(
         self, state: SendState, header: Header, hdr: bytes, payload: bytes, peer: str | None
     ) -> bytes:
-        signature = _crypto.sign(
+        signature = _crypto.sign_frame(
             self.ctx.key.signing_secret, self.signature_prefix(SIGNED_FRAME), hdr, payload
         )
         return payload + signature
@@ -33,7 +33,9 @@ class Signed(SchemeCodec):
     def open(self, key: Any, header: Header, frame: bytes, start: int, sender: str) -> bytes:
         view = memoryview(frame)
         end = len(frame) - SIGNATURE
-        if not _crypto.verify(key, view[end:], self.signature_prefix(SIGNED_FRAME), view[:end]):
+        if not _crypto.verify_frame(
+            key, view[end:], self.signature_prefix(SIGNED_FRAME), view[:end]
+        ):
             raise forged("bad signature")
         return bytes(view[start:end])
 
@@ -42,7 +44,7 @@ class Signed(SchemeCodec):
 
         def seal(hdr: bytes, nonce: bytes, payload: bytes) -> bytes:
             framed = hdr + payload
-            return framed + _crypto.sign(secret, label, framed)
+            return framed + _crypto.sign_frame(secret, label, framed)
 
         return seal
 
@@ -54,7 +56,7 @@ class Signed(SchemeCodec):
         def open_(frame: bytes, start: int, nonce_at: int) -> bytes | None:
             end = len(frame) - SIGNATURE
             view = memoryview(frame)
-            if not _crypto.verify(key, view[end:], label, view[:end]):
+            if not _crypto.verify_frame(key, view[end:], label, view[:end]):
                 return None
             return frame[start:end]
 
