@@ -569,9 +569,9 @@ def sign_frame(secret: bytes, prefix: bytes, *parts: Buffer) -> bytes:
 
     The frame's bytes (``parts``, read in place) are hashed once, and Ed25519 signs the
     short message that results. Pure Ed25519 over the frame itself would hash it twice
-    with SHA-512 to sign and once more to verify, and copy it into a buffer each time: at
-    64 KiB a third of the time to sign and two thirds of the time to verify
-    (``benchmarks/codec.py``), the same below 1 KiB. This relies on BLAKE2b-512's
+    with SHA-512 to sign and once more to verify, and copy it into a buffer each time. At
+    64 KiB this signs about 3x and verifies about 1.4x as fast; at 1 KiB and below it makes
+    no measurable difference (``benchmarks/codec.py``). This relies on BLAKE2b-512's
     collision resistance (256 bits, above Ed25519's 128), as minisign's prehashed
     signatures do; ``prefix`` (label, 0x00, binding) is outside the digest, so the signed
     message still starts with the label.
