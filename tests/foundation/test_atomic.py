@@ -174,6 +174,47 @@ def test_without_overwrite_an_existing_file_is_never_replaced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+def _symlink(tmp_path: Path, target: Path) -> None:
+    (tmp_path / "elsewhere").write_bytes(b"not ours")
+    target.symlink_to(tmp_path / "elsewhere")
+
+
+def _dangling(tmp_path: Path, target: Path) -> None:
+    target.symlink_to(tmp_path / "nowhere")
+
+
+def _hard_link(tmp_path: Path, target: Path) -> None:
+    (tmp_path / "elsewhere").write_bytes(b"not ours")
+    os.link(tmp_path / "elsewhere", target)
+
+
+@pytest.mark.parametrize("make", [_symlink, _dangling, _hard_link], ids=lambda f: f.__name__[1:])
+def test_a_link_at_the_target_is_replaced_never_written_through(tmp_path, make):
+    """The name is replaced by a new regular file: the file a symlink or a second hard link
+    points to keeps its bytes, and a dangling symlink creates nothing where it points (a
+    write that followed the link, or linked through it, would write or create there)."""
+    target = tmp_path / "state.json"
+    make(tmp_path, target)
+    write_atomic(target, b"new", mode=0o600)
+    assert not target.is_symlink() and target.stat().st_nlink == 1
+    assert target.read_bytes() == b"new" and target.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        {"state.json"} | ({"elsewhere"} if make is not _dangling else set())
+    )
+    if make is not _dangling:
+        assert (tmp_path / "elsewhere").read_bytes() == b"not ours"
+
+
+def test_a_directory_at_the_target_is_an_error_naming_the_target(tmp_path):
+    target = tmp_path / "state.json"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError) as caught:
+        write_atomic(target, b"new")
+    assert (caught.value.filename2 or caught.value.filename) == str(target)
+    assert target.is_dir() and not any(target.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
 # -- every command that writes ----------------------------------------------------------
 
 

@@ -21,4 +21,6 @@ _NAME = re.compile(NAME_PATTERN)
 
 def is_name(value: object) -> bool:
     """Whether ``value`` is a string that follows the name rule (and its length limit)."""
-    return isinstance(value, str) and len(value) <= NAME_MAX and _NAME.match(value) is not None
+    # fullmatch: with match, the pattern's ``$`` also matches before a final newline, so
+    # "sensor\n" passed here (a key file named "sensor\n.key") while policies refuse it.
+    return isinstance(value, str) and len(value) <= NAME_MAX and _NAME.fullmatch(value) is not None

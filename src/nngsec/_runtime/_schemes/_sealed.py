@@ -156,8 +156,8 @@ class Sealed(SchemeCodec):
         if self.mac:
             proof = self._macs(header, hdr, prefix, ciphertext)
         else:
-            # The signed message (label, binding, header, prefix, ciphertext) is assembled
-            # once, in _crypto's reused buffer, not as a fresh concatenation.
+            # The header, prefix and ciphertext are hashed in place (SIGMSG: label, binding
+            # and their BLAKE2b-512), not joined into a fresh concatenation first.
             secret, label = self.ctx.key.signing_secret, self.signature_prefix(SEALED_FRAME)
             proof = _crypto.sign_frame(secret, label, hdr, prefix, ciphertext)
         return b"".join((prefix, ciphertext, proof))
