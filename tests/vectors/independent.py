@@ -2,7 +2,8 @@
 cross-checking the vectors.
 
 Nothing here imports nngsec: the header is parsed with ``struct`` from the spec's table,
-BLAKE2b is CPython's ``hashlib``, Ed25519/X25519/ChaCha20-Poly1305/Poly1305 are
+BLAKE2b is CPython's ``hashlib`` (OpenSSL's, through pyca/cryptography, for the digest
+of a frame signature), Ed25519/X25519/ChaCha20-Poly1305/Poly1305 are
 pyca/cryptography, and what cryptography does not expose is written out here:
 HChaCha20 from draft-irtf-cfrg-xchacha-03 section 2.2, and the Salsa20 core, HSalsa20
 and XSalsa20 from "Extending the Salsa20 nonce" (Bernstein, 2008), for libsodium's
@@ -19,6 +20,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -250,8 +252,12 @@ def verify_signature(public: bytes, message: bytes, signature: bytes) -> None:
 
 
 def sigmsg(label: bytes, bind: bytes, signed: bytes) -> bytes:
-    """What a frame signature signs: ``label || 0x00 || BIND || BLAKE2b-512(signed)``."""
-    return label + b"\x00" + bind + hashlib.blake2b(signed).digest()
+    """What a frame signature signs: ``label || 0x00 || BIND || BLAKE2b-512(signed)``. The
+    digest is OpenSSL's BLAKE2b (through pyca/cryptography), not the ``hashlib`` one that
+    nngsec hashes frames with."""
+    digest = hashes.Hash(hashes.BLAKE2b(64))
+    digest.update(signed)
+    return label + b"\x00" + bind + digest.finalize()
 
 
 def x25519(secret: X25519PrivateKey | bytes, public: bytes) -> bytes:
