@@ -45,7 +45,7 @@ def echo(value: object) -> str:
 def echo_key(part: str | int) -> str:
     """A mapping key (or list index) as a field path may show it: whole when it is a name
     or short, cut otherwise (a key is input too); as ``repr`` when it holds a character
-    that is not printable, so that a key such as ``"a\nb"`` cannot split a message."""
+    that is not printable, so that a key holding a newline cannot split a message."""
     if isinstance(part, int) or is_name(part):
         return str(part)
     shown = part if len(part) <= ECHO_LIMIT else part[:_SHOWN]
