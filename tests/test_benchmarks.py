@@ -7,6 +7,7 @@ Ctrl-C in a real child process (signals are a process's business).
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import json
 import logging
@@ -15,9 +16,11 @@ import runpy
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pynng
 import pytest
 
 from nngsec._cli import _bench
@@ -169,6 +172,39 @@ def test_a_worker_closes_a_tasks_sockets_when_the_next_order_comes(monkeypatch):
     assert orders.open_when_reported == [True, True]
     assert orders.open_when_asked == [True, True]  # the next order, then the end
     assert all(sockets.closed for sockets in seen)
+
+
+def test_an_interrupted_run_in_threads_returns_only_once_both_ends_left_nng(monkeypatch):
+    """Ctrl-C during a run in threads: the run's sockets are closed, and it returns only
+    when both ends are out of their NNG calls. The command exits right after, and at exit
+    pynng's nng_fini destroys the locks that a thread still inside nng_recv takes on its
+    way out: NNG panicked and the process aborted (SIGABRT) instead of exiting with 130.
+    Each end here takes a while to leave after its socket is closed, as a thread that is
+    not scheduled at once does."""
+    out_of_nng: list[str] = []
+
+    def side(name: str) -> object:
+        def run(task: object, sockets: _bench.Sockets) -> None:
+            sock = sockets.add(pynng.Pair0(recv_timeout=20_000))
+            sock.listen(f"inproc://interrupted-{name}-{os.getpid()}")
+            try:
+                sock.recv()  # until the interrupted run closes the socket
+            finally:
+                time.sleep(0.3)  # still on its way out
+                out_of_nng.append(name)
+
+        return run
+
+    monkeypatch.setattr(_bench, "receiver_side", side("receiver"))
+    monkeypatch.setattr(_bench, "sender_side", side("sender"))
+    interrupt = threading.Timer(0.3, _thread.interrupt_main)
+    interrupt.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _bench.run_in_threads(object())  # type: ignore[arg-type]
+    finally:
+        interrupt.cancel()
+    assert sorted(out_of_nng) == ["receiver", "sender"]
 
 
 def test_bad_bench_options_are_one_line_errors(cli):

@@ -83,6 +83,7 @@ WINDOW = 100
 ACK_EVERY = 50
 BUFFERS = 128  # every socket gets these buffers: the sockets under test and the side channel
 TIMEOUT_MS = 20_000  # every send and receive: a lost peer ends a run, it does not hang it
+STOP_WAIT = 5.0  # seconds an interrupted run waits for each end to leave NNG
 TOPIC = "bench.x"
 ASKING = ("reqrep", "survey")  # one exchange at a time
 SOCKETS: dict[str, tuple[type[pynng.Socket], type[pynng.Socket]]] = {
@@ -481,6 +482,12 @@ def run_in_threads(task: Task) -> Measure:
                 thread.join(0.1)
     finally:
         sockets.close_all()
+        # Interrupted: wait until both ends are out of NNG (a closed socket returns them at
+        # once). The command exits next, and at exit pynng calls nng_fini, which destroys
+        # the locks a thread still inside nng_recv takes on its way out: NNG panics
+        # ("pthread_mutex_lock: Invalid argument") and the process aborts.
+        for thread in threads:
+            thread.join(STOP_WAIT)
     for name in ("sender error", "receiver error"):
         if name in outcome:
             raise _failed(task, outcome[name])
