@@ -207,6 +207,38 @@ def test_an_interrupted_run_in_threads_returns_only_once_both_ends_left_nng(monk
     assert sorted(out_of_nng) == ["receiver", "sender"]
 
 
+def test_a_ctrl_c_before_the_second_end_started_is_still_an_interrupt(monkeypatch):
+    """Ctrl-C while the run starts its threads (one started, one not): the run ends with
+    KeyboardInterrupt, waiting for the started end only; the other never entered NNG.
+    (Waiting for every thread made it an internal error, "cannot join thread before it
+    is started".)"""
+    left: list[str] = []
+    receiving = threading.Event()
+
+    def receiver(task: object, sockets: _bench.Sockets) -> None:
+        sock = sockets.add(pynng.Pair0(recv_timeout=20_000))
+        sock.listen(f"inproc://half-started-{os.getpid()}")
+        try:
+            receiving.set()
+            sock.recv()  # until the interrupted run closes the socket
+        finally:
+            time.sleep(0.3)  # still on its way out
+            left.append("receiver")
+
+    class Interrupted(threading.Thread):
+        def start(self) -> None:
+            if self._args[0] == "sender":  # type: ignore[attr-defined]
+                assert receiving.wait(10)
+                raise KeyboardInterrupt  # as if Ctrl-C came just before this start
+            super().start()
+
+    monkeypatch.setattr(_bench, "receiver_side", receiver)
+    monkeypatch.setattr(threading, "Thread", Interrupted)  # _bench's threading: this module
+    with pytest.raises(KeyboardInterrupt):
+        _bench.run_in_threads(object())  # type: ignore[arg-type]
+    assert left == ["receiver"]
+
+
 def test_bad_bench_options_are_one_line_errors(cli):
     for args, text in (
         (("--repeats", "0"), "--repeats must be at least 1"),

@@ -461,6 +461,10 @@ def run_in_threads(task: Task) -> Measure:
     and then closes the run's sockets (which ends both threads)."""
     sockets = Sockets()
     outcome: dict[str, Any] = {}
+    # Set by each end as it returns. Not Thread.join: on Python 3.11, a KeyboardInterrupt
+    # that lands inside join() marks a thread that is still running as stopped (its
+    # tstate lock is released from the outside), and every later join() returns at once.
+    ended = {"receiver": threading.Event(), "sender": threading.Event()}
 
     def guarded(name: str, side: Callable[[Task, Sockets], Any]) -> None:
         try:
@@ -469,6 +473,8 @@ def run_in_threads(task: Task) -> Measure:
             pass  # interrupted: the sockets were closed under it
         except Exception as error:  # reported by the waiting thread
             outcome[f"{name} error"] = error
+        finally:
+            ended[name].set()
 
     threads = [
         threading.Thread(target=guarded, args=("receiver", receiver_side), daemon=True),
@@ -477,17 +483,19 @@ def run_in_threads(task: Task) -> Measure:
     try:
         for thread in threads:
             thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.1)
+        for event in ended.values():
+            while not event.wait(0.1):
+                pass
     finally:
         sockets.close_all()
         # Interrupted: wait until both ends are out of NNG (a closed socket returns them at
         # once). The command exits next, and at exit pynng calls nng_fini, which destroys
         # the locks a thread still inside nng_recv takes on its way out: NNG panics
-        # ("pthread_mutex_lock: Invalid argument") and the process aborts.
-        for thread in threads:
-            thread.join(STOP_WAIT)
+        # ("pthread_mutex_lock: Invalid argument") and the process aborts. A Ctrl-C can
+        # come before a thread was started (no ident yet): that one never entered NNG.
+        for thread, event in zip(threads, ended.values(), strict=True):
+            if thread.ident is not None:
+                event.wait(STOP_WAIT)
     for name in ("sender error", "receiver error"):
         if name in outcome:
             raise _failed(task, outcome[name])
