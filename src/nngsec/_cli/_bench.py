@@ -463,7 +463,8 @@ def run_in_threads(task: Task) -> Measure:
     outcome: dict[str, Any] = {}
     # Set by each end as it returns. Not Thread.join: on Python 3.11, a KeyboardInterrupt
     # that lands inside join() marks a thread that is still running as stopped (its
-    # tstate lock is released from the outside), and every later join() returns at once.
+    # tstate lock is released from the outside), and every later join() returns at once
+    # (CPython issue 90882).
     ended = {"receiver": threading.Event(), "sender": threading.Event()}
 
     def guarded(name: str, side: Callable[[Task, Sockets], Any]) -> None:
