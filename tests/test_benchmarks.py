@@ -227,7 +227,7 @@ def test_a_ctrl_c_before_the_second_end_started_is_still_an_interrupt(monkeypatc
 
     class Interrupted(threading.Thread):
         def start(self) -> None:
-            if self._args[0] == "sender":  # type: ignore[attr-defined]
+            if self._args[:1] == ("sender",):  # type: ignore[attr-defined]
                 assert receiving.wait(10)
                 raise KeyboardInterrupt  # as if Ctrl-C came just before this start
             super().start()
