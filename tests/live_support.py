@@ -7,6 +7,7 @@ import shutil
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -18,6 +19,8 @@ import pytest
 from nngsec import Keystore, Node
 from nngsec._policy._admin import sign
 from nngsec._policy._policy import channel_keys_path, signature_path
+from nngsec._runtime._etcd import EtcdClient
+from nngsec._runtime._store import StoreAddress
 from tests.net import wait_for
 from tests.support import World
 
@@ -180,3 +183,16 @@ def refused_update(node: Node, caplog: pytest.LogCaptureFixture, reason: str) ->
         f"a refused update ({reason})",
     )
     assert node.policy.version == version
+
+
+def overwrite_store(url: str, parts: Mapping[str, bytes | None]) -> None:
+    """What anyone with write access to the store can do: put bytes under the keys of the
+    policy set at ``url`` (``None`` deletes one), in one transaction."""
+    address = StoreAddress.parse(url)
+    operations = [
+        EtcdClient.put(address.key(part), value)
+        if value is not None
+        else EtcdClient.delete(address.key(part))
+        for part, value in parts.items()
+    ]
+    assert address.client(timeout=20).txn([], operations)[0]

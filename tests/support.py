@@ -13,12 +13,12 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nngsec import Keystore, Node, Problem, load_policy
+from nngsec import Keystore, Node, Problem, Received, Rejected, load_policy
 from nngsec._cli import _admin_commands, main
 from nngsec._keys._keystore import record_key
 from nngsec._policy._admin import rotate
@@ -299,3 +299,25 @@ def run_subprocess(
         check=False,
     )
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+def outcomes_in_two_threads(open_one: Callable[[], Received]) -> list[str]:
+    """Run ``open_one`` in two threads at once and return, sorted, what each got: its
+    payload (as ``str``) or the reason it was rejected. Replay tests give both threads one
+    frame and expect ``[str(payload), "replay"]``."""
+    import threading
+
+    results: list[str] = []
+
+    def worker() -> None:
+        try:
+            results.append(str(open_one().payload))
+        except Rejected as rejected:
+            results.append(str(rejected.reason))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(results)

@@ -7,6 +7,7 @@ import pytest
 from nngsec import PolicyError, Rejected, UsageError
 from nngsec._runtime._schemes._base import SendState
 from nngsec._runtime._wire import Header, encode_header, parse_frame
+from tests.support import outcomes_in_two_threads
 
 
 def forge_as(attacker, channel, claimed, payload, *, topic=None):
@@ -254,20 +255,7 @@ def test_two_threads_opening_one_frame_accept_it_once(codec_world, monkeypatch):
         return real_open(*args, **kwargs)
 
     monkeypatch.setattr(scheme, "open", open_after_both_checked)
-    results = []
-
-    def worker():
-        try:
-            results.append(receiver.open(frame).payload)
-        except Rejected as rejected:
-            results.append(rejected.reason)
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(map(str, results)) == ["b'once'", "replay"]
+    assert outcomes_in_two_threads(lambda: receiver.open(frame)) == ["b'once'", "replay"]
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from nngsec import Node, Rejected
 from nngsec._runtime._codec import Receiver, Sender
 from nngsec._runtime._schemes._base import SendState
-from tests.support import NAMES, FakeClock, examples
+from tests.support import NAMES, FakeClock, examples, outcomes_in_two_threads
 
 # (channel, sender, receiver, topic): forward frames of every scheme
 FORWARD = [
@@ -506,17 +506,4 @@ def test_two_threads_racing_one_frame_through_the_fast_path_accept_it_once(
 
     opener._known[head] = known._replace(open=open_after_both_checked)
     frame = seal(PAYLOAD, topic)
-    results: list[object] = []
-
-    def worker() -> None:
-        try:
-            results.append(opener.open(frame).payload)
-        except Rejected as rejected:
-            results.append(rejected.reason)
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(map(str, results)) == sorted([str(PAYLOAD), "replay"])
+    assert outcomes_in_two_threads(lambda: opener.open(frame)) == sorted([str(PAYLOAD), "replay"])

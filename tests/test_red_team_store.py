@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping
 
 import pytest
 
 from nngsec import Node, PolicyError
 from nngsec._policy._admin import revoke
 from nngsec._policy._policy import channel_keys_path, signature_path
-from nngsec._runtime._etcd import EtcdClient
-from nngsec._runtime._store import StoreAddress, publish
-from tests.live_support import signed_world, watching
+from nngsec._runtime._store import publish
+from tests.live_support import overwrite_store, signed_world, watching
 from tests.net import wait_for
 
 BODY = """
@@ -41,18 +39,6 @@ def _set_bytes(policy_path) -> dict[str, bytes]:
     }
 
 
-def _overwrite(url: str, parts: Mapping[str, bytes | None]) -> None:
-    """What anyone with write access to the store can do: put bytes under the keys."""
-    address = StoreAddress.parse(url)
-    operations = [
-        EtcdClient.put(address.key(part), value)
-        if value is not None
-        else EtcdClient.delete(address.key(part))
-        for part, value in parts.items()
-    ]
-    assert address.client().txn([], operations)[0]
-
-
 def test_the_store_cannot_roll_a_node_back_to_the_set_before_a_revocation(
     world_factory, etcd, caplog
 ):
@@ -67,13 +53,13 @@ def test_the_store_cannot_roll_a_node_back_to_the_set_before_a_revocation(
     publish(signed.policy_path, url)
     wait_for(lambda: node.policy.version == 2, "the node to apply the revocation")
     with caplog.at_level(logging.ERROR, logger="nngsec"):
-        _overwrite(url, before)  # the admin's own signed version 1
+        overwrite_store(url, before)  # the admin's own signed version 1
         wait_for(lambda: "rollback refused" in caplog.text, "the refusal of version 1")
-        _overwrite(url, {**after, "policy.sig": None})  # version 2, signature removed
+        overwrite_store(url, {**after, "policy.sig": None})  # version 2, signature removed
         wait_for(lambda: "not signed" in caplog.text, "the refusal of the unsigned version 2")
     assert node.policy.version == 2
     assert "archiver" in node.policy.revoked
     # A node of that keystore started on the store now refuses it too.
-    _overwrite(url, before)
+    overwrite_store(url, before)
     with pytest.raises(PolicyError, match="rollback refused"):
         Node(url, identity="dashboard", keystore=signed.world.keystore, state_dir=False)

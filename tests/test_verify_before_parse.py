@@ -26,10 +26,9 @@ from nngsec._formats._text import encode_text
 from nngsec._keys._identity import IdentityKey
 from nngsec._policy._policy import channel_keys_path, signature_path
 from nngsec._policy._signing import SIGNATURE_PREFIX, parse_signature, sign_files
-from nngsec._runtime._etcd import EtcdClient
-from nngsec._runtime._store import StoreAddress, publish
+from nngsec._runtime._store import publish
 from tests.etcd_support import Etcd
-from tests.live_support import Signed, refused_update, signed_world, watching
+from tests.live_support import Signed, overwrite_store, refused_update, signed_world, watching
 from tests.net import wait_for
 from tests.support import TELEMETRY
 
@@ -174,22 +173,10 @@ def test_a_watching_node_refuses_a_tampered_file_before_it_is_parsed(signed, par
     assert not [r for r in caplog.records if "internal error" in r.getMessage()]
 
 
-def _overwrite(url: str, parts: Mapping[str, bytes | None]) -> None:
-    """What anyone with write access to the store can do: put bytes under the keys."""
-    address = StoreAddress.parse(url)
-    operations = [
-        EtcdClient.put(address.key(part), value)
-        if value is not None
-        else EtcdClient.delete(address.key(part))
-        for part, value in parts.items()
-    ]
-    assert address.client(timeout=20).txn([], operations)[0]
-
-
 def test_a_tampered_policy_in_the_store_is_refused_before_it_is_parsed(signed, store, parsed):
     publish(signed.policy_path, store)
     tampered = one_long_list(signed.policy_path.read_bytes())
-    _overwrite(store, {"policy": tampered})  # the admin's signature stays beside it
+    overwrite_store(store, {"policy": tampered})  # the admin's signature stays beside it
     offered = parsed()
     started = time.perf_counter()
     with pytest.raises(PolicyError) as caught:
@@ -209,7 +196,7 @@ def test_a_node_following_the_store_refuses_a_tampered_policy_before_it_is_parse
     node = watching(store, "dashboard", signed.world.keystore, state_dir=False)
     with caplog.at_level(logging.INFO, logger="nngsec"):
         offered = parsed()
-        _overwrite(store, {"policy": one_long_list(signed.policy_path.read_bytes())})
+        overwrite_store(store, {"policy": one_long_list(signed.policy_path.read_bytes())})
         refused_update(node, caplog, "does not match the policy (modified after signing)")
     assert offered == []
 
@@ -248,7 +235,7 @@ def test_a_store_answer_over_the_limit_is_refused_unparsed(world_factory, store,
     reason = f"the policy file is {size:,} bytes, over the limit of 4MiB (4,194,304 bytes)"
     with caplog.at_level(logging.INFO, logger="nngsec"):
         offered = parsed()
-        _overwrite(store, {"policy": oversized})
+        overwrite_store(store, {"policy": oversized})
         refused_update(node, caplog, reason)
         with pytest.raises(PolicyError) as caught:
             Node(store, identity="dashboard", keystore=world.keystore, state_dir=False)
