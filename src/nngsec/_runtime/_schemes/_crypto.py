@@ -69,6 +69,7 @@ __all__ = [
     "mac_matches",
     "route",
     "sign_frame",
+    "signed_after",
     "use_route",
     "verify_frame",
     "x25519",
@@ -583,6 +584,21 @@ def verify_frame(public: bytes, signature: Buffer, prefix: bytes, *parts: Buffer
     """Whether ``signature`` is ``public``'s :func:`sign_frame` of ``parts`` under
     ``prefix`` (libsodium rejects non-canonical signatures and small-order keys)."""
     return _active.verify(public, signature, (prefix, _frame_digest(parts)))
+
+
+def signed_after(open_frame: FrameOpener, public: bytes, prefix: bytes) -> FrameOpener:
+    """``open_frame`` (the AEAD, the cheaper check, first), then the frame signature of
+    ``public`` over everything before the frame's last 64 bytes: the plaintext is released
+    only when both pass, ``None`` otherwise."""
+
+    def open_signed(frame: bytes, start: int, nonce_at: int) -> bytes | None:
+        payload = open_frame(frame, start, nonce_at)
+        if payload is None:
+            return None
+        view, end = memoryview(frame), len(frame) - SIGNATURE
+        return payload if verify_frame(public, view[end:], prefix, view[:end]) else None
+
+    return open_signed
 
 
 def _frame_digest(parts: tuple[Buffer, ...]) -> bytes:

@@ -131,21 +131,14 @@ class BusBox(SchemeCodec):
         until = self.ctx.usable_until(header.epoch)
         if not self.signed:
             return FastOpen(_crypto.frame_opener(key, _BUS_AD), b"", self.overhead, until)
-        open_frame = _crypto.frame_opener(key, _BUS_AD, tail=SIGNATURE)
-        sign_key, label = self.ctx.identities[sender].sign_key, self.signature_prefix(BUS_FRAME)
-
-        def open_(frame: bytes, start: int, nonce_at: int) -> bytes | None:
-            # The AEAD first, as open() does; the plaintext is not released until the
-            # signature names the sender.
-            payload = open_frame(frame, start, nonce_at)
-            if payload is None:
-                return None
-            view, end = memoryview(frame), len(frame) - SIGNATURE
-            return (
-                payload if _crypto.verify_frame(sign_key, view[end:], label, view[:end]) else None
-            )
-
-        return FastOpen(open_, b"", self.overhead, until)
+        # The AEAD first, as open() does; the plaintext is not released until the
+        # signature names the sender.
+        open_signed = _crypto.signed_after(
+            _crypto.frame_opener(key, _BUS_AD, tail=SIGNATURE),
+            self.ctx.identities[sender].sign_key,
+            self.signature_prefix(BUS_FRAME),
+        )
+        return FastOpen(open_signed, b"", self.overhead, until)
 
     def open_key(self, header: Header, sender: str, now: float) -> Any:
         return self.ctx.epoch_for_receiving(header.epoch, now).secret
